@@ -1,0 +1,70 @@
+"""Developer and CI tasks. ``nox`` alone runs everything CI runs; ``nox -l`` lists sessions."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = True
+nox.options.sessions = [
+    "lint",
+    "typecheck",
+    "codegen_check",
+    "tests_validator",
+    "tests_server",
+]
+
+PYTHON = "3.11"
+VALIDATOR = "packages/rochallor-validator"
+SERVER = "packages/rochallor-server"
+SDK = "packages/rochallor-sdk"
+CODEGEN_REQUIREMENTS = "codegen/requirements.txt"
+
+
+def _pytest(session: nox.Session, package: str) -> None:
+    session.chdir(package)
+    session.run("pytest", "-q", "-p", "no:randomly", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff: lint rules and formatting, whole repository (generated code excluded)."""
+    session.install("ruff==0.17.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=PYTHON)
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over every package's source (generated code excluded)."""
+    session.install("mypy==2.4.1", "asyncpg-stubs", "-e", VALIDATOR, "-e", f"{SERVER}[test]")
+    session.run("mypy", f"{VALIDATOR}/src", f"{SERVER}/src")
+
+
+@nox.session(python=PYTHON)
+def tests_validator(session: nox.Session) -> None:
+    """Validator: unit tests, conformance fixtures, hypothesis properties."""
+    session.install("-e", f"{VALIDATOR}[test]")
+    _pytest(session, VALIDATOR)
+
+
+@nox.session(python=PYTHON)
+def tests_server(session: nox.Session) -> None:
+    """Server: unit tests and integration tests on an embedded PostgreSQL."""
+    session.install("-e", f"{VALIDATOR}[test]", "-e", f"{SERVER}[test]")
+    _pytest(session, SERVER)
+
+
+@nox.session(python=PYTHON)
+def codegen(session: nox.Session) -> None:
+    """Regenerate the betterproto2 packages from proto/ into the server and the SDK."""
+    session.install("-r", CODEGEN_REQUIREMENTS)
+    session.run("python", "codegen/generate.py")
+
+
+@nox.session(python=PYTHON)
+def codegen_check(session: nox.Session) -> None:
+    """Fail if the committed generated code differs from a fresh generation."""
+    session.install("-r", CODEGEN_REQUIREMENTS)
+    session.run("python", "codegen/generate.py", "--check")

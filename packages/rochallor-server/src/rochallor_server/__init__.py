@@ -1,0 +1,5 @@
+"""Rochallor workflow engine server."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

@@ -1,0 +1,156 @@
+"""Composition root and process lifecycle.
+
+:class:`Server` builds every resource (database, pool, services, listeners, background tasks)
+and owns the shutdown order: stop intake (REST, gRPC), stop background tasks, close the pool,
+stop the embedded database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+from grpclib.server import Server as GrpcServer
+
+from rochallor_server.api.grpc import server as grpc_server
+from rochallor_server.api.rest import app as rest_app
+from rochallor_server.config import Settings
+from rochallor_server.metrics import Metrics
+from rochallor_server.store.postgres import migrate
+from rochallor_server.store.postgres.embedded import EmbeddedPostgres
+
+log = logging.getLogger(__name__)
+
+
+def _redact(dsn: str) -> str:
+    """Hide a password in a DSN before logging it."""
+    if "@" not in dsn or "://" not in dsn:
+        return dsn
+    scheme, rest = dsn.split("://", 1)
+    credentials, host = rest.rsplit("@", 1)
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in credentials else dsn
+
+
+class Server:
+    """One engine process. ``await start()`` then ``await stop()``; ports are read after start."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.metrics = Metrics(polling=settings.engine.dispatch_mode.value == "polling")
+        self.embedded: EmbeddedPostgres | None = None
+        self.dsn: str | None = None
+        self.pool: asyncpg.Pool[Any] | None = None
+        self._rest: web.AppRunner | None = None
+        self._metrics: web.AppRunner | None = None
+        self._grpc: GrpcServer | None = None
+        self.rest_port = 0
+        self.grpc_port = 0
+        self.metrics_port = 0
+
+    async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
+        settings = self.settings
+        if settings.db.dsn is None:
+            self.embedded = EmbeddedPostgres(settings.db.data_dir)
+            self.dsn = await asyncio.to_thread(self.embedded.start)
+            log.info("database: embedded PostgreSQL, data in %s", settings.db.data_dir)
+        else:
+            self.dsn = settings.db.dsn
+            log.info("database: %s", _redact(self.dsn))
+        self.pool = await asyncpg.create_pool(
+            self.dsn, min_size=settings.db.min_conns, max_size=settings.db.max_conns
+        )
+        async with self.pool.acquire() as conn:
+            await migrate.migrate(conn)
+
+        host = settings.http.host
+        self._metrics = web.AppRunner(rest_app.make_metrics_app(self.metrics), access_log=None)
+        await self._metrics.setup()
+        metrics_site = web.TCPSite(self._metrics, host, settings.http.metrics_port)
+        await metrics_site.start()
+        self.metrics_port = _bound_port(self._metrics)
+
+        self._grpc = grpc_server.make_grpc_server([])
+        await self._grpc.start(host, settings.http.grpc_port)
+        self.grpc_port = _grpc_port(self._grpc)
+
+        # REST last: a 2xx from /healthz means the whole engine is ready.
+        self._rest = web.AppRunner(
+            rest_app.make_app(self.metrics), access_log=None, shutdown_timeout=10
+        )
+        await self._rest.setup()
+        site = web.TCPSite(self._rest, host, settings.http.rest_port)
+        await site.start()
+        self.rest_port = _bound_port(self._rest)
+        log.info(
+            "listening: REST %s:%d, gRPC %s:%d, metrics %s:%d",
+            host,
+            self.rest_port,
+            host,
+            self.grpc_port,
+            host,
+            self.metrics_port,
+        )
+
+    async def stop(self) -> None:
+        if self._rest is not None:
+            await self._rest.cleanup()
+            self._rest = None
+        if self._grpc is not None:
+            self._grpc.close()
+            await self._grpc.wait_closed()
+            self._grpc = None
+        if self._metrics is not None:
+            await self._metrics.cleanup()
+            self._metrics = None
+        if self.pool is not None:
+            await self.pool.close()
+            self.pool = None
+        if self.embedded is not None:
+            await asyncio.to_thread(self.embedded.stop)
+            self.embedded = None
+        log.info("stopped")
+
+
+def _bound_port(runner: web.AppRunner) -> int:
+    for address in runner.addresses:
+        if isinstance(address, tuple):
+            return int(address[1])
+    raise RuntimeError("listener has no TCP address")
+
+
+def _grpc_port(server: GrpcServer) -> int:
+    listener: Any = server._server
+    for sock in listener.sockets if listener is not None else ():
+        return int(sock.getsockname()[1])
+    raise RuntimeError("gRPC listener has no socket")
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGINT or SIGTERM, then stop in order."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    server = Server(settings)
+    await server.start()
+    try:
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        with contextlib.suppress(Exception):
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+        await server.stop()

@@ -1,0 +1,51 @@
+"""``rochallor-server``: start the engine with settings from the environment."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from rochallor_server import __version__, app, config, logs
+from rochallor_server.errors import ConfigError
+
+_ENV_HELP = """\
+environment:
+  WE_POSTGRES_DSN          PostgreSQL DSN; unset = embedded PostgreSQL in WE_DATA_DIR
+  WE_DATA_DIR              embedded PostgreSQL data dir (~/.local/share/rochallor/pgdata)
+  WE_REST_PORT             REST port (8080)
+  WE_GRPC_PORT             gRPC port (9090)
+  WE_METRICS_PORT          Prometheus port (9091)
+  WE_BIND_HOST             interface to listen on (0.0.0.0)
+  WE_DISPATCH_MODE         polling | kafka_outbox (polling)
+  WE_LOG_LEVEL             DEBUG | INFO | WARN | ERROR (INFO)
+  WE_AUDIT_LOG_ENABLED     write the audit log (true)
+  WE_JOB_LEASE             job lease length (30s)
+  WE_LEASE_SWEEP_INTERVAL  expired-lease sweep interval (15s)
+  WE_TIMER_SWEEP_INTERVAL  due-timer sweep interval (5s)
+  WE_MAX_POLL_WAIT         longest long-poll wait a client may ask for (60s)
+  DB_MAX_CONNS, DB_MIN_CONNS  connection pool bounds (20, 2)
+"""
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="rochallor-server",
+        description="Run the Rochallor workflow engine.",
+        epilog=_ENV_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=__version__)
+    parser.parse_args(argv)
+    try:
+        settings = config.load_settings()
+    except ConfigError as exc:
+        sys.stderr.write(f"rochallor-server: invalid configuration: {exc}\n")
+        raise SystemExit(2) from None
+    logs.configure(settings.log_level)
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(app.serve(settings))
+    else:
+        uvloop.run(app.serve(settings))

@@ -1,0 +1,170 @@
+"""Server settings: one frozen tree, loaded once from the environment and validated at startup.
+
+The variable names follow the reference engine (``WE_*``, ``DB_*``); the lease and sweeper
+settings are this product's own. Durations accept ``500ms``, ``5s``, ``2m``, ``1h`` or a bare
+number of seconds.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+import attrs
+
+from rochallor_server.errors import ConfigError
+
+
+class DispatchMode(enum.StrEnum):
+    POLLING = "polling"
+    KAFKA_OUTBOX = "kafka_outbox"
+
+
+@attrs.frozen(kw_only=True)
+class HttpSettings:
+    host: str = "0.0.0.0"
+    rest_port: int = 8080
+    grpc_port: int = 9090
+    metrics_port: int = 9091
+
+
+@attrs.frozen(kw_only=True)
+class DbSettings:
+    dsn: str | None = None
+    """``None`` starts the embedded PostgreSQL in ``data_dir``."""
+    data_dir: Path
+    max_conns: int = 20
+    min_conns: int = 2
+
+
+@attrs.frozen(kw_only=True)
+class EngineSettings:
+    dispatch_mode: DispatchMode = DispatchMode.POLLING
+    audit_log_enabled: bool = True
+    job_lease_seconds: float = 30.0
+    lease_sweep_interval: float = 15.0
+    timer_sweep_interval: float = 5.0
+    max_poll_wait_seconds: float = 60.0
+
+
+@attrs.frozen(kw_only=True)
+class Settings:
+    http: HttpSettings
+    db: DbSettings
+    engine: EngineSettings
+    log_level: str = "INFO"
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(variable: str, text: str) -> float:
+    """Parse ``"5s"``-style durations into seconds."""
+    match = _DURATION.match(text)
+    if match is None:
+        raise ConfigError(variable, f"not a duration: {text!r} (use e.g. 500ms, 5s, 2m)")
+    seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds <= 0:
+        raise ConfigError(variable, "must be greater than zero")
+    return seconds
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "rochallor" / "pgdata"
+
+
+class _Env:
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def text(self, name: str) -> str | None:
+        value = self._environ.get(name)
+        if value is None or value.strip() == "":
+            return None
+        return value.strip()
+
+    def port(self, name: str, default: int) -> int:
+        value = self.integer(name, default, minimum=0)
+        if value > 65535:
+            raise ConfigError(name, f"port out of range: {value}")
+        return value
+
+    def integer(self, name: str, default: int, *, minimum: int) -> int:
+        text = self.text(name)
+        if text is None:
+            return default
+        try:
+            value = int(text)
+        except ValueError:
+            raise ConfigError(name, f"not an integer: {text!r}") from None
+        if value < minimum:
+            raise ConfigError(name, f"must be at least {minimum}, got {value}")
+        return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        text = self.text(name)
+        if text is None:
+            return default
+        lowered = text.lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off"}:
+            return False
+        raise ConfigError(name, f"not a boolean: {text!r} (use true or false)")
+
+    def duration(self, name: str, default: float) -> float:
+        text = self.text(name)
+        return default if text is None else parse_duration(name, text)
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate every setting; raise :class:`ConfigError` naming the bad variable."""
+    env = _Env(os.environ if environ is None else environ)
+
+    mode_text = env.text("WE_DISPATCH_MODE") or DispatchMode.POLLING.value
+    try:
+        mode = DispatchMode(mode_text)
+    except ValueError:
+        choices = ", ".join(m.value for m in DispatchMode)
+        raise ConfigError("WE_DISPATCH_MODE", f"{mode_text!r} is not one of {choices}") from None
+
+    level = (env.text("WE_LOG_LEVEL") or "INFO").upper()
+    if level == "WARNING":
+        level = "WARN"
+    if level not in {"DEBUG", "INFO", "WARN", "ERROR"}:
+        raise ConfigError("WE_LOG_LEVEL", f"{level!r} is not one of DEBUG, INFO, WARN, ERROR")
+
+    min_conns = env.integer("DB_MIN_CONNS", 2, minimum=0)
+    max_conns = env.integer("DB_MAX_CONNS", 20, minimum=1)
+    if min_conns > max_conns:
+        raise ConfigError("DB_MIN_CONNS", f"{min_conns} exceeds DB_MAX_CONNS={max_conns}")
+
+    data_dir_text = env.text("WE_DATA_DIR")
+    return Settings(
+        http=HttpSettings(
+            host=env.text("WE_BIND_HOST") or "0.0.0.0",
+            rest_port=env.port("WE_REST_PORT", 8080),
+            grpc_port=env.port("WE_GRPC_PORT", 9090),
+            metrics_port=env.port("WE_METRICS_PORT", 9091),
+        ),
+        db=DbSettings(
+            dsn=env.text("WE_POSTGRES_DSN"),
+            data_dir=Path(data_dir_text) if data_dir_text else default_data_dir(),
+            max_conns=max_conns,
+            min_conns=min_conns,
+        ),
+        engine=EngineSettings(
+            dispatch_mode=mode,
+            audit_log_enabled=env.boolean("WE_AUDIT_LOG_ENABLED", True),
+            job_lease_seconds=env.duration("WE_JOB_LEASE", 30.0),
+            lease_sweep_interval=env.duration("WE_LEASE_SWEEP_INTERVAL", 15.0),
+            timer_sweep_interval=env.duration("WE_TIMER_SWEEP_INTERVAL", 5.0),
+            max_poll_wait_seconds=env.duration("WE_MAX_POLL_WAIT", 60.0),
+        ),
+        log_level=level,
+    )

@@ -1,0 +1,42 @@
+"""The server's one error root and its domain errors.
+
+Nothing here knows about HTTP or gRPC: ``api/rest/errors.py`` and ``api/grpc/errors.py``
+map these classes to status codes at the edges.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class RochallorError(Exception):
+    """Unexpected engine error."""
+
+    def __init__(self, message: str | None = None, **context: Any) -> None:
+        self.message = message or (self.__doc__ or "").strip()
+        self.context = context
+        super().__init__(self.message)
+
+
+class ConfigError(RochallorError):
+    """Invalid configuration."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        self.variable = variable
+        super().__init__(f"{variable}: {problem}")
+
+
+class BadRequest(RochallorError):
+    """The request is malformed."""
+
+
+class NotFound(RochallorError):
+    """The resource was not found."""
+
+
+class Conflict(RochallorError):
+    """The request does not apply to the resource's current state."""
+
+
+class StorageError(RochallorError):
+    """The database failed."""

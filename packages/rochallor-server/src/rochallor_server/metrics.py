@@ -1,0 +1,83 @@
+"""Prometheus series of the server (names from the reference engine, ``semantics.md`` §19).
+
+Each :class:`Metrics` owns its registry, so several servers can run in one process (tests).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class Metrics:
+    def __init__(self, *, polling: bool = True) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.definitions_uploaded = Counter(
+            "workflow_definitions_uploaded_total", "New definition versions stored", registry=r
+        )
+        self.instances_started = Counter(
+            "workflow_instances_started_total", "Instances created", registry=r
+        )
+        self.instances_completed = Counter(
+            "workflow_instances_completed_total",
+            "Instances that reached a terminal state",
+            ["outcome"],
+            registry=r,
+        )
+        self.steps_executed = Counter(
+            "workflow_steps_executed_total", "Step executions created", ["step_type"], registry=r
+        )
+        self.job_retries = Counter("job_retries_total", "Retryable job failures", registry=r)
+        self.job_timeouts = Counter(
+            "engine_job_timeout_total", "Jobs reclaimed by the lease sweeper", registry=r
+        )
+        self.tx_duration = Histogram(
+            "engine_db_transaction_duration_seconds",
+            "Engine transaction duration",
+            ["tx_type"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.lock_wait = Histogram(
+            "engine_db_lock_wait_duration_seconds",
+            "Time spent waiting for row locks",
+            ["operation"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.http_duration = Histogram(
+            "http_requests_duration_seconds",
+            "REST request duration",
+            ["method", "path", "status"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.grpc_duration = Histogram(
+            "grpc_requests_duration_seconds",
+            "gRPC call duration",
+            ["method", "code"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.polling = polling
+        if polling:
+            self.job_poll_latency = Histogram(
+                "job_poll_latency_seconds",
+                "Job created to first claim",
+                buckets=_LATENCY_BUCKETS,
+                registry=r,
+            )
+            self.job_lock_conflicts = Counter(
+                "job_lock_conflicts_total", "Polls that returned no job", registry=r
+            )
+            self.job_pickup_latency = Histogram(
+                "engine_job_pickup_latency_seconds",
+                "Per claimed job: claim time minus creation time",
+                buckets=_LATENCY_BUCKETS,
+                registry=r,
+            )
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rochallor_server.config import DispatchMode, load_settings, parse_duration
+from rochallor_server.errors import ConfigError
+
+
+def test_defaults_match_the_reference_ports() -> None:
+    settings = load_settings({})
+    assert (settings.http.rest_port, settings.http.grpc_port, settings.http.metrics_port) == (
+        8080,
+        9090,
+        9091,
+    )
+    assert settings.db.dsn is None
+    assert settings.engine.dispatch_mode is DispatchMode.POLLING
+    assert settings.engine.job_lease_seconds == 30.0
+    assert settings.engine.lease_sweep_interval == 15.0
+    assert settings.engine.timer_sweep_interval == 5.0
+    assert settings.engine.audit_log_enabled is True
+
+
+def test_environment_overrides() -> None:
+    settings = load_settings(
+        {
+            "WE_POSTGRES_DSN": "postgresql://u:p@db/x",
+            "WE_REST_PORT": "18080",
+            "WE_DISPATCH_MODE": "kafka_outbox",
+            "WE_AUDIT_LOG_ENABLED": "false",
+            "WE_JOB_LEASE": "1500ms",
+            "WE_DATA_DIR": "/var/lib/rochallor",
+            "DB_MAX_CONNS": "7",
+            "WE_LOG_LEVEL": "debug",
+        }
+    )
+    assert settings.db.dsn == "postgresql://u:p@db/x"
+    assert settings.http.rest_port == 18080
+    assert settings.engine.dispatch_mode is DispatchMode.KAFKA_OUTBOX
+    assert settings.engine.audit_log_enabled is False
+    assert settings.engine.job_lease_seconds == 1.5
+    assert settings.db.data_dir == Path("/var/lib/rochallor")
+    assert settings.db.max_conns == 7
+    assert settings.log_level == "DEBUG"
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"WE_REST_PORT": "http"}, "WE_REST_PORT"),
+        ({"WE_GRPC_PORT": "70000"}, "WE_GRPC_PORT"),
+        ({"WE_DISPATCH_MODE": "carrier-pigeon"}, "WE_DISPATCH_MODE"),
+        ({"WE_AUDIT_LOG_ENABLED": "perhaps"}, "WE_AUDIT_LOG_ENABLED"),
+        ({"WE_JOB_LEASE": "soon"}, "WE_JOB_LEASE"),
+        ({"WE_LOG_LEVEL": "LOUD"}, "WE_LOG_LEVEL"),
+        ({"DB_MAX_CONNS": "0"}, "DB_MAX_CONNS"),
+        ({"DB_MIN_CONNS": "9", "DB_MAX_CONNS": "3"}, "DB_MIN_CONNS"),
+    ],
+)
+def test_invalid_values_name_the_variable(env: dict[str, str], variable: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(env)
+    assert info.value.variable == variable
+    assert variable in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("5s", 5.0), ("500ms", 0.5), ("2m", 120.0), ("1h", 3600.0), ("7", 7.0)]
+)
+def test_durations(text: str, seconds: float) -> None:
+    assert parse_duration("X", text) == seconds
