@@ -40,3 +40,24 @@ class Conflict(RochallorError):
 
 class StorageError(RochallorError):
     """The database failed."""
+
+
+class DefinitionRejected(BadRequest):
+    """validation error"""
+
+    def __init__(self, violations: list[Violation]) -> None:
+        self.violations = violations
+        lines = "\n".join(f"  {v.message}" for v in violations)
+        super().__init__(f"validation error:\n{lines}")
+
+
+class Violation:
+    """One validation finding of a definition: machine code, message, step id if any."""
+
+    __slots__ = ("code", "message", "path", "step_id")
+
+    def __init__(self, code: str, message: str, step_id: str | None, path: str = "") -> None:
+        self.code = code
+        self.message = message
+        self.step_id = step_id
+        self.path = path

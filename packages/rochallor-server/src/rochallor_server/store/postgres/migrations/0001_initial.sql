@@ -27,6 +27,8 @@ CREATE TABLE workflow_instance (
     variables           jsonb NOT NULL DEFAULT '{}',
     -- arrivals counted per JOIN_GATEWAY step id while the join waits
     join_arrivals       jsonb NOT NULL DEFAULT '{}',
+    -- executions entered so far per step id (the next attemptNumber is this + 1)
+    step_attempts       jsonb NOT NULL DEFAULT '{}',
     started_at          timestamptz NOT NULL DEFAULT now(),
     completed_at        timestamptz,
     failure_reason      text,

@@ -1,0 +1,143 @@
+"""What the core asks the store to do. A service applies them, in order, in one transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import attrs
+
+from rochallor_server.engine.model import (
+    AuditEntry,
+    ExecutionStatus,
+    Instance,
+    Job,
+    JsonObject,
+    StepExecution,
+    Timer,
+    UserTask,
+)
+
+
+@attrs.frozen(kw_only=True)
+class InsertInstance:
+    instance: Instance
+
+
+@attrs.frozen(kw_only=True)
+class SaveInstance:
+    """Write the instance row's mutable columns (status, steps, variables, counters, end)."""
+
+    instance: Instance
+
+
+@attrs.frozen(kw_only=True)
+class InsertExecution:
+    execution: StepExecution
+    input_snapshot: JsonObject
+
+
+@attrs.frozen(kw_only=True)
+class FinishExecution:
+    execution_id: str
+    status: ExecutionStatus
+    ended_at: dt.datetime
+    failure_reason: str | None = None
+    output_snapshot: JsonObject | None = None
+
+
+@attrs.frozen(kw_only=True)
+class InsertJob:
+    job: Job
+
+
+@attrs.frozen(kw_only=True)
+class CompleteJob:
+    job_id: str
+    worker_id: str | None
+    at: dt.datetime
+
+
+@attrs.frozen(kw_only=True)
+class RetryJob:
+    """Back to claimable with one retry less; the original ``created_at`` is kept."""
+
+    job: Job
+    retries_remaining: int
+
+
+@attrs.frozen(kw_only=True)
+class FailJob:
+    job_id: str
+    worker_id: str | None
+    at: dt.datetime
+
+
+@attrs.frozen(kw_only=True)
+class InsertUserTask:
+    task: UserTask
+
+
+@attrs.frozen(kw_only=True)
+class CompleteUserTask:
+    task_id: str
+    result: JsonObject
+    completed_by: str | None
+    at: dt.datetime
+
+
+@attrs.frozen(kw_only=True)
+class InsertTimer:
+    timer: Timer
+
+
+@attrs.frozen(kw_only=True)
+class MarkTimerFired:
+    timer_id: str
+
+
+@attrs.frozen(kw_only=True)
+class CancelOpenWork:
+    """Cancel open jobs, open user tasks and pending timers.
+
+    Scoped to ``execution_ids`` when given, else to the whole instance.
+    ``timers_only`` keeps the jobs and user tasks (a step that completed normally).
+    """
+
+    instance_id: str
+    at: dt.datetime
+    execution_ids: tuple[str, ...] | None = None
+    timers_only: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class Audit:
+    entry: AuditEntry
+
+
+@attrs.frozen(kw_only=True)
+class ChainNext:
+    """After commit: start the latest version of ``definition_id`` (auto-chaining)."""
+
+    parent_instance_id: str
+    definition_id: str
+    variables: JsonObject
+    business_key: str | None
+
+
+Command = (
+    InsertInstance
+    | SaveInstance
+    | InsertExecution
+    | FinishExecution
+    | InsertJob
+    | CompleteJob
+    | RetryJob
+    | FailJob
+    | InsertUserTask
+    | CompleteUserTask
+    | InsertTimer
+    | MarkTimerFired
+    | CancelOpenWork
+    | Audit
+    | ChainNext
+)

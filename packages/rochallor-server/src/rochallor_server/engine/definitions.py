@@ -1,0 +1,69 @@
+"""A stored definition version prepared for execution: parsed once, expressions compiled once.
+
+The service caches :class:`CompiledDefinition` per ``(id, version)``; versions are immutable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+import rochallor_validator as rv
+from rochallor_server.engine.model import DefinitionRecord
+
+_TIMER_PARENTS = (rv.ServiceTaskStep, rv.UserTaskStep, rv.WaitStep)
+
+
+@attrs.frozen(kw_only=True)
+class CompiledDefinition:
+    record: DefinitionRecord
+    definition: rv.WorkflowDefinition
+    steps: Mapping[str, Any]
+    first_step_id: str
+    join_branches: Mapping[str, int]
+    """For each JOIN_GATEWAY: how many branches its owning gateway starts."""
+    tables: Mapping[str, rv.CompiledDecisionTable]
+    durations: Mapping[str, rv.IsoDuration]
+    """Parsed boundary-event durations keyed by their text."""
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+    @property
+    def version(self) -> int:
+        return self.record.version
+
+    @property
+    def chain_to(self) -> str | None:
+        if self.definition.auto_start_next_workflow and self.definition.next_workflow_id:
+            return self.definition.next_workflow_id
+        return None
+
+
+def compile_definition(record: DefinitionRecord) -> CompiledDefinition:
+    """Parse and prepare a stored version (it was validated when it was uploaded)."""
+    definition = rv.parse_definition(record.document)
+    steps = {step.id: step for step in definition.steps}
+    joins: dict[str, int] = {}
+    tables: dict[str, rv.CompiledDecisionTable] = {}
+    durations: dict[str, rv.IsoDuration] = {}
+    for step in definition.steps:
+        if isinstance(step, rv.ParallelGatewayStep) and step.join_step:
+            joins[step.join_step] = len(step.parallel_next_steps or ())
+        elif isinstance(step, rv.DecisionTableStep):
+            tables[step.id] = rv.compile_decision_table(step)
+        elif isinstance(step, _TIMER_PARENTS):
+            for event in step.boundary_events or ():
+                durations[event.duration] = rv.parse_duration(event.duration)
+    return CompiledDefinition(
+        record=record,
+        definition=definition,
+        steps=steps,
+        first_step_id=definition.steps[0].id,
+        join_branches=joins,
+        tables=tables,
+        durations=durations,
+    )

@@ -1,0 +1,118 @@
+"""What the services need from storage. ``store/postgres`` implements these protocols."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Generic, Protocol, TypeVar
+
+import attrs
+
+from rochallor_server.engine.commands import Command
+from rochallor_server.engine.model import (
+    DefinitionRecord,
+    Instance,
+    InstanceStatus,
+    Job,
+    JsonObject,
+    StepExecution,
+    Timer,
+    UserTask,
+)
+
+T = TypeVar("T")
+
+
+@attrs.frozen(kw_only=True)
+class Page(Generic[T]):
+    items: list[T]
+    total: int
+
+
+@attrs.frozen(kw_only=True)
+class InstanceFilter:
+    definition_id: str | None = None
+    status: str | None = None
+    business_key: str | None = None
+
+
+class Transaction(Protocol):
+    """Every method runs inside one database transaction."""
+
+    # definitions
+    async def latest_definition(self, definition_id: str) -> DefinitionRecord | None: ...
+    async def definition(self, definition_id: str, version: int) -> DefinitionRecord | None: ...
+    async def insert_definition(
+        self, *, document: JsonObject, definition_id: str, name: str, uploaded_at: dt.datetime
+    ) -> DefinitionRecord:
+        """Store the next version (``max + 1``) of ``definition_id``; serialised per id."""
+        ...
+
+    async def list_definitions(
+        self, *, keyword: str | None, offset: int, limit: int
+    ) -> Page[DefinitionRecord]: ...
+
+    # instances (reads)
+    async def get_instance(self, instance_id: str) -> Instance | None: ...
+    async def list_instances(
+        self, *, filter: InstanceFilter, offset: int, limit: int
+    ) -> Page[Instance]: ...
+    async def history(self, instance_id: str) -> list[StepExecution]: ...
+
+    # loading state under lock (lock order: job, then instance)
+    async def lock_instance(self, instance_id: str) -> Instance | None:
+        """``SELECT … FOR UPDATE`` of the instance row."""
+        ...
+
+    async def running_executions(self, instance_id: str) -> list[StepExecution]: ...
+    async def lock_job(self, job_id: str) -> Job | None: ...
+    async def open_user_task(self, instance_id: str, step_id: str) -> UserTask | None: ...
+    async def lock_timer(self, timer_id: str) -> Timer | None: ...
+
+    # jobs (dispatch)
+    async def claim_jobs(
+        self,
+        *,
+        worker_id: str,
+        job_types: Sequence[str],
+        limit: int,
+        now: dt.datetime,
+        lease_expires_at: dt.datetime,
+    ) -> list[Job]:
+        """One ``UPDATE … FOR UPDATE SKIP LOCKED … RETURNING``; oldest jobs first."""
+        ...
+
+    async def extend_lease(
+        self, *, job_id: str, worker_id: str, lease_expires_at: dt.datetime
+    ) -> dt.datetime | None:
+        """New expiry if ``worker_id`` holds the job's lock, else ``None``."""
+        ...
+
+    async def reclaim_expired_leases(self, *, now: dt.datetime, limit: int) -> list[Job]:
+        """Expired ``LOCKED`` jobs back to ``UNLOCKED`` (retries untouched); returns them."""
+        ...
+
+    async def due_timer_ids(self, *, now: dt.datetime, limit: int) -> list[str]: ...
+
+    # writes
+    async def apply(self, commands: Sequence[Command], *, audit: bool) -> None:
+        """Persist the core's commands in order. ``ChainNext`` is not a store command."""
+        ...
+
+
+class Store(Protocol):
+    def transaction(self) -> AbstractAsyncContextManager[Transaction]: ...
+
+    def advisory_lock(self, key: int) -> AbstractAsyncContextManager[bool]:
+        """Try a session advisory lock, held while the context is open; ``False`` if taken."""
+        ...
+
+    async def wait_for_jobs(self, job_types: Sequence[str], timeout: float) -> None:  # noqa: ASYNC109
+        """Return when a job of one of ``job_types`` may have become claimable, or on timeout."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+__all__ = ["InstanceFilter", "InstanceStatus", "Page", "Store", "Transaction"]
