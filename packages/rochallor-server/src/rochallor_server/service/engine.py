@@ -1,19 +1,47 @@
 """The engine's use cases, one method per API operation, shared by REST and gRPC.
 
-Each method is one transaction (load, decide with the pure core, persist). Errors are the
-domain errors of :mod:`rochallor_server.errors`; the API edges map them to status codes.
+Each method is one transaction: load (instance row locked first, after the job row when the
+event concerns a job), decide with the pure core, persist the commands. Errors are the domain
+errors of :mod:`rochallor_server.errors`; the API edges map them to status codes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
-from collections.abc import Sequence
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
 
 import attrs
 
-from rochallor_server.engine.model import DefinitionRecord, Instance, Job, JsonObject, StepExecution
-from rochallor_server.errors import Violation
-from rochallor_server.service.ports import InstanceFilter, Page
+import rochallor_validator as rv
+from rochallor_server.config import EngineSettings
+from rochallor_server.engine import commands as cmd
+from rochallor_server.engine import instance as core
+from rochallor_server.engine.clock import Clock, IdGenerator
+from rochallor_server.engine.definitions import CompiledDefinition, compile_definition
+from rochallor_server.engine.model import (
+    AuditEntry,
+    DefinitionRecord,
+    Instance,
+    Job,
+    JsonObject,
+    StepExecution,
+)
+from rochallor_server.errors import BadRequest, Conflict, DefinitionRejected, NotFound, Violation
+from rochallor_server.metrics import Metrics
+from rochallor_server.service.ports import InstanceFilter, Page, Store, Transaction
+
+log = logging.getLogger(__name__)
+
+MAX_PAGE_SIZE = 200
+# A long poll re-checks the table at least this often, in case a wake-up was missed.
+_POLL_RECHECK_SECONDS = 0.5
+_DEFINITION_CACHE_SIZE = 512
 
 
 @attrs.frozen(kw_only=True)
@@ -23,22 +51,176 @@ class UploadResult:
     warnings: list[Violation]
 
 
+def _violation(issue: rv.ValidationIssue) -> Violation:
+    return Violation(issue.code, issue.message, issue.step_id, issue.path)
+
+
+def _canonical(definition: rv.WorkflowDefinition) -> JsonObject:
+    document = rv.definition_to_json(attrs.evolve(definition, version=None))
+    document.pop("version", None)
+    return document
+
+
 class Engine:
     """Facade over every operation of the API."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        settings: EngineSettings,
+        metrics: Metrics,
+        clock: Clock,
+        ids: IdGenerator,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.metrics = metrics
+        self.clock = clock
+        self.ids = ids
+        self._definitions: OrderedDict[tuple[str, int], CompiledDefinition] = OrderedDict()
+        self._background: set[asyncio.Task[None]] = set()
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _tx(self, kind: str) -> AsyncIterator[Transaction]:
+        started = time.perf_counter()
+        try:
+            async with self.store.transaction() as tx:
+                yield tx
+        finally:
+            self.metrics.tx_duration.labels(kind).observe(time.perf_counter() - started)
+
+    async def _compiled(
+        self, tx: Transaction, definition_id: str, version: int
+    ) -> CompiledDefinition:
+        key = (definition_id, version)
+        found = self._definitions.get(key)
+        if found is not None:
+            self._definitions.move_to_end(key)
+            return found
+        record = await tx.definition(definition_id, version)
+        if record is None:
+            raise NotFound("definition not found")
+        compiled = compile_definition(record)
+        self._definitions[key] = compiled
+        if len(self._definitions) > _DEFINITION_CACHE_SIZE:
+            self._definitions.popitem(last=False)
+        return compiled
+
+    async def _persist(self, tx: Transaction, commands: Sequence[cmd.Command]) -> None:
+        await tx.apply(commands, audit=self.settings.audit_log_enabled)
+
+    def _after_commit(self, commands: Sequence[cmd.Command]) -> None:
+        """Metrics and auto-chaining, once the transaction has committed."""
+        m = self.metrics
+        for c in commands:
+            if isinstance(c, cmd.InsertExecution):
+                m.steps_executed.labels(c.execution.step_type).inc()
+            elif isinstance(c, cmd.InsertInstance | cmd.SaveInstance):
+                if isinstance(c, cmd.InsertInstance):
+                    m.instances_started.inc()
+                if c.instance.status.terminal:
+                    m.instances_completed.labels(c.instance.status.value.lower()).inc()
+            elif isinstance(c, cmd.RetryJob):
+                m.job_retries.inc()
+            elif isinstance(c, cmd.ChainNext):
+                self._spawn(self._chain(c), name=f"chain-{c.parent_instance_id}")
+
+    def _spawn(self, coro: Any, *, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def drain(self, grace: float = 10.0) -> None:
+        """Wait for after-commit work (chaining) to finish; cancel what is left."""
+        if not self._background:
+            return
+        _done, pending = await asyncio.wait(set(self._background), timeout=grace)
+        for task in pending:
+            task.cancel()
+
+    async def _chain(self, c: cmd.ChainNext) -> None:
+        try:
+            child = await self._start(
+                definition_id=c.definition_id,
+                version=None,
+                variables=c.variables,
+                business_key=c.business_key,
+                actor="engine",
+                parent=c.parent_instance_id,
+            )
+        except Exception as exc:
+            log.warning("chaining %s -> %s failed: %s", c.parent_instance_id, c.definition_id, exc)
+            entry = AuditEntry(
+                kind="instance-chain-failed",
+                actor="engine",
+                instance_id=c.parent_instance_id,
+                detail={"target": c.definition_id, "error": str(exc)},
+            )
+            async with self._tx("chain") as tx:
+                await self._persist(tx, [cmd.Audit(entry=entry)])
+            return
+        log.debug("chained %s -> %s", c.parent_instance_id, child.id)
+
+    # -- definitions ----------------------------------------------------------------------
 
     async def upload_definition(self, document: object) -> UploadResult:
         """``document`` is the decoded JSON body. Raises ``BadRequest`` (``parse error: …``)
         or ``DefinitionRejected``."""
-        raise NotImplementedError
+        if not isinstance(document, dict):
+            raise BadRequest("parse error: a workflow definition must be a JSON object")
+        report = rv.check_definition(document)
+        if report.errors or report.definition is None:
+            summary = str(rv.DefinitionInvalid(report.errors))
+            if any(i.is_parse_error for i in report.errors):
+                raise BadRequest(summary)
+            raise DefinitionRejected([_violation(i) for i in report.errors])
+        warnings = [_violation(i) for i in report.warnings]
+        definition = attrs.evolve(report.definition, version=None)
+        canonical = _canonical(definition)
+        async with self._tx("upload_definition") as tx:
+            latest = await tx.latest_definition(definition.id)
+            if latest is not None:
+                previous = rv.parse_definition(latest.document)
+                if attrs.evolve(previous, version=None) == definition:
+                    return UploadResult(record=latest, created=False, warnings=warnings)
+            record = await tx.insert_definition(
+                document=canonical,
+                definition_id=definition.id,
+                name=definition.name,
+                uploaded_at=self.clock.now(),
+            )
+            entry = AuditEntry(
+                kind="definition-uploaded",
+                actor="api",
+                instance_id=None,
+                detail={"id": record.id, "version": record.version},
+            )
+            await self._persist(tx, [cmd.Audit(entry=entry)])
+        self.metrics.definitions_uploaded.inc()
+        return UploadResult(record=record, created=True, warnings=warnings)
 
     async def get_definition(self, definition_id: str, version: int | None) -> DefinitionRecord:
         """Latest when ``version`` is None. Raises ``NotFound`` (``definition not found``)."""
-        raise NotImplementedError
+        async with self._tx("get_definition") as tx:
+            if version is None:
+                record = await tx.latest_definition(definition_id)
+            else:
+                record = await tx.definition(definition_id, version)
+        if record is None:
+            raise NotFound("definition not found")
+        return record
 
     async def list_definitions(
         self, *, keyword: str | None, page: int, page_size: int
     ) -> Page[DefinitionRecord]:
-        raise NotImplementedError
+        offset, limit = _paging(page, page_size)
+        async with self._tx("list_definitions") as tx:
+            return await tx.list_definitions(keyword=keyword or None, offset=offset, limit=limit)
+
+    # -- instances ------------------------------------------------------------------------
 
     async def start_instance(
         self,
@@ -48,39 +230,210 @@ class Engine:
         variables: JsonObject | None,
         business_key: str | None,
     ) -> Instance:
-        raise NotImplementedError
+        if not definition_id:
+            raise BadRequest("definitionId is required")
+        return await self._start(
+            definition_id=definition_id,
+            version=version if version and version > 0 else None,
+            variables=variables,
+            business_key=business_key,
+            actor="api",
+            parent=None,
+        )
+
+    async def _start(
+        self,
+        *,
+        definition_id: str,
+        version: int | None,
+        variables: JsonObject | None,
+        business_key: str | None,
+        actor: str,
+        parent: str | None,
+    ) -> Instance:
+        async with self._tx("start_instance") as tx:
+            if version is None:
+                latest = await tx.latest_definition(definition_id)
+                if latest is None:
+                    raise NotFound(f'definition "{definition_id}" not found')
+                version = latest.version
+            try:
+                definition = await self._compiled(tx, definition_id, version)
+            except NotFound:
+                raise NotFound(
+                    f'definition "{definition_id}" version {version} not found'
+                ) from None
+            outcome = core.start(
+                definition,
+                instance_id=self.ids.new_id(),
+                variables=variables or {},
+                business_key=business_key,
+                now=self.clock.now(),
+                ids=self.ids,
+                actor=actor,
+            )
+            commands = list(outcome.commands)
+            if parent is not None:
+                entry = AuditEntry(
+                    kind="instance-chained",
+                    actor="engine",
+                    instance_id=parent,
+                    detail={
+                        "parent": parent,
+                        "child": outcome.instance.id,
+                        "definitionId": definition.id,
+                        "definitionVersion": definition.version,
+                    },
+                )
+                commands.append(cmd.Audit(entry=entry))
+            await self._persist(tx, commands)
+        self._after_commit(commands)
+        return outcome.instance
 
     async def get_instance(self, instance_id: str) -> Instance:
-        raise NotImplementedError
+        async with self._tx("get_instance") as tx:
+            instance = await tx.get_instance(instance_id)
+        if instance is None:
+            raise NotFound(f'instance "{instance_id}" not found')
+        return instance
 
     async def list_instances(
         self, *, filter: InstanceFilter, page: int, page_size: int
     ) -> Page[Instance]:
-        raise NotImplementedError
+        offset, limit = _paging(page, page_size)
+        async with self._tx("list_instances") as tx:
+            return await tx.list_instances(filter=filter, offset=offset, limit=limit)
 
     async def history(self, instance_id: str) -> list[StepExecution]:
-        raise NotImplementedError
+        async with self._tx("history") as tx:
+            return await tx.history(instance_id)
 
     async def cancel_instance(self, instance_id: str, reason: str) -> Instance:
-        raise NotImplementedError
+        async with self._tx("cancel_instance") as tx:
+            state, definition = await self._load(
+                tx, instance_id, f'instance "{instance_id}" not found'
+            )
+            outcome = core.cancel(
+                definition, state, reason=reason, now=self.clock.now(), ids=self.ids
+            )
+            await self._persist(tx, outcome.commands)
+        self._after_commit(outcome.commands)
+        return outcome.instance
+
+    async def _load(
+        self, tx: Transaction, instance_id: str, missing: str
+    ) -> tuple[core.InstanceState, CompiledDefinition]:
+        started = time.perf_counter()
+        instance = await tx.lock_instance(instance_id)
+        self.metrics.lock_wait.labels("instance").observe(time.perf_counter() - started)
+        if instance is None:
+            raise NotFound(missing)
+        running = await tx.running_executions(instance_id)
+        definition = await self._compiled(tx, instance.definition_id, instance.definition_version)
+        return core.InstanceState(instance=instance, running=tuple(running)), definition
+
+    # -- jobs -----------------------------------------------------------------------------
 
     async def poll_jobs(
         self, *, worker_id: str, job_types: Sequence[str], max_jobs: int, wait_seconds: float
     ) -> list[Job]:
-        raise NotImplementedError
+        """Claim up to ``max_jobs``; with ``wait_seconds`` > 0, wait for jobs to appear."""
+        if not job_types or max_jobs <= 0:
+            return []
+        wait_seconds = min(max(wait_seconds, 0.0), self.settings.max_poll_wait_seconds)
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            now = self.clock.now()
+            expires = now + dt.timedelta(seconds=self.settings.job_lease_seconds)
+            async with self._tx("poll_jobs") as tx:
+                jobs = await tx.claim_jobs(
+                    worker_id=worker_id,
+                    job_types=job_types,
+                    limit=max_jobs,
+                    now=now,
+                    lease_expires_at=expires,
+                )
+            remaining = deadline - time.monotonic()
+            if jobs or remaining <= 0:
+                break
+            await self.store.wait_for_jobs(job_types, min(remaining, _POLL_RECHECK_SECONDS))
+        if self.metrics.polling:
+            if not jobs:
+                self.metrics.job_lock_conflicts.inc()
+            for job in jobs:
+                latency = max((now - job.created_at).total_seconds(), 0.0)
+                self.metrics.job_pickup_latency.observe(latency)
+                self.metrics.job_poll_latency.observe(latency)
+        return jobs
+
+    async def _job_event(self, kind: str, job_id: str, decide: Any) -> None:
+        async with self._tx(kind) as tx:
+            job = await tx.lock_job(job_id)
+            if job is None:
+                raise NotFound(f'job "{job_id}" not found')
+            if not job.status.open:
+                return  # finished jobs: idempotent no-op
+            state, definition = await self._load(tx, job.instance_id, "instance not found")
+            outcome = decide(definition, state, job)
+            if outcome is None:
+                return
+            await self._persist(tx, outcome.commands)
+        self._after_commit(outcome.commands)
 
     async def complete_job(
         self, job_id: str, *, worker_id: str | None, variables: JsonObject | None
     ) -> None:
-        raise NotImplementedError
+        def decide(
+            definition: CompiledDefinition, state: core.InstanceState, job: Job
+        ) -> core.Outcome | None:
+            return core.complete_job(
+                definition,
+                state,
+                job,
+                worker_id=worker_id,
+                variables=variables,
+                now=self.clock.now(),
+                ids=self.ids,
+            )
+
+        await self._job_event("complete_job", job_id, decide)
 
     async def fail_job(
         self, job_id: str, *, worker_id: str | None, error_message: str | None, retryable: bool
     ) -> None:
-        raise NotImplementedError
+        def decide(
+            definition: CompiledDefinition, state: core.InstanceState, job: Job
+        ) -> core.Outcome | None:
+            return core.fail_job(
+                definition,
+                state,
+                job,
+                worker_id=worker_id,
+                error_message=error_message,
+                retryable=retryable,
+                now=self.clock.now(),
+                ids=self.ids,
+            )
+
+        await self._job_event("fail_job", job_id, decide)
 
     async def extend_job_lease(self, job_id: str, *, worker_id: str) -> dt.datetime:
-        raise NotImplementedError
+        """Only the worker holding the lease may extend it (by one lease length from now)."""
+        if not worker_id:
+            raise BadRequest("workerId is required")
+        expires = self.clock.now() + dt.timedelta(seconds=self.settings.job_lease_seconds)
+        async with self._tx("extend_job_lease") as tx:
+            extended = await tx.extend_lease(
+                job_id=job_id, worker_id=worker_id, lease_expires_at=expires
+            )
+            if extended is None:
+                job = await tx.lock_job(job_id)
+                if job is None:
+                    raise NotFound(f'job "{job_id}" not found')
+                raise Conflict(f'job "{job_id}" is not leased to worker "{worker_id}"')
+        return extended
+
+    # -- user tasks and signals -----------------------------------------------------------
 
     async def complete_user_task(
         self,
@@ -90,7 +443,88 @@ class Engine:
         variables: JsonObject | None,
         completed_by: str | None,
     ) -> None:
-        raise NotImplementedError
+        async with self._tx("complete_user_task") as tx:
+            state, definition = await self._load(tx, instance_id, "workflow instance not found")
+            core.check_user_task(definition, state.instance, step_id)
+            task = await tx.open_user_task(instance_id, step_id)
+            outcome = core.complete_user_task(
+                definition,
+                state,
+                step_id,
+                task,
+                variables=variables,
+                completed_by=completed_by or None,
+                now=self.clock.now(),
+                ids=self.ids,
+            )
+            await self._persist(tx, outcome.commands)
+        self._after_commit(outcome.commands)
 
     async def signal(self, instance_id: str, step_id: str, variables: JsonObject | None) -> None:
-        raise NotImplementedError
+        async with self._tx("signal") as tx:
+            state, definition = await self._load(tx, instance_id, "workflow instance not found")
+            outcome = core.signal(
+                definition,
+                state,
+                step_id,
+                variables=variables,
+                now=self.clock.now(),
+                ids=self.ids,
+            )
+            await self._persist(tx, outcome.commands)
+        self._after_commit(outcome.commands)
+
+    # -- background events ----------------------------------------------------------------
+
+    async def fire_timer(self, instance_id: str, timer_id: str) -> bool:
+        """Fire one due timer in its own transaction; ``False`` if it no longer applies."""
+        async with self._tx("fire_timer") as tx:
+            try:
+                state, definition = await self._load(tx, instance_id, "instance not found")
+            except NotFound:
+                return False
+            timer = await tx.lock_timer(timer_id)
+            if timer is None or timer.status.value != "PENDING":
+                return False
+            outcome = core.fire_timer(definition, state, timer, now=self.clock.now(), ids=self.ids)
+            await self._persist(tx, outcome.commands)
+        self._after_commit(outcome.commands)
+        return True
+
+    async def fire_due_timers(self, limit: int = 100) -> int:
+        now = self.clock.now()
+        async with self._tx("due_timers") as tx:
+            due = await tx.due_timers(now=now, limit=limit)
+        fired = 0
+        for timer in due:
+            if await self.fire_timer(timer.instance_id, timer.id):
+                fired += 1
+        return fired
+
+    async def reclaim_expired_leases(self, limit: int = 1000) -> int:
+        """Expired leases back to claimable; retries are not spent (``semantics.md`` §8.4)."""
+        async with self._tx("reclaim_leases") as tx:
+            jobs = await tx.reclaim_expired_leases(now=self.clock.now(), limit=limit)
+            audits: list[cmd.Command] = [
+                cmd.Audit(
+                    entry=AuditEntry(
+                        kind="job-lease-expired",
+                        actor="engine",
+                        instance_id=job.instance_id,
+                        detail={"jobId": job.id, "previousWorker": job.worker_id},
+                    )
+                )
+                for job in jobs
+            ]
+            if audits:
+                await self._persist(tx, audits)
+        self.metrics.job_timeouts.inc(len(jobs))
+        return len(jobs)
+
+
+def _paging(page: int, page_size: int) -> tuple[int, int]:
+    page = max(page, 0)
+    if page_size <= 0:
+        page_size = 20
+    page_size = min(page_size, MAX_PAGE_SIZE)
+    return page * page_size, page_size

@@ -93,7 +93,9 @@ class Transaction(Protocol):
         """Expired ``LOCKED`` jobs back to ``UNLOCKED`` (retries untouched); returns them."""
         ...
 
-    async def due_timer_ids(self, *, now: dt.datetime, limit: int) -> list[str]: ...
+    async def due_timers(self, *, now: dt.datetime, limit: int) -> list[Timer]:
+        """PENDING timers with ``fire_at <= now``, oldest first (read without locking)."""
+        ...
 
     # writes
     async def apply(self, commands: Sequence[Command], *, audit: bool) -> None:

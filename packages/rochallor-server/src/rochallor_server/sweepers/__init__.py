@@ -1,0 +1,1 @@
+"""Background sweepers: expired job leases and due boundary timers."""
