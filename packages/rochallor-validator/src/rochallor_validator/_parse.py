@@ -1,0 +1,166 @@
+"""JSON decoding of a definition and the public parse/validate entry points."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Final
+
+import attrs
+import cattrs
+from cattrs.errors import ForbiddenExtraKeysError, IterableValidationError
+
+from rochallor_validator import _rules
+from rochallor_validator._errors import DefinitionInvalid, ValidationIssue
+from rochallor_validator._model import CONVERTER, WireError, WorkflowDefinition, to_camel
+
+_PLAIN_KEY_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_STEP_PATH_RE: Final = re.compile(r"\$\.steps\[(\d+)\]")
+
+
+def format_path(segments: Sequence[str | int]) -> str:
+    """``("steps", 3, "nextStep")`` -> ``$.steps[3].nextStep`` (JSONPath-like)."""
+    out = ["$"]
+    for seg in segments:
+        if isinstance(seg, int):
+            out.append(f"[{seg}]")
+        elif _PLAIN_KEY_RE.fullmatch(seg):
+            out.append(f".{seg}")
+        else:
+            out.append("[" + json.dumps(seg, ensure_ascii=False) + "]")
+    return "".join(out)
+
+
+def _walk(exc: BaseException, segments: tuple[str | int, ...]) -> Iterator[ValidationIssue]:
+    """Turn a cattrs exception tree into issues carrying JSON paths."""
+    if isinstance(exc, WireError):
+        yield ValidationIssue(
+            code=exc.code, path=format_path(segments + exc.segments), message=exc.message
+        )
+    elif isinstance(exc, ForbiddenExtraKeysError):
+        for key in sorted(exc.extra_fields):
+            yield ValidationIssue(
+                code="UNKNOWN_FIELD",
+                path=format_path((*segments, key)),
+                message=f"unknown field {key!r}",
+            )
+    elif isinstance(exc, cattrs.ClassValidationError):
+        with_notes, rest = exc.group_exceptions()
+        for sub, note in with_notes:
+            yield from _walk(sub, (*segments, to_camel(note.name)))
+        for other in rest:
+            yield from _walk(other, segments)
+    elif isinstance(exc, IterableValidationError):
+        with_index, remaining = exc.group_exceptions()
+        for indexed, inote in with_index:
+            yield from _walk(indexed, (*segments, inote.index))
+        for leftover in remaining:
+            yield from _walk(leftover, segments)
+    elif isinstance(exc, BaseExceptionGroup):
+        for member in exc.exceptions:
+            yield from _walk(member, segments)
+    else:  # pragma: no cover - defensive: every hook raises WireError or a cattrs error
+        yield ValidationIssue(code="INVALID_TYPE", path=format_path(segments), message=str(exc))
+
+
+def load_document(data: str | bytes | Mapping[str, Any]) -> tuple[Any, list[ValidationIssue]]:
+    """Decode JSON text (rule P1). Duplicate keys: the last occurrence wins (rule P6)."""
+    if isinstance(data, Mapping):
+        return data, []
+    try:
+        doc = json.loads(data)
+    except (ValueError, TypeError) as exc:
+        return None, [
+            ValidationIssue(code="PARSE_ERROR", path="$", message=f"malformed JSON: {exc}")
+        ]
+    if not isinstance(doc, dict):
+        return None, [
+            ValidationIssue(
+                code="PARSE_ERROR", path="$", message="definition must be a JSON object"
+            )
+        ]
+    return doc, []
+
+
+def decode(raw: Any) -> tuple[WorkflowDefinition | None, list[ValidationIssue]]:
+    """Structure a JSON object into the model; issues for unknown fields and wrong types."""
+    if not isinstance(raw, Mapping):
+        return None, [
+            ValidationIssue(
+                code="PARSE_ERROR", path="$", message="definition must be a JSON object"
+            )
+        ]
+    try:
+        return CONVERTER.structure(dict(raw), WorkflowDefinition), []
+    except (cattrs.BaseValidationError, WireError) as exc:
+        return None, list(_walk(exc, ()))
+
+
+@attrs.frozen(kw_only=True)
+class ValidationReport:
+    """Everything the validator found: errors, warnings and, when decodable, the model."""
+
+    definition: WorkflowDefinition | None
+    errors: list[ValidationIssue]
+    warnings: list[ValidationIssue]
+
+    @property
+    def accepted(self) -> bool:
+        return not self.errors
+
+
+def _with_step_ids(issues: list[ValidationIssue], raw: Any) -> list[ValidationIssue]:
+    steps = raw.get("steps") if isinstance(raw, Mapping) else None
+    if not isinstance(steps, list):
+        return issues
+    out = []
+    for issue in issues:
+        m = _STEP_PATH_RE.match(issue.path)
+        if m is not None and issue.step_id is None:
+            step = steps[int(m.group(1))]
+            step_id = step.get("id") if isinstance(step, Mapping) else None
+            if isinstance(step_id, str) and step_id.strip():
+                issue = attrs.evolve(issue, step_id=step_id)
+        out.append(issue)
+    return out
+
+
+def check_definition(data: str | bytes | Mapping[str, Any]) -> ValidationReport:
+    """Decode and validate; never raises for bad input (only for programming errors).
+
+    Decoding problems (``PARSE_ERROR``, ``UNKNOWN_FIELD``, ``INVALID_TYPE``,
+    ``STEP_TYPE_VALID``) are all reported together; the semantic rules run only on a document
+    that decoded, so their issues are reported on the next upload attempt.
+    """
+    raw, issues = load_document(data)
+    if issues:
+        return ValidationReport(definition=None, errors=issues, warnings=[])
+    definition, issues = decode(raw)
+    if definition is None:
+        return ValidationReport(definition=None, errors=_with_step_ids(issues, raw), warnings=[])
+    found = _with_step_ids(_rules.run_rules(definition), raw)
+    return ValidationReport(
+        definition=definition,
+        errors=[i for i in found if i.severity == "error"],
+        warnings=[i for i in found if i.severity == "warning"],
+    )
+
+
+def validate_definition(data: str | bytes | Mapping[str, Any]) -> list[ValidationIssue]:
+    """All errors of the definition (warnings excluded); an empty list means valid."""
+    return check_definition(data).errors
+
+
+def parse_definition(data: str | bytes | Mapping[str, Any]) -> WorkflowDefinition:
+    """Decode and validate; raises :class:`DefinitionInvalid` listing every error."""
+    report = check_definition(data)
+    if report.errors or report.definition is None:
+        raise DefinitionInvalid(report.errors)
+    return report.definition
+
+
+def definition_to_json(definition: WorkflowDefinition) -> dict[str, Any]:
+    """The wire form (camelCase keys, absent optional fields omitted)."""
+    out: dict[str, Any] = CONVERTER.unstructure(definition)
+    return out
