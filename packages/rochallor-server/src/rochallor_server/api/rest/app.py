@@ -1,15 +1,18 @@
-"""The REST application: routes, CORS and per-request metrics."""
+"""The REST application: routes, CORS, the XML format guard, error mapping and metrics."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from rochallor_server.api.rest import errors, routes
+from rochallor_server.api.rest._types import Handler
+from rochallor_server.config import DispatchMode
 from rochallor_server.metrics import Metrics
+from rochallor_server.service.engine import Engine
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+DEFAULT_CLIENT_MAX_SIZE = 8 * 1024 * 1024
 
 METRICS_KEY = web.AppKey("metrics", Metrics)
 
@@ -54,16 +57,49 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
         )
 
 
-async def healthz(_request: web.Request) -> web.Response:
-    return web.Response(status=200)
+_XML_TYPES = ("application/xml", "text/xml")
 
 
-def make_app(metrics: Metrics, *, client_max_size: int = 8 * 1024 * 1024) -> web.Application:
+@web.middleware
+async def format_guard_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Any POST under ``/v1/definitions`` declaring XML is refused, before routing (§2.1).
+
+    Only XML is refused: a missing or other content type is parsed as JSON, as in the
+    reference.
+    """
+    if request.method == "POST" and request.path.startswith("/v1/definitions"):
+        content_type = request.headers.get("Content-Type", "").lower()
+        if any(xml in content_type for xml in _XML_TYPES):
+            raise errors.UnsupportedFormat()
+    return await handler(request)
+
+
+def make_app(
+    metrics: Metrics,
+    engine: Engine,
+    *,
+    dispatch_mode: DispatchMode = DispatchMode.POLLING,
+    client_max_size: int = DEFAULT_CLIENT_MAX_SIZE,
+) -> web.Application:
+    """The REST listener's application.
+
+    Middlewares, outermost first: CORS (preflights never reach routing), metrics (records the
+    final status), error mapping, then the format guard, whose 415 goes through the mapping.
+    """
     app = web.Application(
-        middlewares=[cors_middleware, metrics_middleware], client_max_size=client_max_size
+        middlewares=[
+            cors_middleware,
+            metrics_middleware,
+            errors.error_middleware,
+            format_guard_middleware,
+        ],
+        client_max_size=client_max_size,
     )
     app[METRICS_KEY] = metrics
-    app.router.add_get("/healthz", healthz)
+    app[routes.ENGINE_KEY] = engine
+    app[routes.DISPATCH_MODE_KEY] = dispatch_mode
+    app[routes.OPENAPI_KEY] = routes.load_openapi()
+    app.add_routes(routes.routes)
     return app
 
 

@@ -106,9 +106,7 @@ def violation(item: Violation) -> JsonObject:
     return out
 
 
-def definition_summary(
-    record: DefinitionRecord, warnings: Iterable[Violation] = ()
-) -> JsonObject:
+def definition_summary(record: DefinitionRecord, warnings: Iterable[Violation] = ()) -> JsonObject:
     out: JsonObject = {
         "id": record.id,
         "version": record.version,

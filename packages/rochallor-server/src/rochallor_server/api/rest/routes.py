@@ -1,0 +1,249 @@
+"""The REST handlers (``spec/rest-api.md`` §4-§8 plus this product's additions).
+
+Each handler parses the request, calls one :class:`Engine` method and encodes the result;
+domain errors propagate to :func:`rochallor_server.api.rest.errors.error_middleware`.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from aiohttp import web
+
+from rochallor_server.api.rest import serde
+from rochallor_server.config import DispatchMode
+from rochallor_server.errors import BadRequest, NotFound
+from rochallor_server.service.engine import Engine
+from rochallor_server.service.ports import InstanceFilter
+
+ENGINE_KEY = web.AppKey("engine", Engine)
+DISPATCH_MODE_KEY = web.AppKey("dispatch_mode", DispatchMode)
+OPENAPI_KEY = web.AppKey("openapi", bytes)
+
+DEFAULT_MAX_JOBS = 10
+MAX_JOBS = 100
+# Outside this range no stored version can exist; answering 404 here keeps a huge number
+# from reaching the database as an integer overflow.
+_MAX_VERSION = 2**31 - 1
+
+# Reproduced verbatim (§2.4): the only error body without ``reason``.
+KAFKA_POLL_BODY = serde.dumps(
+    {
+        "error": "poll path disabled",
+        "dispatch_mode": "kafka_outbox",
+        "hint": "consume directly from Kafka topic workflow.jobs.<jobType>",
+    }
+)
+
+routes = web.RouteTableDef()
+
+
+def _json(value: object, *, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=serde.dumps(value), content_type="application/json")
+
+
+def _engine(request: web.Request) -> Engine:
+    return request.app[ENGINE_KEY]
+
+
+def load_openapi() -> bytes:
+    return resources.files("rochallor_server.api.rest").joinpath("openapi.json").read_bytes()
+
+
+# -- definitions -------------------------------------------------------------------------------
+
+
+@routes.post("/v1/definitions")
+async def upload_definition(request: web.Request) -> web.Response:
+    # XML is turned away by the format guard middleware before this handler runs.
+    document = serde.decode_definition(await request.read())
+    result = await _engine(request).upload_definition(document)
+    return _json(serde.definition_summary(result.record, result.warnings), status=201)
+
+
+@routes.get("/v1/definitions")
+async def list_definitions(request: web.Request) -> web.Response:
+    page, page_size = serde.pagination(request.query)
+    keyword = request.query.get("keyword") or None
+    found = await _engine(request).list_definitions(keyword=keyword, page=page, page_size=page_size)
+    return _json(serde.page([serde.definition_summary(r) for r in found.items], found.total))
+
+
+@routes.get("/v1/definitions/{id}")
+async def get_definition(request: web.Request) -> web.Response:
+    record = await _engine(request).get_definition(request.match_info["id"], None)
+    return _json(serde.definition(record))
+
+
+@routes.get("/v1/definitions/{id}/versions/{version}")
+async def get_definition_version(request: web.Request) -> web.Response:
+    version = serde.parse_int(request.match_info["version"])
+    if version is None:
+        raise BadRequest("invalid version parameter")
+    if not 1 <= version <= _MAX_VERSION:
+        raise NotFound("definition not found")
+    record = await _engine(request).get_definition(request.match_info["id"], version)
+    return _json(serde.definition(record))
+
+
+# -- instances ---------------------------------------------------------------------------------
+
+
+@routes.get("/v1/instances")
+async def list_instances(request: web.Request) -> web.Response:
+    page, page_size = serde.pagination(request.query)
+    query = request.query
+    instance_filter = InstanceFilter(
+        definition_id=query.get("definitionId") or None,
+        status=query.get("status") or None,
+        business_key=query.get("businessKey") or None,
+    )
+    found = await _engine(request).list_instances(
+        filter=instance_filter, page=page, page_size=page_size
+    )
+    return _json(serde.page([serde.instance(i) for i in found.items], found.total))
+
+
+@routes.post("/v1/instances")
+async def start_instance(request: web.Request) -> web.Response:
+    body = serde.Body.required(await request.read())
+    definition_id = body.string("definitionId")
+    if not definition_id:
+        raise BadRequest("definitionId is required")
+    version = body.integer("definitionVersion")
+    started = await _engine(request).start_instance(
+        definition_id=definition_id,
+        version=version if version is not None and version > 0 else None,
+        variables=body.json_object("variables"),
+        business_key=body.string("businessKey") or None,
+    )
+    return _json(serde.instance(started), status=201)
+
+
+@routes.get("/v1/instances/{id}")
+async def get_instance(request: web.Request) -> web.Response:
+    found = await _engine(request).get_instance(request.match_info["id"])
+    return _json(serde.instance(found))
+
+
+@routes.get("/v1/instances/{id}/history")
+async def history(request: web.Request) -> web.Response:
+    executions = await _engine(request).history(request.match_info["id"])
+    return _json({"items": [serde.step_execution(e) for e in executions]})
+
+
+@routes.post("/v1/instances/{id}/cancel")
+async def cancel_instance(request: web.Request) -> web.Response:
+    raw = await request.read()
+    # The body is optional and any problem with it means "no reason" (§2.2).
+    try:
+        reason = serde.Body.optional(raw).string("reason") or ""
+    except BadRequest:
+        reason = ""
+    cancelled = await _engine(request).cancel_instance(request.match_info["id"], reason)
+    return _json(serde.instance(cancelled))
+
+
+@routes.post("/v1/instances/{instanceId}/user-tasks/{userTaskId}/complete")
+async def complete_user_task(request: web.Request) -> web.Response:
+    body = serde.Body.optional(await request.read())
+    # OpenAPI's ``result``/``completedBy`` are aliases used only when the
+    # reference's ``variables``/``workerId`` are absent (§8.1).
+    variables = body.json_object("variables")
+    if variables is None:
+        variables = body.json_object("result")
+    completed_by = body.string("workerId")
+    if completed_by is None:
+        completed_by = body.string("completedBy")
+    await _engine(request).complete_user_task(
+        request.match_info["instanceId"],
+        request.match_info["userTaskId"],
+        variables=variables,
+        completed_by=completed_by,
+    )
+    return web.Response(status=204)
+
+
+@routes.post("/v1/instances/{instanceId}/signals/{waitStepId}")
+async def signal(request: web.Request) -> web.Response:
+    variables = serde.variables_body(await request.read())
+    await _engine(request).signal(
+        request.match_info["instanceId"], request.match_info["waitStepId"], variables
+    )
+    return web.Response(status=204)
+
+
+# -- jobs --------------------------------------------------------------------------------------
+
+
+@routes.post("/v1/jobs/poll")
+async def poll_jobs(request: web.Request) -> web.Response:
+    if request.app[DISPATCH_MODE_KEY] is DispatchMode.KAFKA_OUTBOX:
+        return web.Response(status=410, body=KAFKA_POLL_BODY, content_type="application/json")
+    body = serde.Body.required(await request.read())
+    worker_id = body.string("workerId")
+    if not worker_id:
+        raise BadRequest("workerId is required")
+    job_types = body.strings("jobTypes")
+    if not job_types:
+        raise BadRequest("jobTypes must not be empty")
+    max_jobs = body.integer("maxJobs")
+    if max_jobs is None or max_jobs <= 0:
+        max_jobs = DEFAULT_MAX_JOBS
+    wait_ms = body.integer("waitMs") or 0
+    if wait_ms < 0:
+        raise BadRequest("waitMs must not be negative")
+    # ``leaseSeconds`` is accepted and ignored: the lease is the server's (§7.1).
+    jobs = await _engine(request).poll_jobs(
+        worker_id=worker_id,
+        job_types=job_types,
+        max_jobs=min(max_jobs, MAX_JOBS),
+        wait_seconds=wait_ms / 1000,
+    )
+    return _json({"jobs": [serde.job(j) for j in jobs]})
+
+
+@routes.post("/v1/jobs/{id}/complete")
+async def complete_job(request: web.Request) -> web.Response:
+    body = serde.Body.required(await request.read())
+    await _engine(request).complete_job(
+        request.match_info["id"],
+        worker_id=body.string("workerId"),
+        variables=body.json_object("variables"),
+    )
+    return web.Response(status=204)
+
+
+@routes.post("/v1/jobs/{id}/fail")
+async def fail_job(request: web.Request) -> web.Response:
+    body = serde.Body.required(await request.read())
+    await _engine(request).fail_job(
+        request.match_info["id"],
+        worker_id=body.string("workerId"),
+        error_message=body.string("errorMessage"),
+        retryable=body.boolean("retryable") or False,
+    )
+    return web.Response(status=204)
+
+
+@routes.post("/v1/jobs/{id}/extend")
+async def extend_job_lease(request: web.Request) -> web.Response:
+    body = serde.Body.required(await request.read())
+    worker_id = body.string("workerId")
+    if not worker_id:
+        raise BadRequest("workerId is required")
+    expires = await _engine(request).extend_job_lease(request.match_info["id"], worker_id=worker_id)
+    return _json({"lockExpiresAt": serde.timestamp(expires)})
+
+
+# -- service -----------------------------------------------------------------------------------
+
+
+@routes.get("/healthz")
+async def healthz(_request: web.Request) -> web.Response:
+    return web.Response(status=200)
+
+
+@routes.get("/v1/openapi.json")
+async def openapi(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[OPENAPI_KEY], content_type="application/json")

@@ -1,0 +1,225 @@
+"""A fake :class:`Engine` recording its calls, and canned domain records for the REST tests."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from rochallor_server.engine.model import (
+    DefinitionRecord,
+    ExecutionStatus,
+    Instance,
+    InstanceStatus,
+    Job,
+    JobStatus,
+    JsonObject,
+    StepExecution,
+)
+from rochallor_server.service.engine import Engine, UploadResult
+from rochallor_server.service.ports import InstanceFilter, Page
+
+T0 = dt.datetime(2025, 3, 1, 12, 34, 56, 789012, tzinfo=dt.UTC)
+T1 = dt.datetime(2025, 3, 1, 12, 35, 0, tzinfo=dt.UTC)
+# 14:35:26.5 at +02:00 is 12:35:26.5 UTC.
+T2 = dt.datetime(2025, 3, 1, 14, 35, 26, 500000, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+
+DOCUMENT: JsonObject = {
+    "id": "LOS::loan",
+    "name": "Loan",
+    "steps": [{"id": "a", "name": "A", "type": "END"}],
+    "metadata": {"z": 1, "a": 2},
+}
+
+
+def definition_record(version: int = 3) -> DefinitionRecord:
+    return DefinitionRecord(
+        id="LOS::loan", version=version, name="Loan", uploaded_at=T0, document=dict(DOCUMENT)
+    )
+
+
+def instance(**changes: Any) -> Instance:
+    fields: dict[str, Any] = {
+        "id": "01JNQ7Z3K5V2M8R4T6W9XBCDEF",
+        "definition_id": "LOS::loan",
+        "definition_version": 2,
+        "status": InstanceStatus.WAITING,
+        "current_step_ids": ("go-wait",),
+        "variables": {"amount": 100, "rate": 1.5},
+        "started_at": T0,
+    }
+    fields.update(changes)
+    return Instance(**fields)
+
+
+def job(**changes: Any) -> Job:
+    fields: dict[str, Any] = {
+        "id": "01JOB0000000000000000000AA",
+        "instance_id": "01JNQ7Z3K5V2M8R4T6W9XBCDEF",
+        "step_execution_id": "01EXE0000000000000000000AA",
+        "step_id": "charge",
+        "job_type": "payment",
+        "status": JobStatus.LOCKED,
+        "retries_remaining": 2,
+        "payload": {"amount": 100},
+        "created_at": T0,
+        "worker_id": "w-1",
+        "locked_at": T1,
+        "lock_expires_at": T2,
+    }
+    fields.update(changes)
+    return Job(**fields)
+
+
+def execution(**changes: Any) -> StepExecution:
+    fields: dict[str, Any] = {
+        "id": "01EXE0000000000000000000AA",
+        "instance_id": "01JNQ7Z3K5V2M8R4T6W9XBCDEF",
+        "step_id": "step-a",
+        "step_type": "SERVICE_TASK",
+        "attempt_number": 1,
+        "status": ExecutionStatus.RUNNING,
+        "started_at": T0,
+    }
+    fields.update(changes)
+    return StepExecution(**fields)
+
+
+class FakeEngine(Engine):
+    """Records every call; answers from ``results`` (an exception there is raised)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.results: dict[str, Any] = {
+            "upload_definition": UploadResult(
+                record=definition_record(), created=True, warnings=[]
+            ),
+            "get_definition": definition_record(),
+            "list_definitions": Page(items=[definition_record()], total=1),
+            "start_instance": instance(),
+            "get_instance": instance(),
+            "list_instances": Page(items=[instance()], total=1),
+            "history": [execution()],
+            "cancel_instance": instance(status=InstanceStatus.CANCELLED),
+            "poll_jobs": [job()],
+            "complete_job": None,
+            "fail_job": None,
+            "extend_job_lease": T2,
+            "complete_user_task": None,
+            "signal": None,
+        }
+
+    def fail(self, method: str, error: BaseException) -> None:
+        self.results[method] = error
+
+    def last(self, method: str) -> dict[str, Any]:
+        found = [arguments for name, arguments in self.calls if name == method]
+        if found:
+            return found[-1]
+        raise AssertionError(f"{method} was not called")
+
+    def called(self, method: str) -> bool:
+        return any(name == method for name, _ in self.calls)
+
+    def _answer(self, method: str, **arguments: Any) -> Any:
+        self.calls.append((method, arguments))
+        result = self.results[method]
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    async def upload_definition(self, document: object) -> UploadResult:
+        return self._answer("upload_definition", document=document)  # type: ignore[no-any-return]
+
+    async def get_definition(self, definition_id: str, version: int | None) -> DefinitionRecord:
+        return self._answer("get_definition", definition_id=definition_id, version=version)  # type: ignore[no-any-return]
+
+    async def list_definitions(
+        self, *, keyword: str | None, page: int, page_size: int
+    ) -> Page[DefinitionRecord]:
+        return self._answer("list_definitions", keyword=keyword, page=page, page_size=page_size)  # type: ignore[no-any-return]
+
+    async def start_instance(
+        self,
+        *,
+        definition_id: str,
+        version: int | None,
+        variables: JsonObject | None,
+        business_key: str | None,
+    ) -> Instance:
+        return self._answer(  # type: ignore[no-any-return]
+            "start_instance",
+            definition_id=definition_id,
+            version=version,
+            variables=variables,
+            business_key=business_key,
+        )
+
+    async def get_instance(self, instance_id: str) -> Instance:
+        return self._answer("get_instance", instance_id=instance_id)  # type: ignore[no-any-return]
+
+    async def list_instances(
+        self, *, filter: InstanceFilter, page: int, page_size: int
+    ) -> Page[Instance]:
+        return self._answer("list_instances", filter=filter, page=page, page_size=page_size)  # type: ignore[no-any-return]
+
+    async def history(self, instance_id: str) -> list[StepExecution]:
+        return self._answer("history", instance_id=instance_id)  # type: ignore[no-any-return]
+
+    async def cancel_instance(self, instance_id: str, reason: str) -> Instance:
+        return self._answer("cancel_instance", instance_id=instance_id, reason=reason)  # type: ignore[no-any-return]
+
+    async def poll_jobs(
+        self, *, worker_id: str, job_types: Sequence[str], max_jobs: int, wait_seconds: float
+    ) -> list[Job]:
+        return self._answer(  # type: ignore[no-any-return]
+            "poll_jobs",
+            worker_id=worker_id,
+            job_types=job_types,
+            max_jobs=max_jobs,
+            wait_seconds=wait_seconds,
+        )
+
+    async def complete_job(
+        self, job_id: str, *, worker_id: str | None, variables: JsonObject | None
+    ) -> None:
+        self._answer("complete_job", job_id=job_id, worker_id=worker_id, variables=variables)
+
+    async def fail_job(
+        self, job_id: str, *, worker_id: str | None, error_message: str | None, retryable: bool
+    ) -> None:
+        self._answer(
+            "fail_job",
+            job_id=job_id,
+            worker_id=worker_id,
+            error_message=error_message,
+            retryable=retryable,
+        )
+
+    async def extend_job_lease(self, job_id: str, *, worker_id: str) -> dt.datetime:
+        return self._answer("extend_job_lease", job_id=job_id, worker_id=worker_id)  # type: ignore[no-any-return]
+
+    async def complete_user_task(
+        self,
+        instance_id: str,
+        step_id: str,
+        *,
+        variables: JsonObject | None,
+        completed_by: str | None,
+    ) -> None:
+        self._answer(
+            "complete_user_task",
+            instance_id=instance_id,
+            step_id=step_id,
+            variables=variables,
+            completed_by=completed_by,
+        )
+
+    async def signal(self, instance_id: str, step_id: str, variables: JsonObject | None) -> None:
+        self._answer("signal", instance_id=instance_id, step_id=step_id, variables=variables)
+
+
+ClientFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
+Client = TestClient[Any, Any]

@@ -1,0 +1,253 @@
+"""The shipped OpenAPI document describes exactly the routes and status codes served.
+
+Every (operation, status) pair documented has a scenario below that produces it, and every
+scenario's pair is documented: adding a route, a status or a documented response without the
+other side fails here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import attrs
+import pytest
+from rest_fakes import Client, ClientFactory, FakeEngine
+
+from rochallor_server.api.rest import app as rest_app
+from rochallor_server.api.rest import routes
+from rochallor_server.config import DispatchMode
+from rochallor_server.errors import BadRequest, Conflict, NotFound, StorageError
+from rochallor_server.metrics import Metrics
+
+_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+DOCUMENT: dict[str, Any] = json.loads(routes.load_openapi())
+
+
+@attrs.frozen(kw_only=True)
+class Scenario:
+    path: str
+    body: bytes | None = None
+    headers: dict[str, str] = attrs.field(factory=dict)
+    fail: tuple[str, Exception] | None = None
+    options: dict[str, Any] = attrs.field(factory=dict)
+
+
+def _errors(
+    method: str,
+    template: str,
+    path: str,
+    engine_method: str | None,
+    *,
+    body: bytes | None,
+    statuses: dict[int, Exception | bytes],
+) -> Iterator[tuple[tuple[str, str, int], Scenario]]:
+    """Error scenarios: an engine exception to raise, or a request body that fails parsing."""
+    for status, cause in statuses.items():
+        if isinstance(cause, bytes):
+            yield (method, template, status), Scenario(path=path, body=cause)
+        else:
+            assert engine_method is not None
+            yield (
+                (method, template, status),
+                Scenario(path=path, body=body, fail=(engine_method, cause)),
+            )
+
+
+TOO_LARGE = Scenario(path="", body=b'{"x": "' + b"y" * 100 + b'"}', options={"client_max_size": 32})
+STORAGE = StorageError("database unavailable")
+DEFINITION = b'{"id": "d", "name": "D", "steps": [{"id": "a", "name": "A", "type": "END"}]}'
+
+
+def _scenarios() -> dict[tuple[str, str, int], Scenario]:
+    table: dict[tuple[str, str, int], Scenario] = {
+        ("GET", "/healthz", 200): Scenario(path="/healthz"),
+        ("GET", "/v1/openapi.json", 200): Scenario(path="/v1/openapi.json"),
+        # definitions
+        ("POST", "/v1/definitions", 201): Scenario(path="/v1/definitions", body=DEFINITION),
+        ("POST", "/v1/definitions", 415): Scenario(
+            path="/v1/definitions", body=b"<x/>", headers={"Content-Type": "text/xml"}
+        ),
+        ("GET", "/v1/definitions", 200): Scenario(path="/v1/definitions"),
+        ("GET", "/v1/definitions/{id}", 200): Scenario(path="/v1/definitions/d"),
+        ("GET", "/v1/definitions/{id}/versions/{version}", 200): Scenario(
+            path="/v1/definitions/d/versions/1"
+        ),
+        ("GET", "/v1/definitions/{id}/versions/{version}", 400): Scenario(
+            path="/v1/definitions/d/versions/one"
+        ),
+        # instances
+        ("GET", "/v1/instances", 200): Scenario(path="/v1/instances"),
+        ("POST", "/v1/instances", 201): Scenario(
+            path="/v1/instances", body=b'{"definitionId":"d"}'
+        ),
+        ("GET", "/v1/instances/{id}", 200): Scenario(path="/v1/instances/i"),
+        ("GET", "/v1/instances/{id}/history", 200): Scenario(path="/v1/instances/i/history"),
+        ("POST", "/v1/instances/{id}/cancel", 200): Scenario(path="/v1/instances/i/cancel"),
+        ("POST", "/v1/instances/{instanceId}/user-tasks/{userTaskId}/complete", 204): Scenario(
+            path="/v1/instances/i/user-tasks/t/complete"
+        ),
+        ("POST", "/v1/instances/{instanceId}/signals/{waitStepId}", 204): Scenario(
+            path="/v1/instances/i/signals/w"
+        ),
+        # jobs
+        ("POST", "/v1/jobs/poll", 200): Scenario(
+            path="/v1/jobs/poll", body=b'{"workerId":"w","jobTypes":["t"]}'
+        ),
+        ("POST", "/v1/jobs/poll", 410): Scenario(
+            path="/v1/jobs/poll",
+            body=b'{"workerId":"w","jobTypes":["t"]}',
+            options={"dispatch_mode": DispatchMode.KAFKA_OUTBOX},
+        ),
+        ("POST", "/v1/jobs/{id}/complete", 204): Scenario(path="/v1/jobs/j/complete", body=b"{}"),
+        ("POST", "/v1/jobs/{id}/fail", 204): Scenario(path="/v1/jobs/j/fail", body=b"{}"),
+        ("POST", "/v1/jobs/{id}/extend", 200): Scenario(
+            path="/v1/jobs/j/extend", body=b'{"workerId":"w"}'
+        ),
+    }
+    errors: list[
+        tuple[str, str, str, str, bytes | None, dict[int, Exception | bytes]]
+    ] = [
+        ("POST", "/v1/definitions", "/v1/definitions", "upload_definition", DEFINITION,
+         {400: b"[]", 500: STORAGE}),
+        ("GET", "/v1/definitions", "/v1/definitions", "list_definitions", None, {500: STORAGE}),
+        ("GET", "/v1/definitions/{id}", "/v1/definitions/d", "get_definition", None,
+         {404: NotFound("definition not found"), 500: STORAGE}),
+        ("GET", "/v1/definitions/{id}/versions/{version}", "/v1/definitions/d/versions/1",
+         "get_definition", None, {404: NotFound("definition not found"), 500: STORAGE}),
+        ("GET", "/v1/instances", "/v1/instances", "list_instances", None, {500: STORAGE}),
+        ("POST", "/v1/instances", "/v1/instances", "start_instance", b'{"definitionId":"d"}',
+         {400: b"{}", 404: NotFound("definition not found"), 500: STORAGE}),
+        ("GET", "/v1/instances/{id}", "/v1/instances/i", "get_instance", None,
+         {404: NotFound("instance not found"), 500: STORAGE}),
+        ("GET", "/v1/instances/{id}/history", "/v1/instances/i/history", "history", None,
+         {500: STORAGE}),
+        ("POST", "/v1/instances/{id}/cancel", "/v1/instances/i/cancel", "cancel_instance", None,
+         {404: NotFound("instance not found"), 409: Conflict("terminal"), 500: STORAGE}),
+        ("POST", "/v1/instances/{instanceId}/user-tasks/{userTaskId}/complete",
+         "/v1/instances/i/user-tasks/t/complete", "complete_user_task", None,
+         {400: BadRequest("step type does not match the endpoint"),
+          404: NotFound("user task not found"), 409: Conflict("terminal"), 500: STORAGE}),
+        ("POST", "/v1/instances/{instanceId}/signals/{waitStepId}",
+         "/v1/instances/i/signals/w", "signal", None,
+         {400: b"[]", 404: NotFound("workflow instance not found"), 409: Conflict("not parked"),
+          500: STORAGE}),
+        ("POST", "/v1/jobs/poll", "/v1/jobs/poll", "poll_jobs",
+         b'{"workerId":"w","jobTypes":["t"]}', {400: b"{}", 500: STORAGE}),
+        ("POST", "/v1/jobs/{id}/complete", "/v1/jobs/j/complete", "complete_job", b"{}",
+         {400: b"", 404: NotFound("job not found"), 500: STORAGE}),
+        ("POST", "/v1/jobs/{id}/fail", "/v1/jobs/j/fail", "fail_job", b"{}",
+         {400: b"", 404: NotFound("job not found"), 500: STORAGE}),
+        ("POST", "/v1/jobs/{id}/extend", "/v1/jobs/j/extend", "extend_job_lease",
+         b'{"workerId":"w"}',
+         {400: b"{}", 404: NotFound("job not found"), 409: Conflict("not yours"), 500: STORAGE}),
+    ]  # fmt: skip
+    for method, template, path, engine_method, body, statuses in errors:
+        table.update(_errors(method, template, path, engine_method, body=body, statuses=statuses))
+        if method == "POST":
+            table[(method, template, 413)] = attrs.evolve(TOO_LARGE, path=path)
+    return table
+
+
+SCENARIOS = _scenarios()
+
+
+def _documented_operations() -> dict[tuple[str, str], set[int]]:
+    return {
+        (method.upper(), path): {int(status) for status in operation["responses"]}
+        for path, item in DOCUMENT["paths"].items()
+        for method, operation in item.items()
+        if method in _METHODS
+    }
+
+
+def test_document_is_openapi_3_1() -> None:
+    assert DOCUMENT["openapi"].startswith("3.1.")
+    operation_ids = [
+        operation["operationId"]
+        for item in DOCUMENT["paths"].values()
+        for method, operation in item.items()
+        if method in _METHODS
+    ]
+    assert len(operation_ids) == len(set(operation_ids))
+
+
+def test_every_reference_resolves() -> None:
+    def refs(node: object) -> Iterator[str]:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "$ref":
+                    yield value
+                else:
+                    yield from refs(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from refs(value)
+
+    for ref in refs(DOCUMENT):
+        _, section, kind, name = ref.split("/")
+        assert DOCUMENT[section][kind][name] is not None, ref
+
+
+def test_router_and_document_list_the_same_operations() -> None:
+    app = rest_app.make_app(Metrics(), FakeEngine())
+    served = {
+        (route.method, route.resource.canonical)
+        for route in app.router.routes()
+        # aiohttp adds HEAD next to every GET; preflight OPTIONS never reaches the router.
+        if route.method != "HEAD" and route.resource is not None
+    }
+
+    assert served == set(_documented_operations())
+
+
+def test_every_documented_status_has_a_scenario_and_vice_versa() -> None:
+    documented = {
+        (method, path, status)
+        for (method, path), statuses in _documented_operations().items()
+        for status in statuses
+    }
+
+    assert documented == set(SCENARIOS)
+
+
+@pytest.mark.parametrize(
+    ("method", "template", "status"), sorted(SCENARIOS), ids=lambda value: str(value)
+)
+async def test_scenario_produces_the_documented_status(
+    make_client: ClientFactory, method: str, template: str, status: int
+) -> None:
+    scenario = SCENARIOS[(method, template, status)]
+    engine = FakeEngine()
+    if scenario.fail is not None:
+        engine.fail(*scenario.fail)
+    client = await make_client(engine, **scenario.options)
+
+    response = await client.request(
+        method, scenario.path, data=scenario.body, headers=scenario.headers
+    )
+
+    assert response.status == status
+    if status >= 400:
+        assert response.headers["Content-Type"] == "application/json"
+        body = await response.json()
+        assert set(body) <= {"error", "reason", "message", "details", "dispatch_mode", "hint"}
+
+
+async def test_document_is_served(client: Client) -> None:
+    response = await client.get("/v1/openapi.json")
+
+    assert response.status == 200
+    assert response.headers["Content-Type"] == "application/json"
+    assert await response.json() == DOCUMENT
+
+
+def test_template_parameters_are_declared() -> None:
+    for path, item in DOCUMENT["paths"].items():
+        names = {part[1:-1] for part in path.split("/") if part.startswith("{")}
+        for method, operation in item.items():
+            if method not in _METHODS:
+                continue
+            declared = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
+            assert declared == names, (method, path)
