@@ -13,6 +13,7 @@ nox.options.sessions = [
     "codegen_check",
     "tests_validator",
     "tests_server",
+    "tests_sdk",
 ]
 
 PYTHON = "3.11"
@@ -38,8 +39,17 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over every package's source (generated code excluded)."""
-    session.install("mypy==2.4.1", "asyncpg-stubs", "-e", VALIDATOR, "-e", f"{SERVER}[test]")
-    session.run("mypy", f"{VALIDATOR}/src", f"{SERVER}/src")
+    session.install(
+        "mypy==2.4.1",
+        "asyncpg-stubs",
+        "-e",
+        VALIDATOR,
+        "-e",
+        f"{SERVER}[test]",
+        "-e",
+        f"{SDK}[test]",
+    )
+    session.run("mypy", f"{VALIDATOR}/src", f"{SERVER}/src", f"{SDK}/src")
 
 
 @nox.session(python=PYTHON)
@@ -54,6 +64,13 @@ def tests_server(session: nox.Session) -> None:
     """Server: unit tests and integration tests on an embedded PostgreSQL."""
     session.install("-e", f"{VALIDATOR}[test]", "-e", f"{SERVER}[test]")
     _pytest(session, SERVER)
+
+
+@nox.session(python=PYTHON)
+def tests_sdk(session: nox.Session) -> None:
+    """SDK: unit tests, and integration tests against a real engine on an embedded PostgreSQL."""
+    session.install("-e", f"{SDK}[test]", "-e", VALIDATOR, "-e", SERVER)
+    _pytest(session, SDK)
 
 
 @nox.session(python=PYTHON)

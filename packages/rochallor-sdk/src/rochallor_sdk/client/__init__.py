@@ -1,0 +1,21 @@
+"""Transports: the ``JobClient``/``AdminClient`` protocols and their REST and gRPC clients."""
+
+from __future__ import annotations
+
+from rochallor_sdk.client._base import AdminClient, Job, JobClient
+from rochallor_sdk.client._grpc import GrpcClient
+from rochallor_sdk.client._rest import RestClient
+
+
+def create_client(
+    engine_url: str, transport: str = "rest", *, request_timeout: float = 10.0
+) -> RestClient | GrpcClient:
+    """A REST or gRPC client for ``engine_url`` (``transport`` is ``"rest"`` or ``"grpc"``)."""
+    if transport == "rest":
+        return RestClient(engine_url, request_timeout=request_timeout)
+    if transport == "grpc":
+        return GrpcClient(engine_url, request_timeout=request_timeout)
+    raise ValueError(f"transport must be 'rest' or 'grpc', got {transport!r}")
+
+
+__all__ = ["AdminClient", "GrpcClient", "Job", "JobClient", "RestClient", "create_client"]

@@ -1,0 +1,276 @@
+"""gRPC transport (grpclib + betterproto2 messages), same behaviour as the REST client."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from types import TracebackType
+from typing import Any, Self, TypeVar
+from urllib.parse import urlsplit
+
+from grpclib.client import Channel
+from grpclib.const import Status
+from grpclib.exceptions import GRPCError, ProtocolError, StreamTerminatedError
+
+from rochallor_sdk import _errors
+from rochallor_sdk._gen.workflow import v1 as pb
+from rochallor_sdk.client import _base, _convert
+
+T = TypeVar("T")
+
+_DEFAULT_PORT = 9090
+
+
+def parse_target(target: str) -> tuple[str, int]:
+    """``host:port``, ``grpc://host:port`` or ``http://host:port`` → (host, port)."""
+    split = urlsplit(target if "://" in target else f"grpc://{target}")
+    return split.hostname or "localhost", split.port or _DEFAULT_PORT
+
+
+class GrpcClient:
+    """Talks to the engine's gRPC service ``workflow.v1.WorkflowEngine``; implements
+    ``JobClient`` and ``AdminClient`` with the same dict shapes as :class:`RestClient`."""
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        channel: Channel | None = None,
+        request_timeout: float = 10.0,
+    ) -> None:
+        self.host, self.port = parse_target(target)
+        self.request_timeout = request_timeout
+        self._channel = channel
+        self._owns_channel = channel is None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._owns_channel and self._channel is not None:
+            self._channel.close()
+        self._channel = None
+
+    def _stub(self) -> pb.WorkflowEngineStub:
+        if self._channel is None:
+            self._channel = Channel(self.host, self.port)
+            self._owns_channel = True
+        return pb.WorkflowEngineStub(self._channel)
+
+    async def _call(
+        self,
+        operation: str,
+        rpc: Callable[..., Awaitable[T]],
+        message: Any,
+        *,
+        time_limit: float | None = None,
+    ) -> T:
+        try:
+            return await rpc(message, timeout=time_limit or self.request_timeout)
+        except GRPCError as exc:
+            cls: type[_errors.ApiError] = _errors.ApiError
+            if exc.status is Status.NOT_FOUND:
+                cls = _errors.NotFound
+            elif exc.status is Status.FAILED_PRECONDITION:
+                cls = _errors.Conflict
+            elif exc.status in (Status.UNAVAILABLE, Status.DEADLINE_EXCEEDED):
+                raise _errors.TransportError(
+                    f"{operation}: {exc.status.name}: {exc.message or ''}", operation=operation
+                ) from exc
+            raise cls(exc.message or "", status=exc.status.name, operation=operation) from exc
+        except (OSError, TimeoutError, StreamTerminatedError, ProtocolError) as exc:
+            raise _errors.TransportError(
+                f"{operation}: {type(exc).__name__}: {exc}", operation=operation
+            ) from exc
+
+    # --- JobClient -----------------------------------------------------------------------
+
+    async def poll(
+        self, *, worker_id: str, job_types: Sequence[str], max_jobs: int, wait: float
+    ) -> list[_base.Job]:
+        request = pb.PollJobsRequest(
+            worker_id=worker_id,
+            job_types=list(job_types),
+            max_jobs=max_jobs,
+            wait_ms=max(round(wait * 1000), 0),
+        )
+        response = await self._call(
+            "poll",
+            self._stub().poll_jobs,
+            request,
+            time_limit=self.request_timeout + max(wait, 0.0),
+        )
+        return [_convert.job_from_proto(job) for job in response.jobs]
+
+    async def complete(
+        self, job_id: str, *, worker_id: str, variables: Mapping[str, Any] | None
+    ) -> None:
+        request = pb.CompleteJobRequest(
+            job_id=job_id,
+            worker_id=worker_id,
+            variables_to_set=_convert.dict_to_struct(variables or {}),
+        )
+        await self._call("complete", self._stub().complete_job, request)
+
+    async def fail(
+        self, job_id: str, *, worker_id: str, error_message: str, retryable: bool
+    ) -> None:
+        request = pb.FailJobRequest(
+            job_id=job_id, worker_id=worker_id, retryable=retryable, error_message=error_message
+        )
+        await self._call("fail", self._stub().fail_job, request)
+
+    async def extend_lease(self, job_id: str, worker_id: str) -> datetime.datetime:
+        request = pb.ExtendJobLeaseRequest(job_id=job_id, worker_id=worker_id)
+        try:
+            response = await self._call("extend", self._stub().extend_job_lease, request)
+        except (_errors.Conflict, _errors.NotFound) as exc:
+            raise _errors.LeaseLost(job_id, f"lease lost on job {job_id}: {exc.reason}") from exc
+        expires = _convert.aware(response.lock_expires_at)
+        if expires is None:
+            raise _errors.ApiError(
+                "ExtendJobLease answer has no lock_expires_at", status="OK", operation="extend"
+            )
+        return expires
+
+    # --- AdminClient ---------------------------------------------------------------------
+
+    async def upload_definition(self, definition: Mapping[str, Any]) -> dict[str, Any]:
+        try:
+            message = _convert.definition_to_proto(definition)
+        except (KeyError, ValueError, TypeError) as exc:
+            raise _errors.ApiError(
+                f"definition cannot be encoded: {exc}", status="CLIENT", operation="upload"
+            ) from exc
+        response = await self._call(
+            "upload_definition",
+            self._stub().upload_definition,
+            pb.UploadDefinitionRequest(definition=message),
+        )
+        summary: dict[str, Any] = {
+            "id": response.id,
+            "version": response.version,
+            "name": message.name,
+        }
+        uploaded_at = _convert.aware(response.uploaded_at)
+        if uploaded_at is not None:
+            summary["uploadedAt"] = uploaded_at.isoformat()
+        return summary
+
+    async def get_definition(
+        self, definition_id: str, version: int | None = None
+    ) -> dict[str, Any]:
+        response = await self._call(
+            "get_definition",
+            self._stub().get_definition,
+            pb.GetDefinitionRequest(id=definition_id, version=version or 0),
+        )
+        if response.definition is None:
+            raise _errors.NotFound("definition not found", status="NOT_FOUND")
+        return _convert.definition_to_json(response.definition)
+
+    async def list_definitions(
+        self, *, keyword: str | None = None, page: int = 0, page_size: int = 20
+    ) -> dict[str, Any]:
+        response = await self._call(
+            "list_definitions",
+            self._stub().list_definitions,
+            pb.ListDefinitionsRequest(keyword=keyword or "", page=page, page_size=page_size),
+        )
+        items = [{"id": d.id, "version": d.version, "name": d.name} for d in response.definitions]
+        return {"items": items, "total": response.total}
+
+    async def start_instance(
+        self,
+        definition_id: str,
+        variables: Mapping[str, Any] | None = None,
+        *,
+        version: int | None = None,
+        business_key: str | None = None,
+    ) -> dict[str, Any]:
+        request = pb.StartInstanceRequest(
+            definition_id=definition_id,
+            definition_version=version or 0,
+            variables=_convert.dict_to_struct(variables or {}),
+            business_key=business_key or "",
+        )
+        response = await self._call("start_instance", self._stub().start_instance, request)
+        return _convert.instance_to_json(response.instance)
+
+    async def get_instance(self, instance_id: str) -> dict[str, Any]:
+        response = await self._call(
+            "get_instance", self._stub().get_instance, pb.GetInstanceRequest(id=instance_id)
+        )
+        return _convert.instance_to_json(response.instance)
+
+    async def list_instances(
+        self,
+        *,
+        definition_id: str | None = None,
+        status: str | None = None,
+        business_key: str | None = None,
+        page: int = 0,
+        page_size: int = 20,
+    ) -> dict[str, Any]:
+        request = pb.ListInstancesRequest(
+            definition_id=definition_id or "",
+            status=_convert.instance_status_to_proto(status),
+            business_key=business_key or "",
+            page=page,
+            page_size=page_size,
+        )
+        response = await self._call("list_instances", self._stub().list_instances, request)
+        return {
+            "items": [_convert.instance_to_json(i) for i in response.instances],
+            "total": response.total,
+        }
+
+    async def cancel_instance(self, instance_id: str, reason: str | None = None) -> dict[str, Any]:
+        response = await self._call(
+            "cancel_instance",
+            self._stub().cancel_instance,
+            pb.CancelInstanceRequest(id=instance_id, reason=reason or ""),
+        )
+        return _convert.instance_to_json(response.instance)
+
+    async def get_history(self, instance_id: str) -> list[dict[str, Any]]:
+        response = await self._call(
+            "get_history",
+            self._stub().get_instance_history,
+            pb.GetInstanceHistoryRequest(id=instance_id),
+        )
+        return [_convert.execution_to_json(e) for e in response.executions]
+
+    async def complete_user_task(
+        self,
+        instance_id: str,
+        step_id: str,
+        variables: Mapping[str, Any] | None = None,
+        *,
+        worker_id: str | None = None,
+    ) -> None:
+        request = pb.CompleteUserTaskRequest(
+            instance_id=instance_id,
+            user_task_step_id=step_id,
+            result=_convert.dict_to_struct(variables or {}),
+            completed_by=worker_id or "",
+        )
+        await self._call("complete_user_task", self._stub().complete_user_task, request)
+
+    async def signal(
+        self, instance_id: str, wait_step_id: str, variables: Mapping[str, Any] | None = None
+    ) -> None:
+        request = pb.SignalWaitRequest(
+            instance_id=instance_id,
+            wait_step_id=wait_step_id,
+            variables=_convert.dict_to_struct(variables or {}),
+        )
+        await self._call("signal", self._stub().signal_wait, request)
