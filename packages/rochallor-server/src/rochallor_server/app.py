@@ -19,10 +19,16 @@ from grpclib.server import Server as GrpcServer
 
 from rochallor_server.api.grpc import server as grpc_server
 from rochallor_server.api.rest import app as rest_app
-from rochallor_server.config import Settings
+from rochallor_server.config import DispatchMode, Settings
+from rochallor_server.engine.clock import SystemClock, UlidGenerator
 from rochallor_server.metrics import Metrics
-from rochallor_server.store.postgres import migrate
+from rochallor_server.service.engine import Engine
+from rochallor_server.store.postgres import PostgresStore, migrate
+from rochallor_server.store.postgres import pool as pg_pool
 from rochallor_server.store.postgres.embedded import EmbeddedPostgres
+from rochallor_server.sweepers.base import PeriodicTask
+from rochallor_server.sweepers.leases import lease_sweeper
+from rochallor_server.sweepers.timers import timer_sweeper
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +52,9 @@ class Server:
         self.embedded: EmbeddedPostgres | None = None
         self.dsn: str | None = None
         self.pool: asyncpg.Pool[Any] | None = None
+        self.store: PostgresStore | None = None
+        self.engine: Engine | None = None
+        self.sweepers: list[PeriodicTask] = []
         self._rest: web.AppRunner | None = None
         self._metrics: web.AppRunner | None = None
         self._grpc: GrpcServer | None = None
@@ -69,11 +78,25 @@ class Server:
         else:
             self.dsn = settings.db.dsn
             log.info("database: %s", _redact(self.dsn))
-        self.pool = await asyncpg.create_pool(
+        self.pool = await pg_pool.create_pool(
             self.dsn, min_size=settings.db.min_conns, max_size=settings.db.max_conns
         )
         async with self.pool.acquire() as conn:
             await migrate.migrate(conn)
+        self.store = PostgresStore(self.pool)
+        self.engine = Engine(
+            self.store,
+            settings=settings.engine,
+            metrics=self.metrics,
+            clock=SystemClock(),
+            ids=UlidGenerator(),
+        )
+        self.sweepers = [
+            lease_sweeper(self.engine, self.store, settings.engine.lease_sweep_interval),
+            timer_sweeper(self.engine, self.store, settings.engine.timer_sweep_interval),
+        ]
+        for sweeper in self.sweepers:
+            sweeper.start()
 
         host = settings.http.host
         self._metrics = web.AppRunner(rest_app.make_metrics_app(self.metrics), access_log=None)
@@ -88,7 +111,13 @@ class Server:
 
         # REST last: a 2xx from /healthz means the whole engine is ready.
         self._rest = web.AppRunner(
-            rest_app.make_app(self.metrics), access_log=None, shutdown_timeout=10
+            rest_app.make_app(
+                self.metrics,
+                self.engine,
+                dispatch_mode=DispatchMode(settings.engine.dispatch_mode),
+            ),
+            access_log=None,
+            shutdown_timeout=10,
         )
         await self._rest.setup()
         site = web.TCPSite(self._rest, host, settings.http.rest_port)
@@ -112,9 +141,17 @@ class Server:
             self._grpc.close()
             await self._grpc.wait_closed()
             self._grpc = None
+        for sweeper in self.sweepers:
+            await sweeper.stop()
+        self.sweepers = []
+        if self.engine is not None:
+            await self.engine.drain()
         if self._metrics is not None:
             await self._metrics.cleanup()
             self._metrics = None
+        if self.store is not None:
+            await self.store.close()
+            self.store = None
         if self.pool is not None:
             await self.pool.close()
             self.pool = None

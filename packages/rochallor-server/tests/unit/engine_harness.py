@@ -53,9 +53,7 @@ class Harness:
     @property
     def state(self) -> core.InstanceState:
         assert self.instance is not None
-        running = tuple(
-            e for e in self.executions.values() if e.status is ExecutionStatus.RUNNING
-        )
+        running = tuple(e for e in self.executions.values() if e.status is ExecutionStatus.RUNNING)
         return core.InstanceState(instance=self.instance, running=running)
 
     def apply(self, outcome: core.Outcome | None) -> core.Outcome | None:
@@ -177,7 +175,8 @@ class Harness:
 
     def complete_task(self, step_id: str, variables: dict[str, Any] | None = None):
         open_tasks = [
-            t for t in self.tasks.values()
+            t
+            for t in self.tasks.values()
             if t.step_id == step_id and t.status is UserTaskStatus.OPEN
         ]
         return self.apply(
@@ -207,7 +206,8 @@ class Harness:
 
     def fire_due_timers(self):
         due = [
-            t for t in self.timers.values()
+            t
+            for t in self.timers.values()
             if t.status is TimerStatus.PENDING and t.fire_at <= self.clock.now()
         ]
         for t in sorted(due, key=lambda t: t.fire_at):
@@ -218,7 +218,9 @@ class Harness:
 
     def cancel(self, reason: str):
         return self.apply(
-            core.cancel(self.definition, self.state, reason=reason, now=self.clock.now(), ids=self.ids)
+            core.cancel(
+                self.definition, self.state, reason=reason, now=self.clock.now(), ids=self.ids
+            )
         )
 
     # -- views ----------------------------------------------------------------------------

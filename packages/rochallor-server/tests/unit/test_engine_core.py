@@ -104,7 +104,7 @@ def test_decision_without_match_fails_the_instance() -> None:
     h.complete("score", {"risk": 0})
     assert h.instance.status is InstanceStatus.FAILED
     assert "DecisionNoBranchMatched" in h.instance.failure_reason
-    route = [e for e in h.executions.values() if e.step_id == "route"][0]
+    route = next(e for e in h.executions.values() if e.step_id == "route")
     assert route.status is ExecutionStatus.FAILED
     assert route.failure_reason == h.instance.failure_reason
 
@@ -224,7 +224,9 @@ USER_TASK = wf(
 
 
 def test_user_task_parks_then_completes() -> None:
-    h = Harness(wf({"id": "review", "name": "Review", "type": "USER_TASK", "nextStep": "end"}, end()))
+    h = Harness(
+        wf({"id": "review", "name": "Review", "type": "USER_TASK", "nextStep": "end"}, end())
+    )
     h.start({"a": 1})
     assert h.instance.status is InstanceStatus.WAITING
     [task_row] = h.tasks.values()
@@ -301,7 +303,12 @@ def test_end_completes_and_cleans_up_other_paths_and_chains() -> None:
                 "type": "WAIT",
                 "nextStep": "end",
                 "boundaryEvents": [
-                    {"type": "TIMER", "duration": "PT2S", "interrupting": False, "targetStepId": "t"}
+                    {
+                        "type": "TIMER",
+                        "duration": "PT2S",
+                        "interrupting": False,
+                        "targetStepId": "t",
+                    }
                 ],
             },
             task("t", "end"),
@@ -318,7 +325,7 @@ def test_end_completes_and_cleans_up_other_paths_and_chains() -> None:
     h.complete("t")
     assert h.instance.status is InstanceStatus.COMPLETED
     assert h.instance.current_step_ids == ()
-    wait = [e for e in h.executions.values() if e.step_id == "wait"][0]
+    wait = next(e for e in h.executions.values() if e.step_id == "wait")
     assert wait.status is ExecutionStatus.SKIPPED
     assert wait.failure_reason == "instance completed at end"
     [chain] = h.commands_of(cmd.ChainNext)
@@ -352,7 +359,7 @@ def test_interrupting_timer_diverts_and_late_completion_changes_nothing() -> Non
     h.fire_due_timers()
     assert h.jobs[slow_job.id].status is JobStatus.CANCELLED
     assert h.instance.current_step_ids == ("handler",)
-    slow = [e for e in h.executions.values() if e.step_id == "slow"][0]
+    slow = next(e for e in h.executions.values() if e.step_id == "slow")
     assert slow.status is ExecutionStatus.FAILED
     assert slow.failure_reason == "interrupted by boundary timer"
     assert h.complete("slow", {"late": True}, job=h.jobs[slow_job.id]) is None

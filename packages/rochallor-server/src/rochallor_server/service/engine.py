@@ -181,6 +181,7 @@ class Engine:
         definition = attrs.evolve(report.definition, version=None)
         canonical = _canonical(definition)
         async with self._tx("upload_definition") as tx:
+            await tx.lock_definition(definition.id)
             latest = await tx.latest_definition(definition.id)
             if latest is not None:
                 previous = rv.parse_definition(latest.document)

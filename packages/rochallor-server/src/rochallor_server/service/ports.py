@@ -41,6 +41,10 @@ class Transaction(Protocol):
     """Every method runs inside one database transaction."""
 
     # definitions
+    async def lock_definition(self, definition_id: str) -> None:
+        """Serialise uploads of one definition id until the transaction ends."""
+        ...
+
     async def latest_definition(self, definition_id: str) -> DefinitionRecord | None: ...
     async def definition(self, definition_id: str, version: int) -> DefinitionRecord | None: ...
     async def insert_definition(
@@ -90,7 +94,9 @@ class Transaction(Protocol):
         ...
 
     async def reclaim_expired_leases(self, *, now: dt.datetime, limit: int) -> list[Job]:
-        """Expired ``LOCKED`` jobs back to ``UNLOCKED`` (retries untouched); returns them."""
+        """Expired ``LOCKED`` jobs back to ``UNLOCKED`` (retries untouched).
+
+        Returns the jobs as they were before the reclaim (``LOCKED``, with their worker)."""
         ...
 
     async def due_timers(self, *, now: dt.datetime, limit: int) -> list[Timer]:

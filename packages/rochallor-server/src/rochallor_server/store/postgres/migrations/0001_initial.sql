@@ -107,6 +107,9 @@ CREATE TABLE boundary_event_schedule (
 CREATE INDEX ix_boundary_due ON boundary_event_schedule (fire_at) WHERE status = 'PENDING';
 CREATE INDEX ix_boundary_execution ON boundary_event_schedule (step_execution_id)
     WHERE status = 'PENDING';
+-- Cancelling an instance's open work finds its pending timers by instance.
+CREATE INDEX ix_boundary_instance_pending ON boundary_event_schedule (instance_id)
+    WHERE status = 'PENDING';
 
 CREATE TABLE audit_log (
     id          bigserial PRIMARY KEY,

@@ -1,0 +1,65 @@
+"""The asyncpg pool: JSON codecs and connection settings shared by every store connection."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import asyncpg
+import orjson
+
+# Every statement of queries.sql stays prepared on each connection, with room for migrations
+# and ad-hoc queries.
+STATEMENT_CACHE_SIZE = 256
+APPLICATION_NAME = "rochallor-server"
+
+# orjson handles integers within 64 bits only: it refuses larger ones when encoding and,
+# worse, silently decodes them as floats. Any run of 19+ digits (which may be such an integer)
+# sends the text through the stdlib parser instead, which keeps integers exact.
+_LONG_DIGITS = re.compile(r"\d{19,}")
+
+
+def encode_json(value: Any) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
+        # Integers beyond 64 bits (and anything else orjson refuses) fall back to the stdlib.
+        return json.dumps(value, separators=(",", ":"), allow_nan=False)
+
+
+def decode_json(text: str) -> Any:
+    if _LONG_DIGITS.search(text) is None:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass  # e.g. nesting deeper than orjson's limit: let the stdlib decide
+    return json.loads(text)
+
+
+async def init_connection(conn: asyncpg.Connection[Any]) -> None:
+    """Decode ``json``/``jsonb`` to Python values and encode Python values to them."""
+    for typename in ("json", "jsonb"):
+        await conn.set_type_codec(
+            typename,
+            schema="pg_catalog",
+            encoder=encode_json,
+            decoder=decode_json,
+            format="text",
+        )
+
+
+async def create_pool(dsn: str, min_size: int, max_size: int) -> asyncpg.Pool[asyncpg.Record]:
+    """A pool whose connections speak JSON natively.
+
+    Size it for the request load plus the store's long-held connections: one for the job
+    listener (:meth:`PostgresStore.wait_for_jobs`) and one per advisory lock held.
+    """
+    return await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=init_connection,
+        statement_cache_size=STATEMENT_CACHE_SIZE,
+        server_settings={"application_name": APPLICATION_NAME},
+    )

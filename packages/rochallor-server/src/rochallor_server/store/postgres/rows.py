@@ -1,0 +1,136 @@
+"""Row ↔ model mapping: ``*_from_row`` turn an asyncpg record into an engine model object.
+
+jsonb columns arrive already decoded (the pool's codecs, see :mod:`.pool`); ``timestamptz``
+arrives as an aware UTC ``datetime``. The definition document is the exception: it is kept as
+text in ``raw_json`` because jsonb sorts object keys, and the order of, e.g.,
+``conditionalNextSteps`` is significant.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import asyncpg
+
+from rochallor_server.engine.model import (
+    DefinitionRecord,
+    ExecutionStatus,
+    Instance,
+    InstanceStatus,
+    Job,
+    JobStatus,
+    JsonObject,
+    StepExecution,
+    Timer,
+    TimerStatus,
+    UserTask,
+    UserTaskStatus,
+)
+
+Row = asyncpg.Record
+
+
+def definition_from_row(row: Row) -> DefinitionRecord:
+    document = json.loads(row["raw_json"])
+    return DefinitionRecord(
+        id=row["id"],
+        version=row["version"],
+        name=row["name"],
+        uploaded_at=row["uploaded_at"],
+        document=document,
+    )
+
+
+def encode_document(document: JsonObject) -> str:
+    """The ``raw_json`` text: the document with its keys in upload order (no key sorting)."""
+    # ASCII escapes keep NUL characters and lone surrogates storable in a text column.
+    return json.dumps(document, separators=(",", ":"), allow_nan=False)
+
+
+def definition_columns(document: JsonObject) -> tuple[str | None, Any, str | None]:
+    """``(description, parsed_steps, auto_start_next_workflow_id)`` derived from a document."""
+    description = document.get("description")
+    steps = document.get("steps", [])
+    next_id = (
+        document.get("nextWorkflowId") if document.get("autoStartNextWorkflow") is True else None
+    )
+    return (
+        description if isinstance(description, str) else None,
+        steps,
+        next_id if isinstance(next_id, str) else None,
+    )
+
+
+def instance_from_row(row: Row) -> Instance:
+    return Instance(
+        id=row["id"],
+        definition_id=row["definition_id"],
+        definition_version=row["definition_version"],
+        status=InstanceStatus(row["status"]),
+        current_step_ids=tuple(row["current_step_ids"]),
+        variables=row["variables"],
+        join_arrivals=row["join_arrivals"],
+        step_attempts=row["step_attempts"],
+        started_at=row["started_at"],
+        completed_at=row["completed_at"],
+        failure_reason=row["failure_reason"],
+        business_key=row["business_key"],
+    )
+
+
+def execution_from_row(row: Row) -> StepExecution:
+    return StepExecution(
+        id=row["id"],
+        instance_id=row["instance_id"],
+        step_id=row["step_id"],
+        step_type=row["step_type"],
+        attempt_number=row["attempt_number"],
+        status=ExecutionStatus(row["status"]),
+        started_at=row["started_at"],
+        ended_at=row["ended_at"],
+        failure_reason=row["failure_reason"],
+    )
+
+
+def job_from_row(row: Row) -> Job:
+    return Job(
+        id=row["id"],
+        instance_id=row["instance_id"],
+        step_execution_id=row["step_execution_id"],
+        step_id=row["step_id"],
+        job_type=row["job_type"],
+        status=JobStatus(row["status"]),
+        retries_remaining=row["retries_remaining"],
+        payload=row["payload"],
+        created_at=row["created_at"],
+        worker_id=row["worker_id"],
+        locked_at=row["locked_at"],
+        lock_expires_at=row["lock_expires_at"],
+    )
+
+
+def user_task_from_row(row: Row) -> UserTask:
+    payload = row["payload"]
+    return UserTask(
+        id=row["id"],
+        instance_id=row["instance_id"],
+        step_execution_id=row["step_execution_id"],
+        step_id=row["step_id"],
+        status=UserTaskStatus(row["status"]),
+        # The column is nullable; the model's payload is always an object.
+        payload=payload if payload is not None else {},
+        created_at=row["created_at"],
+    )
+
+
+def timer_from_row(row: Row) -> Timer:
+    return Timer(
+        id=row["id"],
+        instance_id=row["instance_id"],
+        step_execution_id=row["step_execution_id"],
+        target_step_id=row["target_step_id"],
+        fire_at=row["fire_at"],
+        interrupting=row["interrupting"],
+        status=TimerStatus(row["status"]),
+    )

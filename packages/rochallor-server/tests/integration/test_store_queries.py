@@ -1,0 +1,77 @@
+"""queries.sql parsing, its guards, and the JSON codecs of the pool (no database needed)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rochallor_server.store import postgres
+from rochallor_server.store.postgres import pool, queries
+
+
+def test_every_query_is_loaded_and_used_by_the_store() -> None:
+    bound = {value for value in vars(postgres).values() if isinstance(value, str)}
+    unused = {name for name, sql in queries.QUERIES.items() if sql not in bound}
+    assert not unused, f"queries.sql blocks the store never uses: {sorted(unused)}"
+    assert "claim_jobs" in queries.QUERIES
+    with pytest.raises(KeyError):
+        queries.QUERIES["no_such_query"]
+
+
+def test_parse_keeps_the_sql_and_drops_the_comments() -> None:
+    text = """-- file comment
+
+-- first --
+-- Does one thing.
+-- $1 a text, $2 b int
+SELECT $1, $2;
+
+-- second --
+-- Does another.
+-- (no parameters)
+SELECT 1;
+"""
+    assert queries.parse(text) == {"first": "SELECT $1, $2;", "second": "SELECT 1;"}
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("-- q --\n-- Desc.\n-- $1 a\nSELECT $1, $2;\n", "documents 1 parameter"),
+        ("-- q --\n-- Desc.\n-- $1 a, $2 b\nSELECT $2;\n", "documents 2 parameter"),
+        ("-- q --\n-- Desc.\n-- $2 a\nSELECT $1;\n", "in order"),
+        ("-- q --\nSELECT 1;\n", "description line"),
+        (
+            "-- q --\n-- D.\n-- (no parameters)\nSELECT 1;\n"
+            "-- q --\n-- D.\n-- (no parameters)\nSELECT 2;\n",
+            "defined twice",
+        ),
+    ],
+)
+def test_parse_rejects_drift_between_comments_and_sql(text: str, error: str) -> None:
+    with pytest.raises(queries.QueryFileError, match=error):
+        queries.parse(text)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"a": 1, "b": [1.5, None, True, "x"]},
+        {"big": 2**64, "negative": -(2**63) - 1, "huge": 10**40},
+        {"digits in a string": "12345678901234567890123"},
+        {"ünïcode": "☃", "nul": "\u0000"},
+        [[[[[[]]]]]],
+    ],
+)
+def test_json_codecs_round_trip_exactly(value: object) -> None:
+    text = pool.encode_json(value)
+    assert json.loads(text) == value
+    decoded = pool.decode_json(text)
+    assert decoded == value
+    assert type(decoded) is type(value)
+
+
+def test_big_integers_are_not_turned_into_floats() -> None:
+    assert pool.decode_json('{"n": 1180591620717411303424}') == {"n": 2**70}
+    assert isinstance(pool.decode_json("[18446744073709551616]")[0], int)
