@@ -401,3 +401,53 @@ async def test_loan_application_and_disbursement(api: Api) -> None:
     assert status == 200
     assert page["total"] == 1
     assert page["items"][0]["businessKey"] == "L-1"
+
+
+async def test_decision_table_wait_signal_and_interrupting_timer_on_a_wait(api: Api) -> None:
+    await api.upload(fixture_definition("loan-disbursement"))
+    inst = await api.start(
+        "LOS::loan-disbursement", {"loanAmount": 200000, "expressDisbursement": True}
+    )
+    [prep] = await api.poll(["prepare-disbursement"])
+    assert await api.complete(prep["id"], {"prepared": True}) == 204
+    parked = await api.instance(inst["id"])
+    assert parked["status"] == "WAITING"
+    assert parked["currentStepIds"] == ["await-signature"]
+    assert parked["variables"]["totalFee"] == 265  # C+: 25 + 200000 * 0.001 + 40
+    history = await api.history(inst["id"])
+    assert [h["stepType"] for h in history] == ["SERVICE_TASK", "DECISION_TABLE", "WAIT"]
+    status, _ = await api.call("POST", f"/v1/instances/{inst['id']}/signals/await-signature", {})
+    assert status == 204
+    final = await api.work(
+        {"transfer-funds": lambda j: {"transferred": True}, "notify-disbursement": lambda j: None},
+        inst["id"],
+    )
+    assert final["status"] == "COMPLETED"
+
+
+async def test_definition_versions_and_pinning(api: Api) -> None:
+    v1 = wf("e2e-versions", task("a", "ver-a", "end"), END)
+    first = await api.upload(v1)
+    again = await api.upload(v1)
+    assert (first["version"], again["version"]) == (1, 1)
+    pinned = await api.start("e2e-versions")
+    v2 = wf("e2e-versions", task("a", "ver-a2", "end"), END)
+    assert (await api.upload(v2))["version"] == 2
+    # the running instance keeps executing version 1; a new one gets version 2
+    assert await api.poll(["ver-a2"]) == []
+    [job] = await api.poll(["ver-a"])
+    assert job["instanceId"] == pinned["id"]
+    newer = await api.start("e2e-versions")
+    assert newer["definitionVersion"] == 2
+    old = await api.start("e2e-versions", version=1)
+    assert old["definitionVersion"] == 1
+    status, body = await api.call("GET", "/v1/definitions/e2e-versions")
+    assert status == 200
+    assert body["version"] == 2
+    assert body["steps"][0]["jobType"] == "ver-a2"
+    assert (await api.call("GET", "/v1/definitions/e2e-versions/versions/1"))[1]["version"] == 1
+    assert (await api.call("GET", "/v1/definitions/e2e-versions/versions/9"))[0] == 404
+    status, _ = await api.call(
+        "POST", "/v1/instances", {"definitionId": "e2e-versions", "definitionVersion": 9}
+    )
+    assert status == 404
