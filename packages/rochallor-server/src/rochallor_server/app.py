@@ -15,9 +15,9 @@ from typing import Any
 
 import asyncpg
 from aiohttp import web
-from grpclib.server import Server as GrpcServer
 
-from rochallor_server.api.grpc import server as grpc_server
+from rochallor_server.api.grpc.server import GrpcListener
+from rochallor_server.api.grpc.service import WorkflowEngineService
 from rochallor_server.api.rest import app as rest_app
 from rochallor_server.config import DispatchMode, Settings
 from rochallor_server.engine.clock import SystemClock, UlidGenerator
@@ -57,7 +57,7 @@ class Server:
         self.sweepers: list[PeriodicTask] = []
         self._rest: web.AppRunner | None = None
         self._metrics: web.AppRunner | None = None
-        self._grpc: GrpcServer | None = None
+        self._grpc: GrpcListener | None = None
         self.rest_port = 0
         self.grpc_port = 0
         self.metrics_port = 0
@@ -105,9 +105,8 @@ class Server:
         await metrics_site.start()
         self.metrics_port = _bound_port(self._metrics)
 
-        self._grpc = grpc_server.make_grpc_server([])
-        await self._grpc.start(host, settings.http.grpc_port)
-        self.grpc_port = _grpc_port(self._grpc)
+        self._grpc = GrpcListener(WorkflowEngineService(self.engine, self.metrics))
+        self.grpc_port = await self._grpc.start(host, settings.http.grpc_port)
 
         # REST last: a 2xx from /healthz means the whole engine is ready.
         self._rest = web.AppRunner(
@@ -138,8 +137,7 @@ class Server:
             await self._rest.cleanup()
             self._rest = None
         if self._grpc is not None:
-            self._grpc.close()
-            await self._grpc.wait_closed()
+            await self._grpc.stop(grace=10.0)
             self._grpc = None
         for sweeper in self.sweepers:
             await sweeper.stop()
@@ -166,13 +164,6 @@ def _bound_port(runner: web.AppRunner) -> int:
         if isinstance(address, tuple):
             return int(address[1])
     raise RuntimeError("listener has no TCP address")
-
-
-def _grpc_port(server: GrpcServer) -> int:
-    listener: Any = server._server
-    for sock in listener.sockets if listener is not None else ():
-        return int(sock.getsockname()[1])
-    raise RuntimeError("gRPC listener has no socket")
 
 
 async def serve(settings: Settings) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..support import fixture_definition
 from .client import Api, HandlerFailure
-from .conftest import fixture_definition
 
 
 def wf(wid: str, *steps: dict[str, Any], **top: Any) -> dict[str, Any]:

@@ -1,0 +1,113 @@
+"""Graceful stop: calls in flight finish, new calls and connections are turned away."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import attrs
+import pytest
+from grpclib.client import Channel
+from grpclib.const import Status
+from grpclib.exceptions import GRPCError
+
+from rochallor_server._gen.workflow import v1 as pb
+from rochallor_server.api.grpc.server import GrpcListener
+from rochallor_server.api.grpc.service import WorkflowEngineService
+from rochallor_server.config import DispatchMode
+from rochallor_server.metrics import Metrics
+
+
+class _SlowEngine:
+    settings = attrs.make_class(
+        "S",
+        {
+            "dispatch_mode": attrs.field(default=DispatchMode.POLLING),
+            "max_poll_wait_seconds": attrs.field(default=60.0),
+        },
+    )()
+
+    def __init__(self) -> None:
+        self.entered = asyncio.Event()
+
+    async def history(self, instance_id: str) -> list[Any]:
+        self.entered.set()
+        await asyncio.sleep(1.0)
+        return []
+
+    async def poll_jobs(self, *, wait_seconds: float, **_: Any) -> list[Any]:
+        self.entered.set()
+        await asyncio.sleep(wait_seconds)
+        return []
+
+
+async def _endpoint(engine: _SlowEngine) -> GrpcListener:
+    listener = GrpcListener(WorkflowEngineService(engine, Metrics()))  # type: ignore[arg-type]
+    await listener.start("127.0.0.1", 0)
+    return listener
+
+
+async def test_slow_call_in_flight_completes_and_new_calls_are_unavailable() -> None:
+    engine = _SlowEngine()
+    listener = await _endpoint(engine)
+    channel = Channel("127.0.0.1", listener.port)
+    stub = pb.WorkflowEngineStub(channel)
+    try:
+        slow = asyncio.create_task(stub.get_instance_history(pb.GetInstanceHistoryRequest(id="x")))
+        await engine.entered.wait()
+        stopping = asyncio.create_task(listener.stop(grace=10))
+        await asyncio.sleep(0.1)
+        # An existing connection may still send a call: it is turned away, not cancelled.
+        with pytest.raises(GRPCError) as caught:
+            await stub.list_definitions(pb.ListDefinitionsRequest())
+        assert caught.value.status == Status.UNAVAILABLE
+        # The listening socket is closed: new connections are refused.
+        with pytest.raises(OSError):
+            await asyncio.open_connection("127.0.0.1", listener.port)
+        response = await slow
+        assert list(response.executions) == []
+        await asyncio.wait_for(stopping, 5)
+        assert listener.service.calls.count == 0
+    finally:
+        channel.close()
+
+
+async def test_long_poll_in_flight_ends_early_with_an_empty_answer() -> None:
+    engine = _SlowEngine()
+    listener = await _endpoint(engine)
+    channel = Channel("127.0.0.1", listener.port)
+    try:
+        started = time.monotonic()
+        poll = asyncio.create_task(
+            pb.WorkflowEngineStub(channel).poll_jobs(
+                pb.PollJobsRequest(worker_id="w", job_types=["t"], wait_ms=30_000)
+            )
+        )
+        await engine.entered.wait()
+        await listener.stop(grace=10)
+        response = await poll
+        assert list(response.jobs) == []
+        # One poll slice at most, not the 30 s the client asked for.
+        assert time.monotonic() - started < 3
+    finally:
+        channel.close()
+
+
+async def test_grace_timeout_cancels_what_is_left() -> None:
+    engine = _SlowEngine()
+    listener = await _endpoint(engine)
+    channel = Channel("127.0.0.1", listener.port)
+    try:
+        slow = asyncio.create_task(
+            pb.WorkflowEngineStub(channel).get_instance_history(
+                pb.GetInstanceHistoryRequest(id="x")
+            )
+        )
+        await engine.entered.wait()
+        await listener.stop(grace=0.1)
+        with pytest.raises(GRPCError) as caught:
+            await slow
+        assert caught.value.status == Status.UNAVAILABLE
+    finally:
+        channel.close()
