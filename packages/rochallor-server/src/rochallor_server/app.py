@@ -133,6 +133,8 @@ class Server:
         )
 
     async def stop(self) -> None:
+        if self.engine is not None:
+            self.engine.begin_shutdown()  # waiting long polls answer now, intake drains fast
         if self._rest is not None:
             await self._rest.cleanup()
             self._rest = None

@@ -80,6 +80,7 @@ class Engine:
         self.ids = ids
         self._definitions: OrderedDict[tuple[str, int], CompiledDefinition] = OrderedDict()
         self._background: set[asyncio.Task[None]] = set()
+        self._closing = asyncio.Event()
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -132,6 +133,20 @@ class Engine:
         task = asyncio.create_task(coro, name=name)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    def begin_shutdown(self) -> None:
+        """End waiting long polls now (they answer with what they have: nothing)."""
+        self._closing.set()
+
+    async def _wait_for_jobs(self, job_types: Sequence[str], seconds: float) -> None:
+        """Until a job may be claimable, the engine is shutting down, or ``seconds`` pass."""
+        woken = asyncio.ensure_future(self.store.wait_for_jobs(job_types, seconds))
+        closing = asyncio.ensure_future(self._closing.wait())
+        try:
+            await asyncio.wait({woken, closing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            woken.cancel()
+            closing.cancel()
 
     async def drain(self, grace: float = 10.0) -> None:
         """Wait for after-commit work (chaining) to finish; cancel what is left."""
@@ -355,9 +370,9 @@ class Engine:
                     lease_expires_at=expires,
                 )
             remaining = deadline - time.monotonic()
-            if jobs or remaining <= 0:
+            if jobs or remaining <= 0 or self._closing.is_set():
                 break
-            await self.store.wait_for_jobs(job_types, min(remaining, _POLL_RECHECK_SECONDS))
+            await self._wait_for_jobs(job_types, min(remaining, _POLL_RECHECK_SECONDS))
         if self.metrics.polling:
             if not jobs:
                 self.metrics.job_lock_conflicts.inc()

@@ -30,9 +30,6 @@ from rochallor_server.service.ports import InstanceFilter
 # PollJobs: ``max_jobs`` <= 0 means 1 (the reference's default, §3.1); large values are clamped
 # to the REST maximum.
 MAX_JOBS: Final = 100
-# A long poll is served in slices so that a graceful stop can end it early with an empty,
-# successful answer instead of cancelling it (see ``_poll``).
-POLL_SLICE_SECONDS: Final = 1.0
 
 KAFKA_POLL_MESSAGE: Final = (
     "poll path disabled: dispatch_mode is kafka_outbox; "
@@ -218,35 +215,13 @@ class WorkflowEngineService(pb.WorkflowEngineBase):  # type: ignore[misc]
             return pb.PollJobsResponse()
         max_jobs = min(message.max_jobs, MAX_JOBS) if message.max_jobs > 0 else 1
         # ``lease_seconds`` is ignored: the lease is the server's.
-        jobs = await self._poll(
+        jobs = await self.engine.poll_jobs(
             worker_id=message.worker_id,
             job_types=list(message.job_types),
             max_jobs=max_jobs,
             wait_seconds=max(message.wait_ms, 0) / 1000,
         )
         return pb.PollJobsResponse(jobs=[convert.job(j) for j in jobs])
-
-    async def _poll(
-        self, *, worker_id: str, job_types: list[str], max_jobs: int, wait_seconds: float
-    ) -> list[Any]:
-        """A long poll in slices of at most ``POLL_SLICE_SECONDS``.
-
-        Between slices the call checks whether the server is draining and, if so, answers
-        with what it has (nothing). Cancelling the engine's poll instead could drop jobs that
-        were claimed in a committed transaction but not yet returned.
-        """
-        wait_seconds = min(wait_seconds, self.engine.settings.max_poll_wait_seconds)
-        deadline = time.monotonic() + wait_seconds
-        while True:
-            remaining = max(deadline - time.monotonic(), 0.0)
-            jobs = await self.engine.poll_jobs(
-                worker_id=worker_id,
-                job_types=job_types,
-                max_jobs=max_jobs,
-                wait_seconds=min(remaining, POLL_SLICE_SECONDS),
-            )
-            if jobs or self.calls.is_draining() or deadline - time.monotonic() <= 0:
-                return jobs
 
     async def complete_job(self, message: pb.CompleteJobRequest) -> pb.CompleteJobResponse:
         await self.engine.complete_job(
