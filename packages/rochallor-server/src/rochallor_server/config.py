@@ -132,6 +132,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     except ValueError:
         choices = ", ".join(m.value for m in DispatchMode)
         raise ConfigError("WE_DISPATCH_MODE", f"{mode_text!r} is not one of {choices}") from None
+    if mode is DispatchMode.KAFKA_OUTBOX:
+        # The outbox relay is not part of this release; refuse rather than run without dispatch.
+        raise ConfigError("WE_DISPATCH_MODE", "kafka_outbox is not available yet; use polling")
 
     level = (env.text("WE_LOG_LEVEL") or "INFO").upper()
     if level == "WARNING":
