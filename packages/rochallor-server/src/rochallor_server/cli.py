@@ -17,7 +17,7 @@ environment:
   WE_GRPC_PORT             gRPC port (9090)
   WE_METRICS_PORT          Prometheus port (9091)
   WE_BIND_HOST             interface to listen on (0.0.0.0)
-  WE_DISPATCH_MODE         polling | kafka_outbox (polling)
+  WE_DISPATCH_MODE         polling (kafka_outbox is not available yet)
   WE_LOG_LEVEL             DEBUG | INFO | WARN | ERROR (INFO)
   WE_AUDIT_LOG_ENABLED     write the audit log (true)
   WE_JOB_LEASE             job lease length (30s)
