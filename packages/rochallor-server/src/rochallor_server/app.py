@@ -117,6 +117,10 @@ class Server:
             ),
             access_log=None,
             shutdown_timeout=10,
+            # A client that hangs up cancels its handler: a long poll whose worker is gone must
+            # not go on to claim jobs nobody will receive. Each call is one transaction, so a
+            # cancelled call rolls back whole.
+            handler_cancellation=True,
         )
         await self._rest.setup()
         site = web.TCPSite(self._rest, host, settings.http.rest_port)

@@ -251,3 +251,14 @@ async def test_invariants_hold_under_a_chaos_worker(api: Api, server: Server) ->
             assert (await api.instance(state["id"]))["status"] == state["status"]
     finally:
         await conn.close()
+
+
+async def test_abandoned_long_poll_claims_nothing(api: Api) -> None:
+    await api.upload(wf("t-gone", task("a", "gone-a", "end"), END))
+    abandoned = asyncio.create_task(api.poll(["gone-a"], worker="gone", wait_ms=5_000))
+    await asyncio.sleep(0.3)
+    abandoned.cancel()  # the worker hangs up mid-wait
+    await asyncio.sleep(0.3)
+    await api.start("t-gone")
+    [job] = await api.poll(["gone-a"], worker="present")
+    assert job["workerId"] == "present"
