@@ -85,3 +85,17 @@ def codegen_check(session: nox.Session) -> None:
     """Fail if the committed generated code differs from a fresh generation."""
     session.install("-r", CODEGEN_REQUIREMENTS)
     session.run("python", "codegen/generate.py", "--check")
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Benchmark suite (not part of the default run): prints ``name=value`` figures.
+
+    Settings come from ``BENCH_*`` variables (docs/performance.md); the engine subprocess also
+    inherits the environment (``DB_MAX_CONNS``, ``WE_AUDIT_LOG_ENABLED`` …).
+    """
+    session.install("-e", VALIDATOR, "-e", SERVER, "-e", SDK)
+    # micro-benchmarks first (validator and gRPC conversion), then the engine scenarios
+    session.run("python", f"{VALIDATOR}/bench/bench_validator.py")
+    session.run("python", f"{SERVER}/bench/bench_grpc_convert.py")
+    session.run("python", "bench/run.py")

@@ -1,0 +1,328 @@
+"""Shared plumbing of the benchmark suite: settings, output, PostgreSQL, the engine process.
+
+Figures go to stdout as ``name=value`` lines (nothing else is written there); progress and
+diagnostics go to stderr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import attrs
+
+from rochallor_server.store.postgres.embedded import free_port
+from rochallor_server.store.postgres.migrate import migrate_dsn
+from rochallor_server.store.postgres.pool import init_connection
+from rochallor_server.testing import TestCluster
+
+ALL_SCENARIOS = ("raw", "finished", "single", "grpc", "five", "latency", "backlog")
+
+
+def _env_float(name: str, default: float) -> float:
+    text = os.environ.get(name, "").strip()
+    return float(text) if text else default
+
+
+def _env_int(name: str, default: int) -> int:
+    text = os.environ.get(name, "").strip()
+    return int(text) if text else default
+
+
+@attrs.frozen(kw_only=True)
+class BenchSettings:
+    """Every knob of the suite; each one is read from the ``BENCH_*`` variable of its name."""
+
+    scenarios: tuple[str, ...] = ALL_SCENARIOS
+    warmup_s: float = 3.0
+    # 1. raw SQL ceiling
+    raw_s: float = 10.0
+    raw_concurrency: int = 4
+    raw_backlog: int = 1000
+    # 5b. claiming with finished jobs in the table
+    claim_s: float = 8.0
+    finished_jobs: int = 1_000_000
+    # 2./3. end-to-end throughput
+    e2e_s: float = 20.0
+    workers: int = 2
+    parallelism: int = 32
+    start_concurrency: int = 8
+    max_outstanding: int = 256
+    # 4. pickup latency
+    latency_s: float = 15.0
+    latency_rate: float = 200.0
+    poll_interval: float = 0.5
+    long_poll_wait: float = 20.0
+    # 5a. backlog burn-down
+    backlog_jobs: int = 50_000
+    backlog_max_s: float = 150.0
+    # optional py-spy profile of the engine during scenario 2 (a file name; empty = off)
+    profile: str = ""
+
+    @classmethod
+    def from_env(cls) -> BenchSettings:
+        scenarios_text = os.environ.get("BENCH_SCENARIOS", "").strip()
+        scenarios = (
+            tuple(s.strip() for s in scenarios_text.split(",") if s.strip())
+            if scenarios_text
+            else ALL_SCENARIOS
+        )
+        unknown = set(scenarios) - set(ALL_SCENARIOS)
+        if unknown:
+            raise SystemExit(f"BENCH_SCENARIOS: unknown {sorted(unknown)}; use {ALL_SCENARIOS}")
+        values: dict[str, Any] = {"scenarios": scenarios}
+        for field in attrs.fields(cls):
+            if field.name == "scenarios":
+                continue
+            name = f"BENCH_{field.name.upper()}"
+            if isinstance(field.default, bool | str):
+                values[field.name] = os.environ.get(name, field.default)
+            elif isinstance(field.default, int):
+                values[field.name] = _env_int(name, field.default)
+            else:
+                values[field.name] = _env_float(name, field.default)
+        return cls(**values)
+
+
+# -- output --------------------------------------------------------------------------------
+
+
+def figure(name: str, value: object) -> None:
+    """One ``name=value`` line on stdout, flushed at once."""
+    if isinstance(value, float):
+        value = f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}"
+    sys.stdout.write(f"{name}={value}\n")
+    sys.stdout.flush()
+
+
+def ratio(name: str, value: float, base: float | None) -> None:
+    figure(name, f"{value / base:.4f}" if base else "n/a")
+
+
+def note(message: str) -> None:
+    sys.stderr.write(f"[bench {time.strftime('%H:%M:%S')}] {message}\n")
+    sys.stderr.flush()
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    """Nearest-rank percentile of ``values`` (not empty)."""
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(pct / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+# -- PostgreSQL ----------------------------------------------------------------------------
+
+
+class Database:
+    """The throwaway cluster and its per-scenario databases (all migrated)."""
+
+    def __init__(self) -> None:
+        self.cluster = TestCluster()
+        self._counter = 0
+
+    def start(self) -> None:
+        self.cluster.start()
+
+    def stop(self) -> None:
+        self.cluster.stop()
+
+    async def new_database(self, prefix: str) -> str:
+        self._counter += 1
+        name = f"{prefix}_{self._counter}"
+        await asyncio.to_thread(self.cluster.psql, f"CREATE DATABASE {name}")
+        dsn = self.cluster.dsn_for(name)
+        await migrate_dsn(dsn)
+        return dsn
+
+
+async def connect(dsn: str) -> asyncpg.Connection[Any]:
+    """A connection speaking JSON like the engine's pool connections."""
+    conn: asyncpg.Connection[Any] = await asyncpg.connect(dsn)
+    await init_connection(conn)
+    return conn
+
+
+# -- the engine process --------------------------------------------------------------------
+
+
+class EngineProcess:
+    """``python -m rochallor_server`` on ``dsn``, on free ports of 127.0.0.1.
+
+    The environment is inherited, so ``DB_MAX_CONNS``, ``WE_JOB_LEASE`` … apply.
+    """
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self.rest_port = free_port()
+        self.grpc_port = free_port()
+        self.metrics_port = free_port()
+        self.log_path = Path(tempfile.mkdtemp(prefix="rochallor-bench-")) / "engine.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://127.0.0.1:{self.rest_port}"
+
+    @property
+    def grpc_target(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def spawn(self) -> None:
+        env = dict(os.environ)
+        env.update(
+            {
+                "WE_POSTGRES_DSN": self.dsn,
+                "WE_BIND_HOST": "127.0.0.1",
+                "WE_REST_PORT": str(self.rest_port),
+                "WE_GRPC_PORT": str(self.grpc_port),
+                "WE_METRICS_PORT": str(self.metrics_port),
+                "WE_LOG_LEVEL": env.get("WE_LOG_LEVEL", "WARN"),
+            }
+        )
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "rochallor_server"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    async def start(self, within: float = 60.0) -> None:
+        """Spawn the engine and wait until ``/healthz`` answers."""
+        await asyncio.to_thread(self.spawn)
+        assert self.process is not None
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"engine exited early; see {self.log_path}")
+            if await asyncio.to_thread(self._healthy):
+                note(f"engine pid {self.pid} ready on {self.rest_url} (log {self.log_path})")
+                return
+            await asyncio.sleep(0.2)
+        raise RuntimeError(f"engine not ready after {within}s; see {self.log_path}")
+
+    def _healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.rest_url}/healthz", timeout=1) as answer:
+                return 200 <= int(answer.status) < 300
+        except OSError:
+            return False
+
+    def rss_mb(self) -> tuple[float, float]:
+        """(current VmRSS, peak VmHWM) of the engine process, in MiB."""
+        fields: dict[str, float] = {}
+        status = Path(f"/proc/{self.pid}/status").read_text(encoding="ascii")
+        for line in status.splitlines():
+            key, _, rest = line.partition(":")
+            if key in {"VmRSS", "VmHWM"}:
+                fields[key] = int(rest.split()[0]) / 1024
+        return fields["VmRSS"], fields["VmHWM"]
+
+    async def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.to_thread(self.process.wait, 20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            await asyncio.to_thread(self.process.wait, 5)
+
+
+# -- profiling -----------------------------------------------------------------------------
+
+
+class Profiler:
+    """``py-spy record`` of a process for a while, summarised from its collapsed stacks."""
+
+    def __init__(self, pid: int, output: str, duration: float) -> None:
+        self.pid = pid
+        self.output = Path(output).resolve()
+        self.duration = duration
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.output.parent.mkdir(parents=True, exist_ok=True)
+        # The venv's own py-spy when it is not on PATH (the venv not activated).
+        beside = Path(sys.executable).parent / "py-spy"
+        command = [
+            shutil.which("py-spy") or str(beside),
+            "record",
+            "--pid",
+            str(self.pid),
+            "--duration",
+            str(max(int(self.duration), 1)),
+            "--rate",
+            "67",
+            "--format",
+            "raw",
+            "--nonblocking",
+            "--output",
+            str(self.output),
+        ]
+        try:
+            self.process = subprocess.Popen(
+                command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+        except OSError as exc:
+            note(f"profile: py-spy not available ({exc}); skipped")
+
+    async def finish(self) -> None:
+        if self.process is None:
+            return
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            await asyncio.to_thread(self.process.wait, self.duration + 30)
+        if not self.output.exists():
+            note("profile: py-spy wrote nothing (ptrace not permitted?)")
+            return
+        for line in summarise_collapsed(self.output.read_text(encoding="utf-8")):
+            note(f"profile: {line}")
+
+
+def summarise_collapsed(text: str, top: int = 15) -> list[str]:
+    """Top functions by inclusive and by own samples, from py-spy's ``--format raw``."""
+    inclusive: dict[str, int] = {}
+    own: dict[str, int] = {}
+    total = 0
+    for line in text.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        total += count
+        frames = [f.strip() for f in stack.split(";") if f.strip()]
+        if not frames:
+            continue
+        own[frames[-1]] = own.get(frames[-1], 0) + count
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + count
+    if total == 0:
+        return ["no samples"]
+    lines = [f"{total} samples"]
+
+    def rows(table: dict[str, int], label: str, keep: Callable[[str], bool]) -> None:
+        lines.append(f"top {label}:")
+        ranked = sorted(((n, f) for f, n in table.items() if keep(f)), reverse=True)
+        lines.extend(f"  {100 * n / total:5.1f}%  {f}" for n, f in ranked[:top])
+
+    rows(own, "own time", lambda f: True)
+    rows(inclusive, "inclusive (rochallor frames)", lambda f: "rochallor" in f)
+    return lines
