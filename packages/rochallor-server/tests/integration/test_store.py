@@ -482,8 +482,46 @@ async def test_claim_uses_the_partial_index_among_many_finished_jobs(
         reclaim_plan = await conn.fetchval(
             "EXPLAIN (FORMAT JSON)\n" + QUERIES["reclaim_expired_leases"], T0, 10
         )
-    assert "ix_job_claimable" in _index_names(claim_plan)
+    # Only indexes over open jobs are read: the 20k finished rows are never visited.
+    assert _index_names(claim_plan) & {"ix_job_claimable", "ix_job_instance_open"}
+    assert "Seq Scan" not in _node_types(claim_plan)
     assert "ix_job_lease" in _index_names(reclaim_plan)
+
+
+async def test_claim_reads_a_deep_queue_in_index_order(store: PostgresStore) -> None:
+    _, execution, _ = await seed(store, jobs=1)
+    async with store.transaction() as tx:
+        conn = tx._conn
+        await conn.execute(
+            """
+            INSERT INTO job (id, instance_id, step_execution_id, step_id, job_type, status,
+                             created_at)
+            SELECT 'q-' || n, $1, $2, 'task', 'type-' || n % 4, 'UNLOCKED',
+                   $3::timestamptz + n * interval '1 millisecond'
+            FROM generate_series(1, 40000) AS n
+            """,
+            execution.instance_id,
+            execution.id,
+            T0,
+        )
+        await conn.execute("ANALYZE job")
+        plan = await conn.fetchval(
+            "EXPLAIN (FORMAT JSON)\n" + QUERIES["claim_jobs"],
+            "w",
+            T0,
+            T0 + LEASE,
+            ["type-1", "type-2"],
+            10,
+        )
+    # Each requested type is read oldest-first straight from the index and stops after
+    # ``limit`` rows: no sort of the whole queue, whatever its depth.
+    assert "ix_job_claimable" in _index_names(plan)
+    assert "Seq Scan" not in _node_types(plan)
+
+
+def _node_types(plan: Any) -> set[str]:
+    text = plan if isinstance(plan, str) else json.dumps(plan)
+    return {m for m in ("Seq Scan", "Sort") if f'"Node Type": "{m}"' in text}
 
 
 def _index_names(plan: Any) -> set[str]:

@@ -311,16 +311,17 @@ class _Transition:
         """A waiting step finished normally: merge, close, cancel its timers, advance."""
         self.merge(delta)
         self.finish(execution, ExecutionStatus.COMPLETED, output=dict(delta or {}))
-        self.commands.append(
-            cmd.CancelOpenWork(
-                instance_id=self.base.id,
-                at=self.now,
-                execution_ids=(execution.id,),
-                timers_only=True,
-            )
-        )
-        self.drop_current(execution.step_id)
         step = self.d.steps[execution.step_id]
+        if getattr(step, "boundary_events", None):
+            self.commands.append(
+                cmd.CancelOpenWork(
+                    instance_id=self.base.id,
+                    at=self.now,
+                    execution_ids=(execution.id,),
+                    timers_only=True,
+                )
+            )
+        self.drop_current(execution.step_id)
         if step.conditional_next_steps:
             target = self.route(step, None)
             if target is not None:

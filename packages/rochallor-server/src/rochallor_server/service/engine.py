@@ -85,10 +85,11 @@ class Engine:
     # -- plumbing -------------------------------------------------------------------------
 
     @asynccontextmanager
-    async def _tx(self, kind: str) -> AsyncIterator[Transaction]:
+    async def _tx(self, kind: str, *, single_statement: bool = False) -> AsyncIterator[Transaction]:
         started = time.perf_counter()
+        scope = self.store.autocommit() if single_statement else self.store.transaction()
         try:
-            async with self.store.transaction() as tx:
+            async with scope as tx:
                 yield tx
         finally:
             self.metrics.tx_duration.labels(kind).observe(time.perf_counter() - started)
@@ -356,12 +357,13 @@ class Engine:
         """Claim up to ``max_jobs``; with ``wait_seconds`` > 0, wait for jobs to appear."""
         if not job_types or max_jobs <= 0:
             return []
+        job_types = list(dict.fromkeys(job_types))  # each type once in the claim
         wait_seconds = min(max(wait_seconds, 0.0), self.settings.max_poll_wait_seconds)
         deadline = time.monotonic() + wait_seconds
         while True:
             now = self.clock.now()
             expires = now + dt.timedelta(seconds=self.settings.job_lease_seconds)
-            async with self._tx("poll_jobs") as tx:
+            async with self._tx("poll_jobs", single_statement=True) as tx:
                 jobs = await tx.claim_jobs(
                     worker_id=worker_id,
                     job_types=job_types,

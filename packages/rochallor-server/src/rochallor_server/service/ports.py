@@ -112,6 +112,14 @@ class Transaction(Protocol):
 class Store(Protocol):
     def transaction(self) -> AbstractAsyncContextManager[Transaction]: ...
 
+    def autocommit(self) -> AbstractAsyncContextManager[Transaction]:
+        """Like :meth:`transaction`, but every statement commits on its own.
+
+        Only for operations that are a single atomic statement (claiming jobs): it saves the
+        ``BEGIN``/``COMMIT`` round trips on the hottest path.
+        """
+        ...
+
     def advisory_lock(self, key: int) -> AbstractAsyncContextManager[bool]:
         """Try a session advisory lock, held while the context is open; ``False`` if taken."""
         ...

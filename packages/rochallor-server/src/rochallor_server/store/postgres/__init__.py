@@ -249,8 +249,10 @@ class PostgresTransaction:
 
     async def apply(self, commands: Sequence[Command], *, audit: bool) -> None:
         statements = [s for c in commands if (s := _statement(c, audit=audit)) is not None]
+        # Audit rows reference nothing: writing them last, together, saves round trips.
+        statements.sort(key=lambda s: s[0] is _INSERT_AUDIT)
         # Consecutive runs of one statement go in a single executemany round trip; the order
-        # of the commands is kept (inserts reference rows inserted just before them).
+        # of the other commands is kept (inserts reference rows inserted just before them).
         for query, run in itertools.groupby(statements, key=lambda s: s[0]):
             args = [a for _, a in run]
             if len(args) == 1:
@@ -538,6 +540,11 @@ class PostgresStore:
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[PostgresTransaction]:
         async with self._pool.acquire() as conn, conn.transaction():
+            yield PostgresTransaction(conn)
+
+    @contextlib.asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[PostgresTransaction]:
+        async with self._pool.acquire() as conn:
             yield PostgresTransaction(conn)
 
     @contextlib.asynccontextmanager

@@ -49,6 +49,14 @@ async def init_connection(conn: asyncpg.Connection[Any]) -> None:
         )
 
 
+async def _keep_session(conn: asyncpg.Connection[Any]) -> None:
+    """Skip asyncpg's reset query on release: one round trip per request saved.
+
+    asyncpg still clears listeners and rolls back an open transaction itself; the store keeps
+    no other session state (advisory locks are released and ``LISTEN`` undone explicitly).
+    """
+
+
 async def create_pool(dsn: str, min_size: int, max_size: int) -> asyncpg.Pool[asyncpg.Record]:
     """A pool whose connections speak JSON natively.
 
@@ -61,5 +69,6 @@ async def create_pool(dsn: str, min_size: int, max_size: int) -> asyncpg.Pool[as
         max_size=max_size,
         init=init_connection,
         statement_cache_size=STATEMENT_CACHE_SIZE,
+        reset=_keep_session,
         server_settings={"application_name": APPLICATION_NAME},
     )

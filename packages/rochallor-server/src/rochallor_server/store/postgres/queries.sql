@@ -206,15 +206,22 @@ SELECT pg_notify('rochallor_jobs', job_type) FROM retried;
 -- claim_jobs --
 -- Lock up to $5 claimable jobs of the given types for one worker (RETURNING order is unspecified).
 -- $1 worker_id text, $2 locked_at timestamptz, $3 lock_expires_at timestamptz, $4 job_types text[], $5 limit int
--- MATERIALIZED: the locking subquery runs exactly once, so a rescan can never claim more
--- than $5 rows.
+-- Per type, the oldest $5 claimable jobs are read in index order (ix_job_claimable), so a claim
+-- costs the same however deep the queue is; the oldest $5 of those are taken. MATERIALIZED:
+-- the locking subquery runs exactly once, so a rescan can never claim more than $5 rows.
 WITH candidates AS MATERIALIZED (
-    SELECT id
-    FROM job
-    WHERE status = 'UNLOCKED' AND job_type = ANY($4::text[])
-    ORDER BY created_at, id
+    SELECT c.id
+    FROM unnest($4::text[]) AS t(job_type)
+    CROSS JOIN LATERAL (
+        SELECT j.id, j.created_at
+        FROM job j
+        WHERE j.status = 'UNLOCKED' AND j.job_type = t.job_type
+        ORDER BY j.created_at, j.id
+        LIMIT $5
+        FOR UPDATE SKIP LOCKED
+    ) AS c
+    ORDER BY c.created_at, c.id
     LIMIT $5
-    FOR UPDATE SKIP LOCKED
 )
 UPDATE job
 SET status = 'LOCKED', worker_id = $1, locked_at = $2, lock_expires_at = $3

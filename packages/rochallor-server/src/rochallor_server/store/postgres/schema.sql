@@ -78,7 +78,7 @@ CREATE TABLE job (
     ended_at            timestamptz
 );
 -- Claiming reads only this partial index, so finished jobs never slow a poll down.
-CREATE INDEX ix_job_claimable ON job (job_type, created_at) WHERE status = 'UNLOCKED';
+CREATE INDEX ix_job_claimable ON job (job_type, created_at, id) WHERE status = 'UNLOCKED';
 CREATE INDEX ix_job_lease ON job (lock_expires_at) WHERE status = 'LOCKED';
 CREATE INDEX ix_job_step_execution ON job (step_execution_id);
 CREATE INDEX ix_job_instance_open ON job (instance_id) WHERE status IN ('UNLOCKED', 'LOCKED');
