@@ -42,6 +42,10 @@ class StorageError(RochallorError):
     """The database failed."""
 
 
+class TransientStorageError(StorageError):
+    """The database aborted the transaction (deadlock or serialization failure); retry it."""
+
+
 class DefinitionRejected(BadRequest):
     """validation error"""
 

@@ -262,3 +262,41 @@ async def test_abandoned_long_poll_claims_nothing(api: Api) -> None:
     await api.start("t-gone")
     [job] = await api.poll(["gone-a"], worker="present")
     assert job["workerId"] == "present"
+
+
+async def test_racing_cancel_and_completions_never_fail_the_call(api: Api) -> None:
+    """Completion locks job then instance; cancel locks instance then jobs. Deadlock victims
+    are retried, so every call answers as specified and the end state is consistent."""
+    await api.upload(
+        wf(
+            "t-race",
+            {
+                "id": "fork",
+                "name": "Fork",
+                "type": "PARALLEL_GATEWAY",
+                "parallelNextSteps": ["a", "b", "c"],
+                "joinStep": "join",
+            },
+            task("a", "race", "join"),
+            task("b", "race", "join"),
+            task("c", "race", "join"),
+            {"id": "join", "name": "Join", "type": "JOIN_GATEWAY", "nextStep": "end"},
+            END,
+        )
+    )
+    for _ in range(8):
+        inst = await api.start("t-race")
+        jobs = await api.poll(["race"], max_jobs=3)
+        assert len(jobs) == 3
+        results = await asyncio.gather(
+            *(api.complete(j["id"]) for j in jobs),
+            api.call("POST", f"/v1/instances/{inst['id']}/cancel", {"reason": "race"}),
+        )
+        completions, (cancel_status, _) = results[:3], results[3]
+        assert completions == [204, 204, 204]
+        final = await api.instance(inst["id"])
+        if cancel_status == 200:
+            assert final["status"] == "CANCELLED"
+        else:
+            assert cancel_status == 409
+            assert final["status"] == "COMPLETED"

@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import random
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import attrs
 
@@ -32,7 +33,14 @@ from rochallor_server.engine.model import (
     JsonObject,
     StepExecution,
 )
-from rochallor_server.errors import BadRequest, Conflict, DefinitionRejected, NotFound, Violation
+from rochallor_server.errors import (
+    BadRequest,
+    Conflict,
+    DefinitionRejected,
+    NotFound,
+    TransientStorageError,
+    Violation,
+)
 from rochallor_server.metrics import Metrics
 from rochallor_server.service.ports import InstanceFilter, Page, Store, Transaction
 
@@ -42,6 +50,41 @@ MAX_PAGE_SIZE = 200
 # A long poll re-checks the table at least this often, in case a wake-up was missed.
 _POLL_RECHECK_SECONDS = 0.5
 _DEFINITION_CACHE_SIZE = 512
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+_ATTEMPTS = 4
+
+
+def _retry_transient(
+    method: Callable[Concatenate[Engine, _P], Awaitable[_R]],
+) -> Callable[Concatenate[Engine, _P], Awaitable[_R]]:
+    """Run the whole operation again when the database aborted its transaction.
+
+    Operations lock the job row before the instance row, but cancellation and terminal
+    cleanup lock the instance before touching its jobs, so PostgreSQL may pick one of two
+    concurrent events as a deadlock victim. The victim's transaction rolled back whole, so it
+    is simply run again.
+    """
+
+    async def run(self: Engine, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                return await method(self, *args, **kwargs)
+            except TransientStorageError:
+                if attempt == _ATTEMPTS:
+                    raise
+                log.info("%s: transaction aborted (attempt %d), retrying", method.__name__, attempt)
+                await asyncio.sleep(random.uniform(0, 0.01 * attempt))
+        raise AssertionError("unreachable")
+
+    run.__name__, run.__qualname__, run.__doc__ = (
+        method.__name__,
+        method.__qualname__,
+        method.__doc__,
+    )
+    return run
 
 
 @attrs.frozen(kw_only=True)
@@ -325,6 +368,7 @@ class Engine:
         async with self._tx("history") as tx:
             return await tx.history(instance_id)
 
+    @_retry_transient
     async def cancel_instance(self, instance_id: str, reason: str) -> Instance:
         async with self._tx("cancel_instance") as tx:
             state, definition = await self._load(
@@ -398,6 +442,7 @@ class Engine:
             await self._persist(tx, outcome.commands)
         self._after_commit(outcome.commands)
 
+    @_retry_transient
     async def complete_job(
         self, job_id: str, *, worker_id: str | None, variables: JsonObject | None
     ) -> None:
@@ -416,6 +461,7 @@ class Engine:
 
         await self._job_event("complete_job", job_id, decide)
 
+    @_retry_transient
     async def fail_job(
         self, job_id: str, *, worker_id: str | None, error_message: str | None, retryable: bool
     ) -> None:
@@ -453,6 +499,7 @@ class Engine:
 
     # -- user tasks and signals -----------------------------------------------------------
 
+    @_retry_transient
     async def complete_user_task(
         self,
         instance_id: str,
@@ -478,6 +525,7 @@ class Engine:
             await self._persist(tx, outcome.commands)
         self._after_commit(outcome.commands)
 
+    @_retry_transient
     async def signal(self, instance_id: str, step_id: str, variables: JsonObject | None) -> None:
         async with self._tx("signal") as tx:
             state, definition = await self._load(tx, instance_id, "workflow instance not found")
@@ -494,6 +542,7 @@ class Engine:
 
     # -- background events ----------------------------------------------------------------
 
+    @_retry_transient
     async def fire_timer(self, instance_id: str, timer_id: str) -> bool:
         """Fire one due timer in its own transaction; ``False`` if it no longer applies."""
         async with self._tx("fire_timer") as tx:

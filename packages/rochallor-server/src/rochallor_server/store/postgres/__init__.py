@@ -46,6 +46,7 @@ from rochallor_server.engine.model import (
     Timer,
     UserTask,
 )
+from rochallor_server.errors import TransientStorageError
 from rochallor_server.service import ports
 from rochallor_server.store.postgres import rows
 from rochallor_server.store.postgres.pool import create_pool
@@ -539,8 +540,12 @@ class PostgresStore:
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[PostgresTransaction]:
-        async with self._pool.acquire() as conn, conn.transaction():
-            yield PostgresTransaction(conn)
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                yield PostgresTransaction(conn)
+        except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError) as exc:
+            # Rolled back whole; the service runs the operation again.
+            raise TransientStorageError(str(exc)) from exc
 
     @contextlib.asynccontextmanager
     async def autocommit(self) -> AsyncIterator[PostgresTransaction]:

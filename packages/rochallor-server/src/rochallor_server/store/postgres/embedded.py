@@ -136,7 +136,10 @@ class EmbeddedPostgres:
         self.port = free_port()
         options = [f"-h 127.0.0.1 -p {self.port} -k {self.data_dir}"]
         if self.ephemeral:
-            options.append("-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
+            options.append(
+                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+                " -c deadlock_timeout=100ms"
+            )
         self._tool(
             "pg_ctl",
             "-D",
