@@ -165,7 +165,7 @@ async def test_instance_round_trip(store: PostgresStore) -> None:
     await apply(store, InsertInstance(instance=instance))
     async with store.transaction() as tx:
         assert await tx.get_instance(instance.id) == instance
-        assert await tx.lock_instance(instance.id) == instance
+        assert await tx.lock_instance(instance.id) == (instance, [])
         assert await tx.get_instance("missing") is None
         assert await tx.lock_instance("missing") is None
 
@@ -257,7 +257,7 @@ async def test_executions_history_and_running(store: PostgresStore) -> None:
     )
     async with store.transaction() as tx:
         assert await tx.history(instance.id) == [finished, second, twin]
-        assert await tx.running_executions(instance.id) == [second, twin]
+        assert await tx.lock_instance(instance.id) == (instance, [second, twin])
         assert await tx.history("missing") == []
     row = await fetch_row(
         store, "SELECT input_snapshot, output_snapshot FROM step_execution WHERE id = $1", first.id

@@ -385,11 +385,11 @@ class Engine:
         self, tx: Transaction, instance_id: str, missing: str
     ) -> tuple[core.InstanceState, CompiledDefinition]:
         started = time.perf_counter()
-        instance = await tx.lock_instance(instance_id)
+        locked = await tx.lock_instance(instance_id)
         self.metrics.lock_wait.labels("instance").observe(time.perf_counter() - started)
-        if instance is None:
+        if locked is None:
             raise NotFound(missing)
-        running = await tx.running_executions(instance_id)
+        instance, running = locked
         definition = await self._compiled(tx, instance.definition_id, instance.definition_version)
         return core.InstanceState(instance=instance, running=tuple(running)), definition
 

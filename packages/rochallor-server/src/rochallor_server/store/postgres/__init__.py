@@ -70,7 +70,6 @@ _LOCK_INSTANCE = QUERIES["lock_instance"]
 _LIST_INSTANCES = QUERIES["list_instances"]
 _COUNT_INSTANCES = QUERIES["count_instances"]
 _HISTORY = QUERIES["history"]
-_RUNNING_EXECUTIONS = QUERIES["running_executions"]
 _INSERT_EXECUTION = QUERIES["insert_execution"]
 _FINISH_EXECUTION = QUERIES["finish_execution"]
 _INSERT_JOB = QUERIES["insert_job"]
@@ -182,13 +181,12 @@ class PostgresTransaction:
 
     # loading state under lock
 
-    async def lock_instance(self, instance_id: str) -> Instance | None:
+    async def lock_instance(self, instance_id: str) -> tuple[Instance, list[StepExecution]] | None:
         row = await self._conn.fetchrow(_LOCK_INSTANCE, instance_id)
-        return None if row is None else rows.instance_from_row(row)
-
-    async def running_executions(self, instance_id: str) -> list[StepExecution]:
-        records = await self._conn.fetch(_RUNNING_EXECUTIONS, instance_id)
-        return [rows.execution_from_row(r) for r in records]
+        if row is None:
+            return None
+        running = [rows.execution_from_json(item) for item in row["running"]]
+        return rows.instance_from_row(row), running
 
     async def lock_job(self, job_id: str) -> Job | None:
         row = await self._conn.fetchrow(_LOCK_JOB, job_id)
