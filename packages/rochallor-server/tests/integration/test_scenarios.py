@@ -451,3 +451,20 @@ async def test_definition_versions_and_pinning(api: Api) -> None:
         "POST", "/v1/instances", {"definitionId": "e2e-versions", "definitionVersion": 9}
     )
     assert status == 404
+
+
+async def test_loan_high_risk_takes_the_first_written_branch(api: Api) -> None:
+    """Two branches are true (high risk, good score): written order decides."""
+    await api.upload(fixture_definition("loan-disbursement"))
+    await api.upload(fixture_definition("loan-application"))
+    inst = await api.start("LOS::loan-application", {"applicantId": "A-7", "amount": 5000})
+    handlers = {
+        "validate-application": lambda j: {"valid": True},
+        "credit-score": lambda j: {"creditScore": 700},
+        "fraud-screen": lambda j: {"fraudScore": 0.9},
+    }
+    final = await api.work(handlers, inst["id"])
+    assert final["status"] == "COMPLETED"
+    steps = [h["stepId"] for h in await api.history(inst["id"])]
+    assert "end-rejected" in steps
+    assert "approve-loan" not in steps
