@@ -300,3 +300,36 @@ async def test_racing_cancel_and_completions_never_fail_the_call(api: Api) -> No
         else:
             assert cancel_status == 409
             assert final["status"] == "COMPLETED"
+
+
+async def test_concurrent_branch_arrivals_fire_the_join_once(api: Api) -> None:
+    await api.upload(
+        wf(
+            "t-join",
+            {
+                "id": "fork",
+                "name": "Fork",
+                "type": "PARALLEL_GATEWAY",
+                "parallelNextSteps": ["a", "b", "c"],
+                "joinStep": "join",
+            },
+            task("a", "join-branch", "join"),
+            task("b", "join-branch", "join"),
+            task("c", "join-branch", "join"),
+            {"id": "join", "name": "Join", "type": "JOIN_GATEWAY", "nextStep": "after"},
+            task("after", "join-after", "end"),
+            END,
+        )
+    )
+    for _ in range(5):
+        inst = await api.start("t-join")
+        jobs = await api.poll(["join-branch"], max_jobs=3)
+        assert len(jobs) == 3
+        statuses = await asyncio.gather(*(api.complete(j["id"], {j["stepId"]: 1}) for j in jobs))
+        assert statuses == [204, 204, 204]
+        state = await api.instance(inst["id"])
+        assert state["currentStepIds"] == ["after"]
+        assert state["variables"] == {"a": 1, "b": 1, "c": 1}
+        history = await api.history(inst["id"])
+        assert [h["stepId"] for h in history].count("join") == 1
+        assert len(await api.poll(["join-after"], max_jobs=10)) == 1
