@@ -67,6 +67,7 @@ _INSERT_INSTANCE = QUERIES["insert_instance"]
 _SAVE_INSTANCE = QUERIES["save_instance"]
 _GET_INSTANCE = QUERIES["get_instance"]
 _LOCK_INSTANCE = QUERIES["lock_instance"]
+_RUNNING_EXECUTIONS = QUERIES["running_executions"]
 _LIST_INSTANCES = QUERIES["list_instances"]
 _COUNT_INSTANCES = QUERIES["count_instances"]
 _HISTORY = QUERIES["history"]
@@ -185,8 +186,9 @@ class PostgresTransaction:
         row = await self._conn.fetchrow(_LOCK_INSTANCE, instance_id)
         if row is None:
             return None
-        running = [rows.execution_from_json(item) for item in row["running"]]
-        return rows.instance_from_row(row), running
+        # A separate statement, so that it sees what the previous lock holder committed.
+        running = await self._conn.fetch(_RUNNING_EXECUTIONS, instance_id)
+        return rows.instance_from_row(row), [rows.execution_from_row(r) for r in running]
 
     async def lock_job(self, job_id: str) -> Job | None:
         row = await self._conn.fetchrow(_LOCK_JOB, job_id)

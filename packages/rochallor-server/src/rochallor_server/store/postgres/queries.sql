@@ -93,25 +93,24 @@ FROM workflow_instance
 WHERE id = $1;
 
 -- lock_instance --
--- One instance, row-locked until the transaction ends, with its RUNNING executions (JSON, entry order).
+-- One instance, row-locked until the transaction ends.
 -- $1 id text
-SELECT i.id, i.definition_id, i.definition_version, i.status, i.current_step_ids, i.variables,
-       i.join_arrivals, i.step_attempts, i.started_at, i.completed_at, i.failure_reason,
-       i.business_key,
-       COALESCE(
-           (SELECT json_agg(
-                       json_build_object(
-                           'id', e.id, 'instance_id', e.instance_id, 'step_id', e.step_id,
-                           'step_type', e.step_type, 'attempt_number', e.attempt_number,
-                           'status', e.status, 'started_at', e.started_at,
-                           'ended_at', e.ended_at, 'failure_reason', e.failure_reason)
-                       ORDER BY e.started_at, e.id)
-            FROM step_execution e
-            WHERE e.instance_id = i.id AND e.status = 'RUNNING'),
-           '[]'::json) AS running
-FROM workflow_instance i
-WHERE i.id = $1
-FOR UPDATE OF i;
+SELECT id, definition_id, definition_version, status, current_step_ids, variables,
+       join_arrivals, step_attempts, started_at, completed_at, failure_reason, business_key
+FROM workflow_instance
+WHERE id = $1
+FOR UPDATE;
+
+-- running_executions --
+-- The RUNNING step executions of an instance, in the order they were entered.
+-- $1 instance_id text
+-- Run after lock_instance, as its own statement: a statement that waited for the row lock
+-- still reads other tables as of its start, so it would miss what the previous holder wrote.
+SELECT id, instance_id, step_id, step_type, attempt_number, status, started_at, ended_at,
+       failure_reason
+FROM step_execution
+WHERE instance_id = $1 AND status = 'RUNNING'
+ORDER BY started_at, id;
 
 -- list_instances --
 -- A page of instances, newest first; each NULL filter matches everything.

@@ -8,9 +8,7 @@ text in ``raw_json`` because jsonb sorts object keys, and the order of, e.g.,
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
@@ -78,21 +76,6 @@ def instance_from_row(row: Row) -> Instance:
         completed_at=row["completed_at"],
         failure_reason=row["failure_reason"],
         business_key=row["business_key"],
-    )
-
-
-def execution_from_json(item: Mapping[str, Any]) -> StepExecution:
-    """A step execution from the JSON object built by the ``lock_instance`` query."""
-    return StepExecution(
-        id=item["id"],
-        instance_id=item["instance_id"],
-        step_id=item["step_id"],
-        step_type=item["step_type"],
-        attempt_number=item["attempt_number"],
-        status=ExecutionStatus(item["status"]),
-        started_at=dt.datetime.fromisoformat(item["started_at"]),
-        ended_at=dt.datetime.fromisoformat(item["ended_at"]) if item["ended_at"] else None,
-        failure_reason=item["failure_reason"],
     )
 
 
