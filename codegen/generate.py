@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Generate the betterproto2 stubs of ``proto/workflow/v1/engine.proto``.
 
-The same output is written to every target ``_gen`` directory (server and SDK), replacing
-whatever was there. With ``--check`` nothing is written: the stubs are generated into a
-temporary directory and compared with the committed ones; any difference (a hand edit, a
-stale proto, an extra or a missing file) exits with status 1.
+Each target ``_gen`` directory (server and SDK) gets its own plugin options and is replaced
+with a fresh generation. The server's output also carries the protobuf file descriptors (for
+gRPC server reflection); the SDK's does not, so it runs without the protobuf runtime. With
+``--check`` nothing is written: the stubs are generated into a temporary directory and
+compared with the committed ones; any difference (a hand edit, a stale proto, an extra or a
+missing file) exits with status 1.
 
 Run it with the interpreter of a virtualenv that has ``codegen/requirements.txt`` installed.
 """
@@ -19,16 +21,38 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PROTO_ROOT = REPO_ROOT / "proto"
 PROTO_FILES: tuple[str, ...] = ("workflow/v1/engine.proto",)
-TARGET_DIRS: tuple[Path, ...] = (
-    REPO_ROOT / "packages/rochallor-server/src/rochallor_server/_gen",
-    REPO_ROOT / "packages/rochallor-sdk/src/rochallor_sdk/_gen",
+BASE_OPTIONS: tuple[str, ...] = ("client_generation=async", "server_generation=async")
+
+
+@dataclass(frozen=True)
+class Target:
+    """A committed ``_gen`` directory and the betterproto2 plugin options it is generated with."""
+
+    path: Path
+    options: tuple[str, ...]
+
+    @property
+    def plugin_options(self) -> str:
+        return ",".join(self.options)
+
+
+TARGETS: tuple[Target, ...] = (
+    # google_protobuf_descriptors: the messages carry their descriptors and the package gets
+    # ``google_proto_descriptor_pool.py``, which the server hands to gRPC server reflection
+    # (needs the protobuf runtime, a server dependency anyway).
+    Target(
+        REPO_ROOT / "packages/rochallor-server/src/rochallor_server/_gen",
+        (*BASE_OPTIONS, "google_protobuf_descriptors"),
+    ),
+    # The SDK must work without the protobuf runtime: no descriptors.
+    Target(REPO_ROOT / "packages/rochallor-sdk/src/rochallor_sdk/_gen", BASE_OPTIONS),
 )
-PLUGIN_OPTIONS = "client_generation=async,server_generation=async"
 # Files and directories that never belong to the generated output.
 IGNORED_NAMES = frozenset({"__pycache__", ".ruff_cache", ".mypy_cache"})
 
@@ -50,7 +74,7 @@ def _protoc_env() -> dict[str, str]:
     return env
 
 
-def generate_into(out_dir: Path) -> None:
+def generate_into(out_dir: Path, plugin_options: str) -> None:
     """Run protoc with the betterproto2 plugin, writing the package tree into ``out_dir``."""
     for proto in PROTO_FILES:
         if not (PROTO_ROOT / proto).is_file():
@@ -63,7 +87,7 @@ def generate_into(out_dir: Path) -> None:
         "-I",
         "proto",
         f"--python_betterproto2_out={out_dir}",
-        f"--python_betterproto2_opt={PLUGIN_OPTIONS}",
+        f"--python_betterproto2_opt={plugin_options}",
         *(f"proto/{proto}" for proto in PROTO_FILES),
     ]
     try:
@@ -141,15 +165,22 @@ def _display(path: Path) -> str:
 
 def run(check: bool) -> int:
     with tempfile.TemporaryDirectory(prefix="rochallor-codegen-") as tmp:
-        fresh = Path(tmp) / "_gen"
-        generate_into(fresh)
+        # One generation per distinct option set, shared by the targets that use it.
+        fresh: dict[str, Path] = {}
+        for target in TARGETS:
+            if target.plugin_options not in fresh:
+                out = Path(tmp) / f"gen{len(fresh)}" / "_gen"
+                generate_into(out, target.plugin_options)
+                fresh[target.plugin_options] = out
         if check:
             failed = False
-            for target in TARGET_DIRS:
-                problems = diff_trees(fresh, target)
+            for target in TARGETS:
+                problems = diff_trees(fresh[target.plugin_options], target.path)
                 if problems:
                     failed = True
-                    print(f"{_display(target)} is out of date with the proto:", file=sys.stderr)
+                    print(
+                        f"{_display(target.path)} is out of date with the proto:", file=sys.stderr
+                    )
                     for line in problems:
                         print(f"  {line}", file=sys.stderr)
             if failed:
@@ -161,9 +192,9 @@ def run(check: bool) -> int:
                 return 1
             print("generated code is up to date")
             return 0
-        for target in TARGET_DIRS:
-            replace_dir(fresh, target)
-            print(f"wrote {_display(target)}")
+        for target in TARGETS:
+            replace_dir(fresh[target.plugin_options], target.path)
+            print(f"wrote {_display(target.path)} ({target.plugin_options})")
     return 0
 
 

@@ -4,6 +4,9 @@ grpclib's ``Server.close()`` cancels the calls in flight (vmagamedov/grpclib#148
 :meth:`GrpcListener.stop` first closes the listening socket, turns new calls on existing
 connections away with ``UNAVAILABLE``, waits for the calls in flight to finish (bounded by
 ``grace``) and only then closes the server, cancelling whatever is left.
+
+Server reflection serves full file descriptors (``grpcurl list``, ``describe`` and calls built
+from the reflected descriptors): see :func:`reflection_pool`.
 """
 
 from __future__ import annotations
@@ -12,19 +15,71 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from google.protobuf.descriptor_pb2 import FileDescriptorProto
+from google.protobuf.descriptor_pool import Default, DescriptorPool
 from grpclib.health.service import Health
 from grpclib.reflection.service import ServerReflection
 from grpclib.server import Server
 
+from rochallor_server._gen.google_proto_descriptor_pool import (
+    default_google_proto_descriptor_pool,
+)
 from rochallor_server.api.grpc.service import WorkflowEngineService
 
 log = logging.getLogger(__name__)
+
+# The reflection services themselves (grpclib registers both in protobuf's default pool).
+_REFLECTION_SERVICES = (
+    "grpc.reflection.v1.ServerReflection",
+    "grpc.reflection.v1alpha.ServerReflection",
+)
+
+
+def _service_name(service: Any) -> str:
+    """The full service name, e.g. ``workflow.v1.WorkflowEngine``, from a handler's method paths."""
+    path: str = next(iter(service.__mapping__()))
+    return path.split("/")[1]
+
+
+def reflection_pool(services: Sequence[Any]) -> DescriptorPool:
+    """A descriptor pool holding the proto files that declare ``services``, with their imports.
+
+    The engine's descriptors come from the generated package's own pool (the server's stubs are
+    generated with ``google_protobuf_descriptors``); grpclib's health and reflection protos live
+    in protobuf's default pool. Reflection answers from this one pool, so every listed service
+    (and the reflection service) can be described and its messages built by the client.
+    """
+    sources = (default_google_proto_descriptor_pool, Default())
+    pool = DescriptorPool()
+    added: set[str] = set()
+
+    def add(file: Any) -> None:
+        if file.name in added:
+            return
+        for dependency in file.dependencies:
+            add(dependency)
+        proto = FileDescriptorProto()
+        file.CopyToProto(proto)
+        pool.AddSerializedFile(proto.SerializeToString())
+        added.add(file.name)
+
+    for name in [*(_service_name(s) for s in services), *_REFLECTION_SERVICES]:
+        for source in sources:
+            try:
+                file = source.FindFileContainingSymbol(name)
+            except KeyError:
+                continue
+            add(file)
+            break
+        else:
+            log.warning("gRPC reflection: no descriptor for %s; it cannot be described", name)
+    return pool
 
 
 def make_grpc_server(services: Sequence[Any]) -> Server:
     """A grpclib server for ``services`` plus ``grpc.health.v1`` and server reflection."""
     handlers: list[Any] = [*services, Health()]
-    return Server(ServerReflection.extend(handlers))
+    return Server(ServerReflection.extend(handlers, pool=reflection_pool(handlers)))
 
 
 class GrpcListener:

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 
 import betterproto2
 import dateutil.parser
+from google.protobuf.descriptor import Descriptor, EnumDescriptor
 from typing_extensions import Self
 
+from ...google_proto_descriptor_pool import default_google_proto_descriptor_pool
 from ...message_pool import default_message_pool
 
 _COMPILER_VERSION = "0.10.1"
@@ -34,6 +36,11 @@ class NullValue(betterproto2.Enum):
     a `0` value.
     """
 
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> EnumDescriptor:
+        return GOOGLE_PROTOBUF_STRUCT_PROTO_DESCRIPTOR.enum_types_by_name["NullValue"]
+
     NULL_VALUE = 0
     """
     Null value.
@@ -45,6 +52,11 @@ class ListValue(betterproto2.Message):
     """
     Represents a JSON array.
     """
+
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return GOOGLE_PROTOBUF_STRUCT_PROTO_DESCRIPTOR.message_types_by_name["ListValue"]
 
     values: "list[Value]" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, repeated=True)
     """
@@ -88,6 +100,11 @@ class Struct(betterproto2.Message):
     If you do not intend to parse arbitrary JSON into your message, a custom
     typed message should be preferred instead of using this type.
     """
+
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return GOOGLE_PROTOBUF_STRUCT_PROTO_DESCRIPTOR.message_types_by_name["Struct"]
 
     fields: "dict[str, Value]" = betterproto2.field(
         1,
@@ -226,6 +243,11 @@ class Timestamp(betterproto2.Message):
     ) to obtain a formatter capable of generating timestamps in this format.
     """
 
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return GOOGLE_PROTOBUF_TIMESTAMP_PROTO_DESCRIPTOR.message_types_by_name["Timestamp"]
+
     seconds: "int" = betterproto2.field(1, betterproto2.TYPE_INT64)
     """
     Represents seconds of UTC time since Unix epoch 1970-01-01T00:00:00Z. Must
@@ -333,6 +355,11 @@ class Value(betterproto2.Message):
         - kind: The kind of value.
     """
 
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return GOOGLE_PROTOBUF_STRUCT_PROTO_DESCRIPTOR.message_types_by_name["Value"]
+
     null_value: "NullValue | None" = betterproto2.field(
         1, betterproto2.TYPE_ENUM, optional=True, group="kind"
     )
@@ -423,3 +450,11 @@ class Value(betterproto2.Message):
 
 
 default_message_pool.register_message("google.protobuf", "Value", Value)
+
+
+GOOGLE_PROTOBUF_STRUCT_PROTO_DESCRIPTOR = default_google_proto_descriptor_pool.AddSerializedFile(
+    b'\n\x1cgoogle/protobuf/struct.proto\x12\x0fgoogle.protobuf"\x98\x01\n\x06Struct\x12;\n\x06fields\x18\x01 \x03(\x0b2#.google.protobuf.Struct.FieldsEntryR\x06fields\x1aQ\n\x0bFieldsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12,\n\x05value\x18\x02 \x01(\x0b2\x16.google.protobuf.ValueR\x05value:\x028\x01"\xb2\x02\n\x05Value\x12;\n\nnull_value\x18\x01 \x01(\x0e2\x1a.google.protobuf.NullValueH\x00R\tnullValue\x12#\n\x0cnumber_value\x18\x02 \x01(\x01H\x00R\x0bnumberValue\x12#\n\x0cstring_value\x18\x03 \x01(\tH\x00R\x0bstringValue\x12\x1f\n\nbool_value\x18\x04 \x01(\x08H\x00R\tboolValue\x12<\n\x0cstruct_value\x18\x05 \x01(\x0b2\x17.google.protobuf.StructH\x00R\x0bstructValue\x12;\n\nlist_value\x18\x06 \x01(\x0b2\x1a.google.protobuf.ListValueH\x00R\tlistValueB\x06\n\x04kind";\n\tListValue\x12.\n\x06values\x18\x01 \x03(\x0b2\x16.google.protobuf.ValueR\x06values*\x19\n\tNullValue\x12\x0c\n\nNULL_VALUEB\x7f\n\x13com.google.protobufB\x0bStructProtoP\x01Z/google.golang.org/protobuf/types/known/structpb\xf8\x01\x01\xa2\x02\x03GPB\xaa\x02\x1eGoogle.Protobuf.WellKnownTypesb\x06proto3'
+)
+GOOGLE_PROTOBUF_TIMESTAMP_PROTO_DESCRIPTOR = default_google_proto_descriptor_pool.AddSerializedFile(
+    b'\n\x1fgoogle/protobuf/timestamp.proto\x12\x0fgoogle.protobuf";\n\tTimestamp\x12\x18\n\x07seconds\x18\x01 \x01(\x03R\x07seconds\x12\x14\n\x05nanos\x18\x02 \x01(\x05R\x05nanosB\x85\x01\n\x13com.google.protobufB\x0eTimestampProtoP\x01Z2google.golang.org/protobuf/types/known/timestamppb\xf8\x01\x01\xa2\x02\x03GPB\xaa\x02\x1eGoogle.Protobuf.WellKnownTypesb\x06proto3'
+)

@@ -59,7 +59,9 @@ from typing import TYPE_CHECKING
 import betterproto2
 import grpclib
 from betterproto2 import grpclib as betterproto2_grpclib
+from google.protobuf.descriptor import Descriptor, EnumDescriptor
 
+from ...google_proto_descriptor_pool import default_google_proto_descriptor_pool
 from ...message_pool import default_message_pool
 
 if TYPE_CHECKING:
@@ -72,6 +74,11 @@ betterproto2.check_compiler_version(_COMPILER_VERSION)
 
 
 class BoundaryEventType(betterproto2.Enum):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> EnumDescriptor:
+        return WORKFLOW_V1_ENGINE_PROTO_DESCRIPTOR.enum_types_by_name["BoundaryEventType"]
+
     UNSPECIFIED = 0
     """
     rejected on upload
@@ -98,6 +105,11 @@ class BoundaryEventType(betterproto2.Enum):
 
 
 class InstanceStatus(betterproto2.Enum):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> EnumDescriptor:
+        return WORKFLOW_V1_ENGINE_PROTO_DESCRIPTOR.enum_types_by_name["InstanceStatus"]
+
     UNSPECIFIED = 0
     """
     in ListInstancesRequest: all statuses
@@ -137,6 +149,11 @@ class InstanceStatus(betterproto2.Enum):
 
 
 class StepExecutionStatus(betterproto2.Enum):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> EnumDescriptor:
+        return WORKFLOW_V1_ENGINE_PROTO_DESCRIPTOR.enum_types_by_name["StepExecutionStatus"]
+
     UNSPECIFIED = 0
 
     RUNNING = 1
@@ -169,6 +186,11 @@ class StepExecutionStatus(betterproto2.Enum):
 
 
 class StepType(betterproto2.Enum):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> EnumDescriptor:
+        return WORKFLOW_V1_ENGINE_PROTO_DESCRIPTOR.enum_types_by_name["StepType"]
+
     UNSPECIFIED = 0
     """
     rejected on upload
@@ -228,6 +250,11 @@ class StepType(betterproto2.Enum):
 
 @dataclass(eq=False, repr=False)
 class BoundaryEvent(betterproto2.Message):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return WORKFLOW_V1_ENGINE_PROTO_DESCRIPTOR.message_types_by_name["BoundaryEvent"]
+
     type: "BoundaryEventType" = betterproto2.field(
         1, betterproto2.TYPE_ENUM, default_factory=lambda: BoundaryEventType(0)
     )
@@ -253,6 +280,11 @@ default_message_pool.register_message("workflow.v1", "BoundaryEvent", BoundaryEv
 
 @dataclass(eq=False, repr=False)
 class CancelInstanceRequest(betterproto2.Message):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return WORKFLOW_V1_ENGINE_PROTO_DESCRIPTOR.message_types_by_name["CancelInstanceRequest"]
+
     id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
 
     reason: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
@@ -266,6 +298,11 @@ default_message_pool.register_message("workflow.v1", "CancelInstanceRequest", Ca
 
 @dataclass(eq=False, repr=False)
 class CancelInstanceResponse(betterproto2.Message):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return WORKFLOW_V1_ENGINE_PROTO_DESCRIPTOR.message_types_by_name["CancelInstanceResponse"]
+
     instance: "WorkflowInstance | None" = betterproto2.field(
         1, betterproto2.TYPE_MESSAGE, optional=True
     )
@@ -278,6 +315,11 @@ default_message_pool.register_message(
 
 @dataclass(eq=False, repr=False)
 class CompleteJobRequest(betterproto2.Message):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return WORKFLOW_V1_ENGINE_PROTO_DESCRIPTOR.message_types_by_name["CompleteJobRequest"]
+
     job_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
 
     worker_id: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
@@ -298,6 +340,11 @@ default_message_pool.register_message("workflow.v1", "CompleteJobRequest", Compl
 
 @dataclass(eq=False, repr=False)
 class CompleteJobResponse(betterproto2.Message):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return WORKFLOW_V1_ENGINE_PROTO_DESCRIPTOR.message_types_by_name["CompleteJobResponse"]
+
     pass
 
 
@@ -306,6 +353,11 @@ default_message_pool.register_message("workflow.v1", "CompleteJobResponse", Comp
 
 @dataclass(eq=False, repr=False)
 class CompleteUserTaskRequest(betterproto2.Message):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return WORKFLOW_V1_ENGINE_PROTO_DESCRIPTOR.message_types_by_name["CompleteUserTaskRequest"]
+
     completed_by: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
     """
     Recorded as the completer.
@@ -333,6 +385,11 @@ default_message_pool.register_message(
 
 @dataclass(eq=False, repr=False)
 class CompleteUserTaskResponse(betterproto2.Message):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return WORKFLOW_V1_ENGINE_PROTO_DESCRIPTOR.message_types_by_name["CompleteUserTaskResponse"]
+
     pass
 
 
@@ -343,6 +400,11 @@ default_message_pool.register_message(
 
 @dataclass(eq=False, repr=False)
 class DecisionTableInput(betterproto2.Message):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return WORKFLOW_V1_ENGINE_PROTO_DESCRIPTOR.message_types_by_name["DecisionTableInput"]
+
     id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
 
     label: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
@@ -355,6 +417,11 @@ default_message_pool.register_message("workflow.v1", "DecisionTableInput", Decis
 
 @dataclass(eq=False, repr=False)
 class DecisionTableOutput(betterproto2.Message):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return WORKFLOW_V1_ENGINE_PROTO_DESCRIPTOR.message_types_by_name["DecisionTableOutput"]
+
     name: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
     """
     Top-level variable that receives the result.
@@ -375,6 +442,11 @@ default_message_pool.register_message("workflow.v1", "DecisionTableOutput", Deci
 
 @dataclass(eq=False, repr=False)
 class DecisionTableRule(betterproto2.Message):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return WORKFLOW_V1_ENGINE_PROTO_DESCRIPTOR.message_types_by_name["DecisionTableRule"]
+
     id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
 
     description: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
@@ -401,6 +473,11 @@ class ExtendJobLeaseRequest(betterproto2.Message):
     Rochallor addition.
     """
 
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return WORKFLOW_V1_ENGINE_PROTO_DESCRIPTOR.message_types_by_name["ExtendJobLeaseRequest"]
+
     job_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
 
     worker_id: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
@@ -418,6 +495,11 @@ class ExtendJobLeaseResponse(betterproto2.Message):
     Rochallor addition.
     """
 
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return WORKFLOW_V1_ENGINE_PROTO_DESCRIPTOR.message_types_by_name["ExtendJobLeaseResponse"]
+
     lock_expires_at: "datetime.datetime | None" = betterproto2.field(
         1, betterproto2.TYPE_MESSAGE, unwrap=lambda: __google__protobuf__.Timestamp, optional=True
     )
@@ -433,6 +515,11 @@ default_message_pool.register_message(
 
 @dataclass(eq=False, repr=False)
 class FailJobRequest(betterproto2.Message):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return WORKFLOW_V1_ENGINE_PROTO_DESCRIPTOR.message_types_by_name["FailJobRequest"]
+
     job_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
 
     worker_id: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
@@ -450,6 +537,11 @@ default_message_pool.register_message("workflow.v1", "FailJobRequest", FailJobRe
 
 @dataclass(eq=False, repr=False)
 class FailJobResponse(betterproto2.Message):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return WORKFLOW_V1_ENGINE_PROTO_DESCRIPTOR.message_types_by_name["FailJobResponse"]
+
     pass
 
 
@@ -458,6 +550,11 @@ default_message_pool.register_message("workflow.v1", "FailJobResponse", FailJobR
 
 @dataclass(eq=False, repr=False)
 class GetDefinitionRequest(betterproto2.Message):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return WORKFLOW_V1_ENGINE_PROTO_DESCRIPTOR.message_types_by_name["GetDefinitionRequest"]
+
     id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
 
     version: "int" = betterproto2.field(2, betterproto2.TYPE_INT32)
@@ -471,6 +568,11 @@ default_message_pool.register_message("workflow.v1", "GetDefinitionRequest", Get
 
 @dataclass(eq=False, repr=False)
 class GetDefinitionResponse(betterproto2.Message):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return WORKFLOW_V1_ENGINE_PROTO_DESCRIPTOR.message_types_by_name["GetDefinitionResponse"]
+
     definition: "WorkflowDefinition | None" = betterproto2.field(
         1, betterproto2.TYPE_MESSAGE, optional=True
     )
@@ -481,6 +583,13 @@ default_message_pool.register_message("workflow.v1", "GetDefinitionResponse", Ge
 
 @dataclass(eq=False, repr=False)
 class GetInstanceHistoryRequest(betterproto2.Message):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return WORKFLOW_V1_ENGINE_PROTO_DESCRIPTOR.message_types_by_name[
+            "GetInstanceHistoryRequest"
+        ]
+
     id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
 
 
@@ -491,6 +600,13 @@ default_message_pool.register_message(
 
 @dataclass(eq=False, repr=False)
 class GetInstanceHistoryResponse(betterproto2.Message):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return WORKFLOW_V1_ENGINE_PROTO_DESCRIPTOR.message_types_by_name[
+            "GetInstanceHistoryResponse"
+        ]
+
     executions: "list[StepExecution]" = betterproto2.field(
         1, betterproto2.TYPE_MESSAGE, repeated=True
     )
@@ -506,6 +622,11 @@ default_message_pool.register_message(
 
 @dataclass(eq=False, repr=False)
 class GetInstanceRequest(betterproto2.Message):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return WORKFLOW_V1_ENGINE_PROTO_DESCRIPTOR.message_types_by_name["GetInstanceRequest"]
+
     id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
 
 
@@ -514,6 +635,11 @@ default_message_pool.register_message("workflow.v1", "GetInstanceRequest", GetIn
 
 @dataclass(eq=False, repr=False)
 class GetInstanceResponse(betterproto2.Message):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return WORKFLOW_V1_ENGINE_PROTO_DESCRIPTOR.message_types_by_name["GetInstanceResponse"]
+
     instance: "WorkflowInstance | None" = betterproto2.field(
         1, betterproto2.TYPE_MESSAGE, optional=True
     )
@@ -524,6 +650,11 @@ default_message_pool.register_message("workflow.v1", "GetInstanceResponse", GetI
 
 @dataclass(eq=False, repr=False)
 class Job(betterproto2.Message):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return WORKFLOW_V1_ENGINE_PROTO_DESCRIPTOR.message_types_by_name["Job"]
+
     id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
 
     job_type: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
@@ -557,6 +688,11 @@ class JobDispatchEvent(betterproto2.Message):
     Kafka record value in kafka_outbox mode (binary proto3 encoding).
     Never reuse a field number: consumers include a hand-written parser.
     """
+
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return WORKFLOW_V1_ENGINE_PROTO_DESCRIPTOR.message_types_by_name["JobDispatchEvent"]
 
     schema_version: "int" = betterproto2.field(1, betterproto2.TYPE_UINT32)
     """
@@ -605,6 +741,11 @@ default_message_pool.register_message("workflow.v1", "JobDispatchEvent", JobDisp
 
 @dataclass(eq=False, repr=False)
 class ListDefinitionsRequest(betterproto2.Message):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return WORKFLOW_V1_ENGINE_PROTO_DESCRIPTOR.message_types_by_name["ListDefinitionsRequest"]
+
     keyword: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
     """
     Substring filter on id or name.
@@ -628,6 +769,11 @@ default_message_pool.register_message(
 
 @dataclass(eq=False, repr=False)
 class ListDefinitionsResponse(betterproto2.Message):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return WORKFLOW_V1_ENGINE_PROTO_DESCRIPTOR.message_types_by_name["ListDefinitionsResponse"]
+
     definitions: "list[WorkflowDefinition]" = betterproto2.field(
         1, betterproto2.TYPE_MESSAGE, repeated=True
     )
@@ -648,6 +794,11 @@ default_message_pool.register_message(
 
 @dataclass(eq=False, repr=False)
 class ListInstancesRequest(betterproto2.Message):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return WORKFLOW_V1_ENGINE_PROTO_DESCRIPTOR.message_types_by_name["ListInstancesRequest"]
+
     definition_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
     """
     Filter on the definition id (all versions).
@@ -681,6 +832,11 @@ default_message_pool.register_message("workflow.v1", "ListInstancesRequest", Lis
 
 @dataclass(eq=False, repr=False)
 class ListInstancesResponse(betterproto2.Message):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return WORKFLOW_V1_ENGINE_PROTO_DESCRIPTOR.message_types_by_name["ListInstancesResponse"]
+
     instances: "list[WorkflowInstance]" = betterproto2.field(
         1, betterproto2.TYPE_MESSAGE, repeated=True
     )
@@ -696,6 +852,11 @@ default_message_pool.register_message("workflow.v1", "ListInstancesResponse", Li
 
 @dataclass(eq=False, repr=False)
 class PollJobsRequest(betterproto2.Message):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return WORKFLOW_V1_ENGINE_PROTO_DESCRIPTOR.message_types_by_name["PollJobsRequest"]
+
     worker_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
     """
     Lock owner.
@@ -725,6 +886,11 @@ default_message_pool.register_message("workflow.v1", "PollJobsRequest", PollJobs
 
 @dataclass(eq=False, repr=False)
 class PollJobsResponse(betterproto2.Message):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return WORKFLOW_V1_ENGINE_PROTO_DESCRIPTOR.message_types_by_name["PollJobsResponse"]
+
     jobs: "list[Job]" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, repeated=True)
 
 
@@ -733,6 +899,11 @@ default_message_pool.register_message("workflow.v1", "PollJobsResponse", PollJob
 
 @dataclass(eq=False, repr=False)
 class SignalWaitRequest(betterproto2.Message):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return WORKFLOW_V1_ENGINE_PROTO_DESCRIPTOR.message_types_by_name["SignalWaitRequest"]
+
     instance_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
 
     wait_step_id: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
@@ -753,6 +924,11 @@ default_message_pool.register_message("workflow.v1", "SignalWaitRequest", Signal
 
 @dataclass(eq=False, repr=False)
 class SignalWaitResponse(betterproto2.Message):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return WORKFLOW_V1_ENGINE_PROTO_DESCRIPTOR.message_types_by_name["SignalWaitResponse"]
+
     pass
 
 
@@ -761,6 +937,11 @@ default_message_pool.register_message("workflow.v1", "SignalWaitResponse", Signa
 
 @dataclass(eq=False, repr=False)
 class StartInstanceRequest(betterproto2.Message):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return WORKFLOW_V1_ENGINE_PROTO_DESCRIPTOR.message_types_by_name["StartInstanceRequest"]
+
     definition_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
 
     definition_version: "int" = betterproto2.field(2, betterproto2.TYPE_INT32)
@@ -783,6 +964,11 @@ default_message_pool.register_message("workflow.v1", "StartInstanceRequest", Sta
 
 @dataclass(eq=False, repr=False)
 class StartInstanceResponse(betterproto2.Message):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return WORKFLOW_V1_ENGINE_PROTO_DESCRIPTOR.message_types_by_name["StartInstanceResponse"]
+
     instance: "WorkflowInstance | None" = betterproto2.field(
         1, betterproto2.TYPE_MESSAGE, optional=True
     )
@@ -793,6 +979,11 @@ default_message_pool.register_message("workflow.v1", "StartInstanceResponse", St
 
 @dataclass(eq=False, repr=False)
 class StepExecution(betterproto2.Message):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return WORKFLOW_V1_ENGINE_PROTO_DESCRIPTOR.message_types_by_name["StepExecution"]
+
     id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
 
     instance_id: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
@@ -831,6 +1022,11 @@ default_message_pool.register_message("workflow.v1", "StepExecution", StepExecut
 
 @dataclass(eq=False, repr=False)
 class UploadDefinitionRequest(betterproto2.Message):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return WORKFLOW_V1_ENGINE_PROTO_DESCRIPTOR.message_types_by_name["UploadDefinitionRequest"]
+
     definition: "WorkflowDefinition | None" = betterproto2.field(
         1, betterproto2.TYPE_MESSAGE, optional=True
     )
@@ -846,6 +1042,11 @@ default_message_pool.register_message(
 
 @dataclass(eq=False, repr=False)
 class UploadDefinitionResponse(betterproto2.Message):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return WORKFLOW_V1_ENGINE_PROTO_DESCRIPTOR.message_types_by_name["UploadDefinitionResponse"]
+
     id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
 
     version: "int" = betterproto2.field(2, betterproto2.TYPE_INT32)
@@ -865,6 +1066,11 @@ default_message_pool.register_message(
 
 @dataclass(eq=False, repr=False)
 class WorkflowDefinition(betterproto2.Message):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return WORKFLOW_V1_ENGINE_PROTO_DESCRIPTOR.message_types_by_name["WorkflowDefinition"]
+
     id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
 
     version: "int" = betterproto2.field(2, betterproto2.TYPE_INT32)
@@ -898,6 +1104,11 @@ default_message_pool.register_message("workflow.v1", "WorkflowDefinition", Workf
 
 @dataclass(eq=False, repr=False)
 class WorkflowInstance(betterproto2.Message):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return WORKFLOW_V1_ENGINE_PROTO_DESCRIPTOR.message_types_by_name["WorkflowInstance"]
+
     id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
 
     definition_id: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
@@ -944,6 +1155,11 @@ class WorkflowStep(betterproto2.Message):
     """
     Fields are grouped in blocks of ten by the step types that use them.
     """
+
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return WORKFLOW_V1_ENGINE_PROTO_DESCRIPTOR.message_types_by_name["WorkflowStep"]
 
     id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
 
@@ -1331,6 +1547,10 @@ class WorkflowEngineStub(betterproto2_grpclib.ServiceStub):
 
 
 from ...google import protobuf as __google__protobuf__
+
+WORKFLOW_V1_ENGINE_PROTO_DESCRIPTOR = default_google_proto_descriptor_pool.AddSerializedFile(
+    b'\n\x18workflow/v1/engine.proto\x12\x0bworkflow.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto"\xbd\x02\n\x12WorkflowDefinition\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n\x07version\x18\x02 \x01(\x05R\x07version\x12\x12\n\x04name\x18\x03 \x01(\tR\x04name\x12 \n\x0bdescription\x18\x04 \x01(\tR\x0bdescription\x127\n\x18auto_start_next_workflow\x18\x05 \x01(\x08R\x15autoStartNextWorkflow\x12(\n\x10next_workflow_id\x18\x06 \x01(\tR\x0enextWorkflowId\x12/\n\x05steps\x18\x07 \x03(\x0b2\x19.workflow.v1.WorkflowStepR\x05steps\x123\n\x08metadata\x18\x08 \x01(\x0b2\x17.google.protobuf.StructR\x08metadata"\xe7\x07\n\x0cWorkflowStep\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12)\n\x04type\x18\x03 \x01(\x0e2\x15.workflow.v1.StepTypeR\x04type\x12 \n\x0bdescription\x18\x04 \x01(\tR\x0bdescription\x12\x1b\n\tnext_step\x18\n \x01(\tR\x08nextStep\x12.\n\x13parallel_next_steps\x18\x0b \x03(\tR\x11parallelNextSteps\x12\x1b\n\tjoin_step\x18\x0c \x01(\tR\x08joinStep\x12i\n\x16conditional_next_steps\x18\x14 \x03(\x0b23.workflow.v1.WorkflowStep.ConditionalNextStepsEntryR\x14conditionalNextSteps\x12X\n\x0ftransformations\x18\x1e \x03(\x0b2..workflow.v1.WorkflowStep.TransformationsEntryR\x0ftransformations\x12\x19\n\x08job_type\x18( \x01(\tR\x07jobType\x12%\n\x0edelegate_class\x18) \x01(\tR\rdelegateClass\x12\x1f\n\x0bretry_count\x18* \x01(\x05R\nretryCount\x12C\n\x0fboundary_events\x182 \x03(\x0b2\x1a.workflow.v1.BoundaryEventR\x0eboundaryEvents\x12\x1d\n\nhit_policy\x18< \x01(\tR\thitPolicy\x12 \n\x0baggregation\x18= \x01(\tR\x0baggregation\x127\n\x06inputs\x18> \x03(\x0b2\x1f.workflow.v1.DecisionTableInputR\x06inputs\x12:\n\x07outputs\x18? \x03(\x0b2 .workflow.v1.DecisionTableOutputR\x07outputs\x124\n\x05rules\x18@ \x03(\x0b2\x1e.workflow.v1.DecisionTableRuleR\x05rules\x1aG\n\x19ConditionalNextStepsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1aZ\n\x14TransformationsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12,\n\x05value\x18\x02 \x01(\x0b2\x16.google.protobuf.ValueR\x05value:\x028\x01"Z\n\x12DecisionTableInput\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n\x05label\x18\x02 \x01(\tR\x05label\x12\x1e\n\nexpression\x18\x03 \x01(\tR\nexpression"|\n\x13DecisionTableOutput\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n\x05label\x18\x02 \x01(\tR\x05label\x12;\n\rdefault_value\x18\x03 \x01(\x0b2\x16.google.protobuf.ValueR\x0cdefaultValue"\xa9\x01\n\x11DecisionTableRule\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12 \n\x0bdescription\x18\x02 \x01(\tR\x0bdescription\x12#\n\rinput_entries\x18\x03 \x03(\tR\x0cinputEntries\x12=\n\x0eoutput_entries\x18\x04 \x03(\x0b2\x16.google.protobuf.ValueR\routputEntries"\xa9\x01\n\rBoundaryEvent\x122\n\x04type\x18\x01 \x01(\x0e2\x1e.workflow.v1.BoundaryEventTypeR\x04type\x12\x1a\n\x08duration\x18\x02 \x01(\tR\x08duration\x12"\n\x0cinterrupting\x18\x03 \x01(\x08R\x0cinterrupting\x12$\n\x0etarget_step_id\x18\x04 \x01(\tR\x0ctargetStepId"\xd0\x03\n\x10WorkflowInstance\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12#\n\rdefinition_id\x18\x02 \x01(\tR\x0cdefinitionId\x12-\n\x12definition_version\x18\x03 \x01(\x05R\x11definitionVersion\x123\n\x06status\x18\x04 \x01(\x0e2\x1b.workflow.v1.InstanceStatusR\x06status\x12(\n\x10current_step_ids\x18\x05 \x03(\tR\x0ecurrentStepIds\x125\n\tvariables\x18\x06 \x01(\x0b2\x17.google.protobuf.StructR\tvariables\x129\n\nstarted_at\x18\x07 \x01(\x0b2\x1a.google.protobuf.TimestampR\tstartedAt\x12=\n\x0ccompleted_at\x18\x08 \x01(\x0b2\x1a.google.protobuf.TimestampR\x0bcompletedAt\x12%\n\x0efailure_reason\x18\t \x01(\tR\rfailureReason\x12!\n\x0cbusiness_key\x18\n \x01(\tR\x0bbusinessKey"\x87\x03\n\rStepExecution\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n\x0binstance_id\x18\x02 \x01(\tR\ninstanceId\x12\x17\n\x07step_id\x18\x03 \x01(\tR\x06stepId\x122\n\tstep_type\x18\x04 \x01(\x0e2\x15.workflow.v1.StepTypeR\x08stepType\x12%\n\x0eattempt_number\x18\x05 \x01(\x05R\rattemptNumber\x128\n\x06status\x18\x06 \x01(\x0e2 .workflow.v1.StepExecutionStatusR\x06status\x129\n\nstarted_at\x18\x07 \x01(\x0b2\x1a.google.protobuf.TimestampR\tstartedAt\x125\n\x08ended_at\x18\x08 \x01(\x0b2\x1a.google.protobuf.TimestampR\x07endedAt\x12%\n\x0efailure_reason\x18\t \x01(\tR\rfailureReason"\xbe\x02\n\x03Job\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n\x08job_type\x18\x02 \x01(\tR\x07jobType\x12\x1f\n\x0binstance_id\x18\x03 \x01(\tR\ninstanceId\x12\x17\n\x07step_id\x18\x04 \x01(\tR\x06stepId\x12*\n\x11step_execution_id\x18\x05 \x01(\tR\x0fstepExecutionId\x12+\n\x11retries_remaining\x18\x06 \x01(\x05R\x10retriesRemaining\x125\n\tvariables\x18\x07 \x01(\x0b2\x17.google.protobuf.StructR\tvariables\x12B\n\x0flock_expires_at\x18\x08 \x01(\x0b2\x1a.google.protobuf.TimestampR\rlockExpiresAt"\xdc\x02\n\x10JobDispatchEvent\x12%\n\x0eschema_version\x18\x01 \x01(\rR\rschemaVersion\x12\x19\n\x08dedup_id\x18\x02 \x01(\tR\x07dedupId\x12\x15\n\x06job_id\x18\n \x01(\tR\x05jobId\x12\x1f\n\x0binstance_id\x18\x0b \x01(\tR\ninstanceId\x12*\n\x11step_execution_id\x18\x0c \x01(\tR\x0fstepExecutionId\x12\x19\n\x08job_type\x18\r \x01(\tR\x07jobType\x12+\n\x11retries_remaining\x18\x14 \x01(\x05R\x10retriesRemaining\x12\x1f\n\x0bjob_payload\x18\x1e \x01(\x0cR\njobPayload\x129\n\ncreated_at\x18( \x01(\x0b2\x1a.google.protobuf.TimestampR\tcreatedAt"Z\n\x17UploadDefinitionRequest\x12?\n\ndefinition\x18\x01 \x01(\x0b2\x1f.workflow.v1.WorkflowDefinitionR\ndefinition"\x81\x01\n\x18UploadDefinitionResponse\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n\x07version\x18\x02 \x01(\x05R\x07version\x12;\n\x0buploaded_at\x18\x03 \x01(\x0b2\x1a.google.protobuf.TimestampR\nuploadedAt"@\n\x14GetDefinitionRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n\x07version\x18\x02 \x01(\x05R\x07version"X\n\x15GetDefinitionResponse\x12?\n\ndefinition\x18\x01 \x01(\x0b2\x1f.workflow.v1.WorkflowDefinitionR\ndefinition"c\n\x16ListDefinitionsRequest\x12\x18\n\x07keyword\x18\x01 \x01(\tR\x07keyword\x12\x12\n\x04page\x18\x02 \x01(\x05R\x04page\x12\x1b\n\tpage_size\x18\x03 \x01(\x05R\x08pageSize"r\n\x17ListDefinitionsResponse\x12A\n\x0bdefinitions\x18\x01 \x03(\x0b2\x1f.workflow.v1.WorkflowDefinitionR\x0bdefinitions\x12\x14\n\x05total\x18\x02 \x01(\x05R\x05total"\xc4\x01\n\x14StartInstanceRequest\x12#\n\rdefinition_id\x18\x01 \x01(\tR\x0cdefinitionId\x12-\n\x12definition_version\x18\x02 \x01(\x05R\x11definitionVersion\x125\n\tvariables\x18\x03 \x01(\x0b2\x17.google.protobuf.StructR\tvariables\x12!\n\x0cbusiness_key\x18\x04 \x01(\tR\x0bbusinessKey"R\n\x15StartInstanceResponse\x129\n\x08instance\x18\x01 \x01(\x0b2\x1d.workflow.v1.WorkflowInstanceR\x08instance"$\n\x12GetInstanceRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id"P\n\x13GetInstanceResponse\x129\n\x08instance\x18\x01 \x01(\x0b2\x1d.workflow.v1.WorkflowInstanceR\x08instance"+\n\x19GetInstanceHistoryRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id"X\n\x1aGetInstanceHistoryResponse\x12:\n\nexecutions\x18\x01 \x03(\x0b2\x1a.workflow.v1.StepExecutionR\nexecutions"?\n\x15CancelInstanceRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n\x06reason\x18\x02 \x01(\tR\x06reason"S\n\x16CancelInstanceResponse\x129\n\x08instance\x18\x01 \x01(\x0b2\x1d.workflow.v1.WorkflowInstanceR\x08instance"\xc4\x01\n\x14ListInstancesRequest\x12#\n\rdefinition_id\x18\x01 \x01(\tR\x0cdefinitionId\x123\n\x06status\x18\x02 \x01(\x0e2\x1b.workflow.v1.InstanceStatusR\x06status\x12!\n\x0cbusiness_key\x18\x03 \x01(\tR\x0bbusinessKey\x12\x12\n\x04page\x18\x04 \x01(\x05R\x04page\x12\x1b\n\tpage_size\x18\x05 \x01(\x05R\x08pageSize"j\n\x15ListInstancesResponse\x12;\n\tinstances\x18\x01 \x03(\x0b2\x1d.workflow.v1.WorkflowInstanceR\tinstances\x12\x14\n\x05total\x18\x02 \x01(\x05R\x05total"\xa4\x01\n\x0fPollJobsRequest\x12\x1b\n\tworker_id\x18\x01 \x01(\tR\x08workerId\x12\x1b\n\tjob_types\x18\x02 \x03(\tR\x08jobTypes\x12\x19\n\x08max_jobs\x18\x03 \x01(\x05R\x07maxJobs\x12#\n\rlease_seconds\x18\x04 \x01(\x05R\x0cleaseSeconds\x12\x17\n\x07wait_ms\x18\x05 \x01(\x05R\x06waitMs"8\n\x10PollJobsResponse\x12$\n\x04jobs\x18\x01 \x03(\x0b2\x10.workflow.v1.JobR\x04jobs"\x8b\x01\n\x12CompleteJobRequest\x12\x15\n\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1b\n\tworker_id\x18\x02 \x01(\tR\x08workerId\x12A\n\x10variables_to_set\x18\x03 \x01(\x0b2\x17.google.protobuf.StructR\x0evariablesToSet"\x15\n\x13CompleteJobResponse"\x87\x01\n\x0eFailJobRequest\x12\x15\n\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1b\n\tworker_id\x18\x02 \x01(\tR\x08workerId\x12\x1c\n\tretryable\x18\x03 \x01(\x08R\tretryable\x12#\n\rerror_message\x18\x04 \x01(\tR\x0cerrorMessage"\x11\n\x0fFailJobResponse"K\n\x15ExtendJobLeaseRequest\x12\x15\n\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1b\n\tworker_id\x18\x02 \x01(\tR\x08workerId"\\\n\x16ExtendJobLeaseResponse\x12B\n\x0flock_expires_at\x18\x01 \x01(\x0b2\x1a.google.protobuf.TimestampR\rlockExpiresAt"\xcd\x01\n\x17CompleteUserTaskRequest\x12!\n\x0ccompleted_by\x18\x02 \x01(\tR\x0bcompletedBy\x12/\n\x06result\x18\x03 \x01(\x0b2\x17.google.protobuf.StructR\x06result\x12\x1f\n\x0binstance_id\x18\x04 \x01(\tR\ninstanceId\x12)\n\x11user_task_step_id\x18\x05 \x01(\tR\x0euserTaskStepIdJ\x04\x08\x01\x10\x02R\x0cuser_task_id"\x1a\n\x18CompleteUserTaskResponse"\x8d\x01\n\x11SignalWaitRequest\x12\x1f\n\x0binstance_id\x18\x01 \x01(\tR\ninstanceId\x12 \n\x0cwait_step_id\x18\x02 \x01(\tR\nwaitStepId\x125\n\tvariables\x18\x03 \x01(\x0b2\x17.google.protobuf.StructR\tvariables"\x14\n\x12SignalWaitResponse*\x8f\x02\n\x08StepType\x12\x17\n\x15STEP_TYPE_UNSPECIFIED\x12\x1a\n\x16STEP_TYPE_SERVICE_TASK\x10\x01\x12\x17\n\x13STEP_TYPE_USER_TASK\x10\x02\x12\x16\n\x12STEP_TYPE_DECISION\x10\x03\x12\x1c\n\x18STEP_TYPE_TRANSFORMATION\x10\x04\x12\x12\n\x0eSTEP_TYPE_WAIT\x10\x05\x12\x1e\n\x1aSTEP_TYPE_PARALLEL_GATEWAY\x10\x06\x12\x1a\n\x16STEP_TYPE_JOIN_GATEWAY\x10\x07\x12\x11\n\rSTEP_TYPE_END\x10\x08\x12\x1c\n\x18STEP_TYPE_DECISION_TABLE\x10\t*\xc2\x01\n\x0eInstanceStatus\x12\x1d\n\x1bINSTANCE_STATUS_UNSPECIFIED\x12\x1a\n\x16INSTANCE_STATUS_ACTIVE\x10\x01\x12\x1b\n\x17INSTANCE_STATUS_WAITING\x10\x02\x12\x1d\n\x19INSTANCE_STATUS_COMPLETED\x10\x03\x12\x1a\n\x16INSTANCE_STATUS_FAILED\x10\x04\x12\x1d\n\x19INSTANCE_STATUS_CANCELLED\x10\x05*\xc7\x01\n\x13StepExecutionStatus\x12#\n!STEP_EXECUTION_STATUS_UNSPECIFIED\x12!\n\x1dSTEP_EXECUTION_STATUS_RUNNING\x10\x01\x12#\n\x1fSTEP_EXECUTION_STATUS_COMPLETED\x10\x02\x12 \n\x1cSTEP_EXECUTION_STATUS_FAILED\x10\x03\x12!\n\x1dSTEP_EXECUTION_STATUS_SKIPPED\x10\x04*U\n\x11BoundaryEventType\x12!\n\x1fBOUNDARY_EVENT_TYPE_UNSPECIFIED\x12\x1d\n\x19BOUNDARY_EVENT_TYPE_TIMER\x10\x012\xd7\t\n\x0eWorkflowEngine\x12_\n\x10UploadDefinition\x12$.workflow.v1.UploadDefinitionRequest\x1a%.workflow.v1.UploadDefinitionResponse\x12V\n\rGetDefinition\x12!.workflow.v1.GetDefinitionRequest\x1a".workflow.v1.GetDefinitionResponse\x12\\\n\x0fListDefinitions\x12#.workflow.v1.ListDefinitionsRequest\x1a$.workflow.v1.ListDefinitionsResponse\x12V\n\rStartInstance\x12!.workflow.v1.StartInstanceRequest\x1a".workflow.v1.StartInstanceResponse\x12P\n\x0bGetInstance\x12\x1f.workflow.v1.GetInstanceRequest\x1a .workflow.v1.GetInstanceResponse\x12e\n\x12GetInstanceHistory\x12&.workflow.v1.GetInstanceHistoryRequest\x1a\'.workflow.v1.GetInstanceHistoryResponse\x12Y\n\x0eCancelInstance\x12".workflow.v1.CancelInstanceRequest\x1a#.workflow.v1.CancelInstanceResponse\x12V\n\rListInstances\x12!.workflow.v1.ListInstancesRequest\x1a".workflow.v1.ListInstancesResponse\x12G\n\x08PollJobs\x12\x1c.workflow.v1.PollJobsRequest\x1a\x1d.workflow.v1.PollJobsResponse\x12P\n\x0bCompleteJob\x12\x1f.workflow.v1.CompleteJobRequest\x1a .workflow.v1.CompleteJobResponse\x12D\n\x07FailJob\x12\x1b.workflow.v1.FailJobRequest\x1a\x1c.workflow.v1.FailJobResponse\x12_\n\x10CompleteUserTask\x12$.workflow.v1.CompleteUserTaskRequest\x1a%.workflow.v1.CompleteUserTaskResponse\x12M\n\nSignalWait\x12\x1e.workflow.v1.SignalWaitRequest\x1a\x1f.workflow.v1.SignalWaitResponse\x12Y\n\x0eExtendJobLease\x12".workflow.v1.ExtendJobLeaseRequest\x1a#.workflow.v1.ExtendJobLeaseResponseB\x80\x01\n\x1acom.batnam.workflow.api.v1B\rWorkflowProtoP\x01ZQgithub.com/batnam/rochallor-engine/workflow-engine/api/gen/workflow/v1;workflowv1b\x06proto3'
+)
 
 
 class WorkflowEngineBase(betterproto2_grpclib.ServiceBase):
