@@ -11,7 +11,8 @@ import asyncio
 import contextlib
 import logging
 import signal
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 import asyncpg
 from aiohttp import web
@@ -21,6 +22,7 @@ from rochallor_server.api.grpc.service import WorkflowEngineService
 from rochallor_server.api.rest import app as rest_app
 from rochallor_server.config import DispatchMode, Settings
 from rochallor_server.engine.clock import SystemClock, UlidGenerator
+from rochallor_server.errors import ConfigError
 from rochallor_server.metrics import Metrics
 from rochallor_server.service.engine import Engine
 from rochallor_server.store.postgres import PostgresStore, migrate
@@ -31,6 +33,7 @@ from rochallor_server.sweepers.leases import lease_sweeper
 from rochallor_server.sweepers.timers import timer_sweeper
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 def _redact(dsn: str) -> str:
@@ -102,11 +105,16 @@ class Server:
         self._metrics = web.AppRunner(rest_app.make_metrics_app(self.metrics), access_log=None)
         await self._metrics.setup()
         metrics_site = web.TCPSite(self._metrics, host, settings.http.metrics_port)
-        await metrics_site.start()
+        await _listen(metrics_site.start(), "WE_METRICS_PORT", host, settings.http.metrics_port)
         self.metrics_port = _bound_port(self._metrics)
 
         self._grpc = GrpcListener(WorkflowEngineService(self.engine, self.metrics))
-        self.grpc_port = await self._grpc.start(host, settings.http.grpc_port)
+        self.grpc_port = await _listen(
+            self._grpc.start(host, settings.http.grpc_port),
+            "WE_GRPC_PORT",
+            host,
+            settings.http.grpc_port,
+        )
 
         # REST last: a 2xx from /healthz means the whole engine is ready.
         self._rest = web.AppRunner(
@@ -124,7 +132,7 @@ class Server:
         )
         await self._rest.setup()
         site = web.TCPSite(self._rest, host, settings.http.rest_port)
-        await site.start()
+        await _listen(site.start(), "WE_REST_PORT", host, settings.http.rest_port)
         self.rest_port = _bound_port(self._rest)
         log.info(
             "listening: REST %s:%d, gRPC %s:%d, metrics %s:%d",
@@ -163,6 +171,16 @@ class Server:
             await asyncio.to_thread(self.embedded.stop)
             self.embedded = None
         log.info("stopped")
+
+
+async def _listen(opening: Awaitable[_T], variable: str, host: str, port: int) -> _T:
+    """Open a listener; a port that cannot be bound is a configuration error naming its variable."""
+    try:
+        return await opening
+    except OSError as exc:
+        raise ConfigError(
+            variable, f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+        ) from exc
 
 
 def _bound_port(runner: web.AppRunner) -> int:

@@ -46,6 +46,11 @@ def main(argv: list[str] | None = None) -> None:
     try:
         import uvloop
     except ImportError:
-        asyncio.run(app.serve(settings))
+        run = asyncio.run
     else:
-        uvloop.run(app.serve(settings))
+        run = uvloop.run
+    try:
+        run(app.serve(settings))
+    except ConfigError as exc:
+        sys.stderr.write(f"rochallor-server: {exc}\n")
+        raise SystemExit(2) from None

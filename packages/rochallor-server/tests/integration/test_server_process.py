@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -57,3 +58,44 @@ def test_server_starts_on_embedded_postgres_and_stops_cleanly(tmp_path: Path) ->
     assert "embedded PostgreSQL" in stderr
     assert f"REST 127.0.0.1:{rest}" in stderr
     assert not (tmp_path / "pgdata" / "postmaster.pid").exists()
+
+
+def test_a_taken_port_is_reported_with_its_variable(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {
+            **os.environ,
+            "WE_DATA_DIR": str(tmp_path / "pgdata"),
+            "WE_REST_PORT": str(port),
+            "WE_GRPC_PORT": str(free_port()),
+            "WE_METRICS_PORT": str(free_port()),
+            "WE_BIND_HOST": "127.0.0.1",
+        }
+        result = subprocess.run(
+            [sys.executable, "-m", "rochallor_server"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 2
+    assert f"WE_REST_PORT: cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "pgdata" / "postmaster.pid").exists()  # embedded database stopped
+
+
+def test_invalid_configuration_is_reported_before_anything_starts() -> None:
+    env = {**os.environ, "WE_REST_PORT": "eighty"}
+    result = subprocess.run(
+        [sys.executable, "-m", "rochallor_server"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "invalid configuration: WE_REST_PORT: not an integer: 'eighty'" in result.stderr
