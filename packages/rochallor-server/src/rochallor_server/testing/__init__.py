@@ -1,13 +1,15 @@
-"""Test helpers shipped with the server: deterministic clock and ids, throwaway PostgreSQL."""
+"""Test helpers shipped with the server: deterministic clock and ids, an in-memory store,
+throwaway PostgreSQL."""
 
 from __future__ import annotations
 
 import datetime as dt
 import itertools
 
+from rochallor_server.testing._memory import InMemoryStore
 from rochallor_server.testing._postgres import TestCluster
 
-__all__ = ["FixedClock", "SequentialIds", "TestCluster"]
+__all__ = ["FixedClock", "InMemoryStore", "SequentialIds", "TestCluster"]
 
 
 class FixedClock:

@@ -1,0 +1,534 @@
+"""The service layer (:class:`Engine`) over :class:`InMemoryStore`: no database, no network.
+
+The pure core has its own tests (``test_engine_core.py``); these cover what the service adds:
+versioning of uploads, lookups and their errors, claiming and long polls, leases, retries of
+aborted transactions, chaining after commit, metrics, the audit switch and atomicity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from rochallor_server.config import EngineSettings
+from rochallor_server.engine import commands as cmd
+from rochallor_server.engine.model import (
+    AuditEntry,
+    InstanceStatus,
+    Job,
+    JobStatus,
+)
+from rochallor_server.errors import (
+    BadRequest,
+    Conflict,
+    DefinitionRejected,
+    NotFound,
+    TransientStorageError,
+)
+from rochallor_server.metrics import Metrics
+from rochallor_server.service.engine import Engine
+from rochallor_server.service.ports import InstanceFilter
+from rochallor_server.testing import FixedClock, InMemoryStore, SequentialIds
+from rochallor_server.testing._memory import InMemoryTransaction
+
+# The engine re-checks for jobs at least this often while a long poll waits; a poll that
+# answers faster than this was woken, not found by the periodic re-check.
+RECHECK = 0.5
+
+
+def wf(definition_id: str = "T::wf", *steps: dict[str, Any], **top: Any) -> dict[str, Any]:
+    steps = steps or (task("a", "end"), end())
+    return {"id": definition_id, "name": "Workflow", "steps": list(steps), **top}
+
+
+def task(id: str, next: str, **extra: Any) -> dict[str, Any]:
+    return {"id": id, "name": id, "type": "SERVICE_TASK", "jobType": id, "nextStep": next, **extra}
+
+
+def end(id: str = "end") -> dict[str, Any]:
+    return {"id": id, "name": id, "type": "END"}
+
+
+@pytest.fixture
+def store() -> InMemoryStore:
+    return InMemoryStore()
+
+
+def make_engine(store: InMemoryStore, **settings: Any) -> Engine:
+    return Engine(
+        store,
+        settings=EngineSettings(**settings),
+        metrics=Metrics(),
+        clock=FixedClock(),
+        ids=SequentialIds(),
+    )
+
+
+@pytest.fixture
+def engine(store: InMemoryStore) -> Engine:
+    return make_engine(store)
+
+
+def value(metric: Any) -> float:
+    """The current value of a prometheus counter (or of one of its label children)."""
+    result: float = metric._value.get()
+    return result
+
+
+async def started(engine: Engine, document: dict[str, Any], **variables: Any) -> str:
+    await engine.upload_definition(document)
+    instance = await engine.start_instance(
+        definition_id=document["id"], version=None, variables=variables, business_key=None
+    )
+    return instance.id
+
+
+async def poll(
+    engine: Engine, types: Sequence[str], *, worker: str = "w1", max_jobs: int = 10
+) -> list[Job]:
+    return await engine.poll_jobs(
+        worker_id=worker, job_types=types, max_jobs=max_jobs, wait_seconds=0
+    )
+
+
+def jobs_of(store: InMemoryStore, instance_id: str) -> list[Job]:
+    return sorted(
+        (j for j in store.tables.jobs.values() if j.instance_id == instance_id),
+        key=lambda j: (j.created_at, j.id),
+    )
+
+
+# -- definitions ----------------------------------------------------------------------------
+
+
+async def test_identical_upload_returns_the_stored_version(engine: Engine) -> None:
+    first = await engine.upload_definition(wf())
+    again = await engine.upload_definition(wf())
+    assert (first.created, first.record.version) == (True, 1)
+    assert (again.created, again.record) == (False, first.record)
+    # A stated "version" is not part of the content.
+    assert (await engine.upload_definition({**wf(), "version": 7})).created is False
+    assert value(engine.metrics.definitions_uploaded) == 1
+
+
+async def test_changed_uploads_get_the_next_version_even_when_content_returns(
+    engine: Engine,
+) -> None:
+    a, b = wf(), {**wf(), "name": "Renamed"}
+    versions = [(await engine.upload_definition(doc)).record.version for doc in (a, b, a)]
+    assert versions == [1, 2, 3]
+    assert (await engine.get_definition("T::wf", None)).version == 3
+    assert (await engine.get_definition("T::wf", 2)).name == "Renamed"
+    with pytest.raises(NotFound):
+        await engine.get_definition("T::wf", 4)
+    page = await engine.list_definitions(keyword="t::W", page=0, page_size=10)
+    assert (page.total, [(r.id, r.version) for r in page.items]) == (1, [("T::wf", 3)])
+
+
+async def test_parse_errors_and_rule_violations_are_told_apart(
+    engine: Engine, store: InMemoryStore
+) -> None:
+    with pytest.raises(BadRequest) as parse:
+        await engine.upload_definition({**wf(), "steps": "nope"})
+    assert not isinstance(parse.value, DefinitionRejected)
+    assert parse.value.message.startswith("parse error")
+    with pytest.raises(BadRequest, match="parse error"):
+        await engine.upload_definition(["not", "an", "object"])
+
+    with pytest.raises(DefinitionRejected) as rejected:
+        await engine.upload_definition(wf("T::wf", task("a", "missing")))
+    codes = {v.code for v in rejected.value.violations}
+    assert "REF_RESOLVES" in codes
+    assert all(v.message for v in rejected.value.violations)
+    assert store.tables.definitions == {}
+    assert value(engine.metrics.definitions_uploaded) == 0
+
+
+# -- instances ------------------------------------------------------------------------------
+
+
+async def test_start_needs_an_existing_definition_and_version(engine: Engine) -> None:
+    with pytest.raises(NotFound, match='definition "nope" not found'):
+        await engine.start_instance(
+            definition_id="nope", version=None, variables=None, business_key=None
+        )
+    await engine.upload_definition(wf())
+    await engine.upload_definition(wf("T::wf", task("b", "end"), end()))
+    with pytest.raises(NotFound, match="version 3 not found"):
+        await engine.start_instance(
+            definition_id="T::wf", version=3, variables=None, business_key=None
+        )
+    with pytest.raises(BadRequest):
+        await engine.start_instance(
+            definition_id="", version=None, variables=None, business_key=None
+        )
+
+    pinned = await engine.start_instance(
+        definition_id="T::wf", version=1, variables={"n": 1}, business_key="bk"
+    )
+    latest = await engine.start_instance(
+        definition_id="T::wf", version=0, variables=None, business_key=None
+    )
+    assert (pinned.definition_version, pinned.current_step_ids) == (1, ("a",))
+    assert (latest.definition_version, latest.current_step_ids) == (2, ("b",))
+    assert await engine.get_instance(pinned.id) == pinned
+    page = await engine.list_instances(
+        filter=InstanceFilter(business_key="bk"), page=0, page_size=10
+    )
+    assert page.items == [pinned]
+    assert [e.step_id for e in await engine.history(pinned.id)] == ["a"]
+    with pytest.raises(NotFound):
+        await engine.get_instance("missing")
+
+
+async def test_cancel_closes_open_work_and_a_second_cancel_conflicts(
+    engine: Engine, store: InMemoryStore
+) -> None:
+    instance_id = await started(engine, wf())
+    cancelled = await engine.cancel_instance(instance_id, "changed my mind")
+    assert (cancelled.status, cancelled.failure_reason) == (
+        InstanceStatus.CANCELLED,
+        "changed my mind",
+    )
+    assert [j.status for j in jobs_of(store, instance_id)] == [JobStatus.CANCELLED]
+    assert await poll(engine, ["a"]) == []
+    with pytest.raises(Conflict):
+        await engine.cancel_instance(instance_id, "again")
+    with pytest.raises(NotFound):
+        await engine.cancel_instance("missing", "why")
+    assert value(engine.metrics.instances_completed.labels("cancelled")) == 1
+
+
+async def test_auto_chaining_starts_the_next_definition_after_commit(
+    engine: Engine, store: InMemoryStore
+) -> None:
+    await engine.upload_definition(wf("B::next"))
+    parent_id = await started(
+        engine,
+        wf("A::first", end(), autoStartNextWorkflow=True, nextWorkflowId="B::next"),
+        carried=1,
+    )
+    await engine.drain()
+    assert (await engine.get_instance(parent_id)).status is InstanceStatus.COMPLETED
+    (child,) = (
+        await engine.list_instances(
+            filter=InstanceFilter(definition_id="B::next"), page=0, page_size=10
+        )
+    ).items
+    assert child.variables == {"carried": 1}
+    assert child.current_step_ids == ("a",)
+    chained = [e for e in store.tables.audit_log if e.kind == "instance-chained"]
+    assert [(e.instance_id, e.detail["child"]) for e in chained] == [(parent_id, child.id)]
+
+
+async def test_a_failed_chain_is_audited_on_the_parent(
+    engine: Engine, store: InMemoryStore
+) -> None:
+    parent_id = await started(
+        engine, wf("A::first", end(), autoStartNextWorkflow=True, nextWorkflowId="B::missing")
+    )
+    await engine.drain()
+    failed = [e for e in store.tables.audit_log if e.kind == "instance-chain-failed"]
+    assert [(e.instance_id, e.detail["target"]) for e in failed] == [(parent_id, "B::missing")]
+    assert [i.id for i in store.tables.instances.values()] == [parent_id]
+
+
+# -- jobs -----------------------------------------------------------------------------------
+
+
+async def test_completing_jobs_unknown_finished_and_normal(
+    engine: Engine, store: InMemoryStore
+) -> None:
+    instance_id = await started(engine, wf())
+    with pytest.raises(NotFound):
+        await engine.complete_job("missing", worker_id="w1", variables=None)
+    (job,) = await poll(engine, ["a"])
+    await engine.complete_job(job.id, worker_id="w1", variables={"x": 1})
+    done = await engine.get_instance(instance_id)
+    assert (done.status, done.variables) == (InstanceStatus.COMPLETED, {"x": 1})
+
+    before = store.tables
+    await engine.complete_job(job.id, worker_id="w1", variables={"x": 2})
+    await engine.fail_job(job.id, worker_id="w1", error_message="late", retryable=True)
+    assert store.tables == before  # finished jobs: idempotent no-ops
+    assert (await engine.get_instance(instance_id)).variables == {"x": 1}
+
+
+async def test_fail_job_spends_the_retry_budget_then_fails_the_instance(
+    engine: Engine, store: InMemoryStore
+) -> None:
+    instance_id = await started(engine, wf("T::wf", task("a", "end", retryCount=2), end()))
+    remaining = []
+    for _ in range(2):
+        (job,) = await poll(engine, ["a"])
+        await engine.fail_job(job.id, worker_id="w1", error_message="flaky", retryable=True)
+        (stored,) = jobs_of(store, instance_id)
+        assert (stored.status, stored.worker_id) == (JobStatus.UNLOCKED, None)
+        remaining.append(stored.retries_remaining)
+    assert remaining == [1, 0]
+    assert value(engine.metrics.job_retries) == 2
+
+    (job,) = await poll(engine, ["a"])
+    await engine.fail_job(job.id, worker_id="w1", error_message="still broken", retryable=True)
+    (stored,) = jobs_of(store, instance_id)
+    assert stored.status is JobStatus.FAILED
+    failed = await engine.get_instance(instance_id)
+    assert (failed.status, failed.failure_reason) == (InstanceStatus.FAILED, "still broken")
+    assert value(engine.metrics.instances_completed.labels("failed")) == 1
+
+
+async def test_a_non_retryable_failure_fails_at_once(engine: Engine) -> None:
+    instance_id = await started(engine, wf("T::wf", task("a", "end", retryCount=5), end()))
+    (job,) = await poll(engine, ["a"])
+    await engine.fail_job(job.id, worker_id="w1", error_message="fatal", retryable=False)
+    assert (await engine.get_instance(instance_id)).status is InstanceStatus.FAILED
+    assert value(engine.metrics.job_retries) == 0
+
+
+async def test_poll_honours_max_jobs_and_types(engine: Engine) -> None:
+    document = wf()
+    await engine.upload_definition(document)
+    other = wf("T::other", task("b", "end"), end())
+    await engine.upload_definition(other)
+    for definition_id in ["T::wf"] * 3 + ["T::other"]:
+        await engine.start_instance(
+            definition_id=definition_id, version=None, variables=None, business_key=None
+        )
+
+    assert await poll(engine, []) == []
+    assert await poll(engine, ["a"], max_jobs=0) == []
+    first = await poll(engine, ["a", "a"], max_jobs=2)
+    assert [j.job_type for j in first] == ["a", "a"]
+    assert all(j.status is JobStatus.LOCKED and j.worker_id == "w1" for j in first)
+    assert first == sorted(first, key=lambda j: (j.created_at, j.id))
+    rest = await poll(engine, ["a", "b", "c"], worker="w2")
+    assert sorted(j.job_type for j in rest) == ["a", "b"]
+    assert await poll(engine, ["a", "b"]) == []
+    assert value(engine.metrics.job_lock_conflicts) == 1  # the one empty claim above
+
+
+async def test_a_long_poll_is_woken_by_a_concurrent_start(engine: Engine) -> None:
+    await engine.upload_definition(wf())
+
+    async def start_soon() -> None:
+        await asyncio.sleep(0.05)
+        await engine.start_instance(
+            definition_id="T::wf", version=None, variables=None, business_key=None
+        )
+
+    begin = time.monotonic()
+    async with asyncio.TaskGroup() as group:
+        polled = group.create_task(
+            engine.poll_jobs(worker_id="w1", job_types=["a"], max_jobs=1, wait_seconds=2)
+        )
+        group.create_task(start_soon())
+    elapsed = time.monotonic() - begin
+    assert [j.job_type for j in polled.result()] == ["a"]
+    assert elapsed < RECHECK * 0.8, f"poll took {elapsed:.3f}s: not woken by the new job"
+
+
+async def test_a_long_poll_ignores_jobs_of_other_types(engine: Engine) -> None:
+    await engine.upload_definition(wf())
+    begin = time.monotonic()
+    polled = asyncio.create_task(
+        engine.poll_jobs(worker_id="w1", job_types=["zzz"], max_jobs=1, wait_seconds=0.3)
+    )
+    await engine.start_instance(
+        definition_id="T::wf", version=None, variables=None, business_key=None
+    )
+    assert await polled == []
+    assert time.monotonic() - begin >= 0.3
+
+
+async def test_begin_shutdown_ends_a_waiting_long_poll(engine: Engine) -> None:
+    begin = time.monotonic()
+    polled = asyncio.create_task(
+        engine.poll_jobs(worker_id="w1", job_types=["a"], max_jobs=1, wait_seconds=2)
+    )
+    await asyncio.sleep(0.05)
+    engine.begin_shutdown()
+    assert await polled == []
+    assert time.monotonic() - begin < RECHECK * 0.8
+
+
+async def test_extend_lease_only_for_the_holder(engine: Engine, store: InMemoryStore) -> None:
+    instance_id = await started(engine, wf())
+    (job,) = await poll(engine, ["a"])
+    clock = engine.clock
+    assert isinstance(clock, FixedClock)
+    clock.advance(10)
+    extended = await engine.extend_job_lease(job.id, worker_id="w1")
+    assert extended == clock.now() + dt.timedelta(seconds=engine.settings.job_lease_seconds)
+    assert jobs_of(store, instance_id)[0].lock_expires_at == extended
+    with pytest.raises(Conflict):
+        await engine.extend_job_lease(job.id, worker_id="w2")
+    with pytest.raises(NotFound):
+        await engine.extend_job_lease("missing", worker_id="w1")
+    with pytest.raises(BadRequest):
+        await engine.extend_job_lease(job.id, worker_id="")
+    await engine.complete_job(job.id, worker_id="w1", variables=None)
+    with pytest.raises(Conflict):  # no longer leased to anyone
+        await engine.extend_job_lease(job.id, worker_id="w1")
+
+
+async def test_expired_leases_are_reclaimed_and_wake_pollers(
+    engine: Engine, store: InMemoryStore
+) -> None:
+    instance_id = await started(engine, wf("T::wf", task("a", "end", retryCount=1), end()))
+    (job,) = await poll(engine, ["a"])
+    clock = engine.clock
+    assert isinstance(clock, FixedClock)
+    assert await engine.reclaim_expired_leases() == 0
+    clock.advance(engine.settings.job_lease_seconds + 1)
+
+    waiting = asyncio.create_task(
+        engine.poll_jobs(worker_id="w2", job_types=["a"], max_jobs=1, wait_seconds=2)
+    )
+    await asyncio.sleep(0.05)  # the poll is parked now
+    begin = time.monotonic()
+    assert await engine.reclaim_expired_leases() == 1
+    (again,) = await waiting
+    assert time.monotonic() - begin < RECHECK * 0.8
+    assert (again.id, again.worker_id, again.retries_remaining) == (job.id, "w2", 1)
+    expired = [e for e in store.tables.audit_log if e.kind == "job-lease-expired"]
+    assert [(e.instance_id, e.detail) for e in expired] == [
+        (instance_id, {"jobId": job.id, "previousWorker": "w1"})
+    ]
+    assert value(engine.metrics.job_timeouts) == 1
+
+
+# -- metrics and audit ----------------------------------------------------------------------
+
+
+async def test_metrics_follow_committed_work(engine: Engine) -> None:
+    m = engine.metrics
+    instance_id = await started(engine, wf())
+    assert value(m.instances_started) == 1
+    assert value(m.steps_executed.labels("SERVICE_TASK")) == 1
+    (job,) = await poll(engine, ["a"])
+    await engine.complete_job(job.id, worker_id="w1", variables=None)
+    assert value(m.steps_executed.labels("END")) == 1
+    assert value(m.instances_completed.labels("completed")) == 1
+    assert (await engine.get_instance(instance_id)).status is InstanceStatus.COMPLETED
+    with pytest.raises(NotFound):  # a failed operation counts nothing
+        await engine.start_instance(
+            definition_id="missing", version=None, variables=None, business_key=None
+        )
+    assert value(m.instances_started) == 1
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+async def test_audit_rows_only_when_enabled(store: InMemoryStore, enabled: bool) -> None:
+    engine = make_engine(store, audit_log_enabled=enabled)
+    instance_id = await started(engine, wf())
+    await engine.cancel_instance(instance_id, "stop")
+    kinds = [e.kind for e in store.tables.audit_log]
+    if enabled:
+        assert kinds[0] == "definition-uploaded"
+        assert {"instance-started", "instance-cancelled"} <= set(kinds)
+    else:
+        assert kinds == []
+
+
+# -- transactions ---------------------------------------------------------------------------
+
+
+async def test_a_failing_operation_leaves_the_store_unchanged(
+    engine: Engine, store: InMemoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    instance_id = await started(engine, wf())
+    before = store.tables
+    real_apply = InMemoryTransaction.apply
+
+    async def apply_first_then_fail(
+        self: InMemoryTransaction, commands: Sequence[cmd.Command], *, audit: bool
+    ) -> None:
+        await real_apply(self, commands[:1], audit=audit)
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(InMemoryTransaction, "apply", apply_first_then_fail)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        await engine.start_instance(
+            definition_id="T::wf", version=None, variables=None, business_key=None
+        )
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        await engine.cancel_instance(instance_id, "stop")
+    assert store.tables == before
+    assert value(engine.metrics.instances_started) == 1
+    monkeypatch.undo()
+    assert (await engine.get_instance(instance_id)).status is InstanceStatus.ACTIVE
+    assert len(await poll(engine, ["a"])) == 1  # the job of the aborted start never existed
+
+
+async def test_an_aborted_transaction_is_run_again(
+    engine: Engine, store: InMemoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    instance_id = await started(engine, wf())
+    real_apply = InMemoryTransaction.apply
+    calls = 0
+
+    async def deadlock_once(
+        self: InMemoryTransaction, commands: Sequence[cmd.Command], *, audit: bool
+    ) -> None:
+        nonlocal calls
+        calls += 1
+        await real_apply(self, commands, audit=audit)
+        if calls == 1:
+            raise TransientStorageError("deadlock detected")
+
+    monkeypatch.setattr(InMemoryTransaction, "apply", deadlock_once)
+    cancelled = await engine.cancel_instance(instance_id, "stop")
+    assert calls == 2
+    assert cancelled.status is InstanceStatus.CANCELLED
+    assert [e.kind for e in store.tables.audit_log].count("instance-cancelled") == 1
+
+
+# -- the fake itself ------------------------------------------------------------------------
+
+
+async def test_the_store_commits_only_blocks_that_raise_nothing(store: InMemoryStore) -> None:
+    entry = AuditEntry(kind="k", actor="a", instance_id=None, detail={"n": 1})
+    with pytest.raises(ValueError, match="rollback"):
+        async with store.transaction() as tx:
+            await tx.apply([cmd.Audit(entry=entry)], audit=True)
+            assert tx.tables.audit_log == (entry,)  # visible inside the transaction
+            raise ValueError("rollback")
+    assert list(store.tables.audit_log) == []
+    async with store.autocommit() as tx:
+        await tx.apply([cmd.Audit(entry=entry)], audit=True)
+    assert store.tables.audit_log == (entry,)
+    entry.detail["n"] = 2  # the store keeps its own copy of JSON values
+    assert store.tables.audit_log[0].detail == {"n": 1}
+
+
+async def test_the_store_refuses_nested_transactions(store: InMemoryStore) -> None:
+    async with store.transaction():
+        with pytest.raises(RuntimeError, match="nested"):
+            async with store.transaction():
+                pass
+
+
+async def test_advisory_lock_admits_one_holder(store: InMemoryStore) -> None:
+    async with (
+        store.advisory_lock(1) as first,
+        store.advisory_lock(1) as second,
+        store.advisory_lock(2) as other,
+    ):
+        assert (first, second, other) == (True, False, True)
+    async with store.advisory_lock(1) as again:
+        assert again is True
+
+
+async def test_wait_for_jobs_times_out_and_close_wakes(store: InMemoryStore) -> None:
+    begin = time.monotonic()
+    await store.wait_for_jobs(["a"], 0.05)
+    assert time.monotonic() - begin >= 0.05
+    waiting = asyncio.create_task(store.wait_for_jobs(["a"], 5))
+    await asyncio.sleep(0.01)
+    await store.close()
+    await asyncio.wait_for(waiting, 1)
