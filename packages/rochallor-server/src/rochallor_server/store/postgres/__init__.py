@@ -549,8 +549,11 @@ class PostgresStore:
 
     @contextlib.asynccontextmanager
     async def autocommit(self) -> AsyncIterator[PostgresTransaction]:
-        async with self._pool.acquire() as conn:
-            yield PostgresTransaction(conn)
+        try:
+            async with self._pool.acquire() as conn:
+                yield PostgresTransaction(conn)
+        except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError) as exc:
+            raise TransientStorageError(str(exc)) from exc
 
     @contextlib.asynccontextmanager
     async def advisory_lock(self, key: int) -> AsyncIterator[bool]:

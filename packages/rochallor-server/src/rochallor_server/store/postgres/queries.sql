@@ -47,7 +47,7 @@ WITH latest AS (
 SELECT id, version, name, uploaded_at, raw_json
 FROM latest
 WHERE $1::text IS NULL OR id ILIKE $1 ESCAPE '\' OR name ILIKE $1 ESCAPE '\'
-ORDER BY id
+ORDER BY id COLLATE "C"  -- code-point order, the same on every server whatever its locale
 OFFSET $2
 LIMIT $3;
 
