@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import itertools
 import json
 import logging
 from collections.abc import AsyncIterator, Sequence
@@ -48,59 +47,7 @@ from rochallor_server.service.ports import InstanceFilter
 from rochallor_server.store.postgres import PostgresStore, create_pool
 from rochallor_server.store.postgres.queries import QUERIES
 
-T0 = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
-LEASE = dt.timedelta(seconds=30)
-_ids = itertools.count(1)
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}{next(_ids):06d}"
-
-
-def at(seconds: float) -> dt.datetime:
-    return T0 + dt.timedelta(seconds=seconds)
-
-
-def make_instance(**changes: Any) -> Instance:
-    fields: dict[str, Any] = {
-        "id": new_id("I"),
-        "definition_id": "order",
-        "definition_version": 1,
-        "status": InstanceStatus.ACTIVE,
-        "started_at": T0,
-    }
-    fields.update(changes)
-    return Instance(**fields)
-
-
-def make_execution(instance: Instance, step_id: str = "task", **changes: Any) -> StepExecution:
-    fields: dict[str, Any] = {
-        "id": new_id("E"),
-        "instance_id": instance.id,
-        "step_id": step_id,
-        "step_type": "SERVICE_TASK",
-        "attempt_number": 1,
-        "status": ExecutionStatus.RUNNING,
-        "started_at": T0,
-    }
-    fields.update(changes)
-    return StepExecution(**fields)
-
-
-def make_job(execution: StepExecution, job_type: str = "charge", **changes: Any) -> Job:
-    fields: dict[str, Any] = {
-        "id": new_id("J"),
-        "instance_id": execution.instance_id,
-        "step_execution_id": execution.id,
-        "step_id": execution.step_id,
-        "job_type": job_type,
-        "status": JobStatus.UNLOCKED,
-        "retries_remaining": 2,
-        "payload": {"amount": 10},
-        "created_at": T0,
-    }
-    fields.update(changes)
-    return Job(**fields)
+from .records import LEASE, T0, at, make_execution, make_instance, make_job, new_id
 
 
 @pytest.fixture
