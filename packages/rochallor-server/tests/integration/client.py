@@ -119,6 +119,21 @@ class Api:
             assert time.monotonic() < deadline, f"timed out; last state {inst}"
             await asyncio.sleep(0.05)
 
+    async def wait_for_instances(
+        self, definition_id: str, count: int, timeout: float = 15.0
+    ) -> list[dict[str, Any]]:
+        """Instances of a definition, once there are ``count`` (chaining starts them after
+        the parent's transaction commits)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            page = await self.ok("GET", f"/v1/instances?definitionId={definition_id}")
+            items: list[dict[str, Any]] = page["items"]
+            if len(items) >= count:
+                assert page["total"] == len(items) == count, page
+                return items
+            assert time.monotonic() < deadline, f"timed out waiting for {definition_id}: {page}"
+            await asyncio.sleep(0.05)
+
     async def wait_terminal(self, instance_id: str, timeout: float = 15.0) -> dict[str, Any]:
         return await self.wait_until(instance_id, lambda i: i["status"] in TERMINAL, timeout)
 

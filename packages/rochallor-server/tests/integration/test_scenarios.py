@@ -333,9 +333,7 @@ async def test_chaining_business_key_and_variables(api: Api) -> None:
     final = await api.work({"chain-a": lambda j: {"applicantId": "A-1", "amount": 5}}, inst["id"])
     assert final["status"] == "COMPLETED"
     assert final["businessKey"] == "BK-e2e-001"
-    status, page = await api.call("GET", "/v1/instances?definitionId=e2e-chain-b")
-    assert status == 200
-    [child] = page["items"]
+    [child] = await api.wait_for_instances("e2e-chain-b", 1)
     assert child["businessKey"] == "BK-e2e-001"
     assert child["variables"] == {"applicantId": "A-1", "amount": 5}
     assert child["currentStepIds"] == ["b"]
@@ -397,10 +395,8 @@ async def test_loan_application_and_disbursement(api: Api) -> None:
     assert final["status"] == "COMPLETED", final
     history = await api.history(inst["id"])
     assert "approve-loan" in completed_steps(history)
-    status, page = await api.call("GET", "/v1/instances?definitionId=LOS::loan-disbursement")
-    assert status == 200
-    assert page["total"] == 1
-    assert page["items"][0]["businessKey"] == "L-1"
+    [child] = await api.wait_for_instances("LOS::loan-disbursement", 1)
+    assert child["businessKey"] == "L-1"
 
 
 async def test_decision_table_wait_signal_and_interrupting_timer_on_a_wait(api: Api) -> None:
