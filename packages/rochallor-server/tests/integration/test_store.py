@@ -965,3 +965,32 @@ async def test_close_wakes_waiters(store: PostgresStore) -> None:
     await asyncio.sleep(0.05)
     await store.close()
     await asyncio.wait_for(waiter, 1)
+
+
+async def test_an_execution_can_be_inserted_finished(store: PostgresStore) -> None:
+    instance = make_instance()
+    done = make_execution(
+        instance,
+        "route",
+        step_type="DECISION",
+        status=ExecutionStatus.COMPLETED,
+        ended_at=at(0),
+    )
+    await apply(
+        store,
+        InsertInstance(instance=instance),
+        InsertExecution(execution=done, input_snapshot={"in": 1}, output_snapshot={"out": 2}),
+    )
+    row = await fetch_row(
+        store,
+        "SELECT status, ended_at, input_snapshot, output_snapshot"
+        " FROM step_execution WHERE id = $1",
+        done.id,
+    )
+    assert row is not None
+    assert dict(row) == {
+        "status": "COMPLETED",
+        "ended_at": at(0),
+        "input_snapshot": {"in": 1},
+        "output_snapshot": {"out": 2},
+    }

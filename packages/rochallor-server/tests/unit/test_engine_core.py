@@ -510,3 +510,20 @@ def test_inline_routing_on_a_task() -> None:
     h.start()
     h.complete("a", {"ok": True})
     assert h.instance.current_step_ids == ("good",)
+
+
+def test_steps_entered_and_left_in_one_event_are_inserted_finished() -> None:
+    h = Harness(DECISION)
+    h.start()
+    outcome = h.complete("score", {"risk": 9})
+    assert outcome is not None
+    finishes = {c.execution_id for c in outcome.commands if isinstance(c, cmd.FinishExecution)}
+    inserts = [c for c in outcome.commands if isinstance(c, cmd.InsertExecution)]
+    assert [(c.execution.step_id, c.execution.status) for c in inserts] == [
+        ("route", ExecutionStatus.COMPLETED),
+        ("rejected", ExecutionStatus.COMPLETED),
+    ]
+    assert all(c.execution.ended_at is not None for c in inserts)
+    assert not finishes & {c.execution.id for c in inserts}
+    # the waiting task that completed was inserted by an earlier event: it is updated
+    assert len(finishes) == 1

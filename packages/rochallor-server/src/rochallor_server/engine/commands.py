@@ -32,8 +32,11 @@ class SaveInstance:
 
 @attrs.frozen(kw_only=True)
 class InsertExecution:
+    """A new step execution; a step that starts and ends in one event is inserted finished."""
+
     execution: StepExecution
     input_snapshot: JsonObject
+    output_snapshot: JsonObject | None = None
 
 
 @attrs.frozen(kw_only=True)

@@ -80,6 +80,8 @@ class _Transition:
         self.failure_reason = inst.failure_reason
         self.completed_at = inst.completed_at
         self.commands: list[cmd.Command] = []
+        # Where each execution inserted by this event sits in ``commands``.
+        self.inserted: dict[str, int] = {}
         self.queue: deque[str] = deque()
         self.entries = 0
 
@@ -122,6 +124,7 @@ class _Transition:
             started_at=self.now,
         )
         self.running[execution.id] = execution
+        self.inserted[execution.id] = len(self.commands)
         self.commands.append(
             cmd.InsertExecution(execution=execution, input_snapshot=dict(self.variables))
         )
@@ -136,6 +139,20 @@ class _Transition:
         output: JsonObject | None = None,
     ) -> None:
         self.running.pop(execution.id, None)
+        position = self.inserted.get(execution.id)
+        if position is not None:
+            # Entered and left within this event (decisions, gateways, ends…): insert it
+            # finished rather than insert then update.
+            insert = self.commands[position]
+            assert isinstance(insert, cmd.InsertExecution)
+            self.commands[position] = attrs.evolve(
+                insert,
+                execution=attrs.evolve(
+                    execution, status=status, ended_at=self.now, failure_reason=reason
+                ),
+                output_snapshot=output,
+            )
+            return
         self.commands.append(
             cmd.FinishExecution(
                 execution_id=execution.id,

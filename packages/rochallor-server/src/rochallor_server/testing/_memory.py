@@ -334,10 +334,12 @@ class InMemoryTransaction:
                         failure_reason=saved.failure_reason,
                     ),
                 )
-            case InsertExecution(execution=e, input_snapshot=snapshot):
+            case InsertExecution(execution=e, input_snapshot=snapshot, output_snapshot=output):
                 self._require("instances", e.instance_id, f"step_execution {e.id}")
                 self._insert("executions", e.id, e)
                 self._write("input_snapshots")[e.id] = _deep(snapshot)
+                if output is not None:
+                    self._write("output_snapshots")[e.id] = _deep(output)
             case FinishExecution():
                 if command.execution_id in self.tables.executions:
                     self._write("output_snapshots")[command.execution_id] = _deep(

@@ -291,7 +291,7 @@ def _statement(command: Command, *, audit: bool) -> _Statement | None:
                 i.completed_at,
                 i.failure_reason,
             )
-        case InsertExecution(execution=e, input_snapshot=snapshot):
+        case InsertExecution(execution=e, input_snapshot=snapshot, output_snapshot=output):
             return _INSERT_EXECUTION, (
                 e.id,
                 e.instance_id,
@@ -303,6 +303,7 @@ def _statement(command: Command, *, audit: bool) -> _Statement | None:
                 e.ended_at,
                 e.failure_reason,
                 snapshot,
+                output,
             )
         case FinishExecution():
             return _FINISH_EXECUTION, (

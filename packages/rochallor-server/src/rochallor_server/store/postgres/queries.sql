@@ -144,12 +144,12 @@ WHERE instance_id = $1
 ORDER BY started_at, id;
 
 -- insert_execution --
--- Record the entry into a step.
--- $1 id text, $2 instance_id text, $3 step_id text, $4 step_type text, $5 attempt_number int, $6 status text, $7 started_at timestamptz, $8 ended_at timestamptz, $9 failure_reason text, $10 input_snapshot jsonb
+-- Record the entry into a step (already finished when it left within the same event).
+-- $1 id text, $2 instance_id text, $3 step_id text, $4 step_type text, $5 attempt_number int, $6 status text, $7 started_at timestamptz, $8 ended_at timestamptz, $9 failure_reason text, $10 input_snapshot jsonb, $11 output_snapshot jsonb
 INSERT INTO step_execution
     (id, instance_id, step_id, step_type, attempt_number, status, started_at, ended_at,
-     failure_reason, input_snapshot)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10);
+     failure_reason, input_snapshot, output_snapshot)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11);
 
 -- finish_execution --
 -- Close a step execution.
