@@ -527,3 +527,22 @@ def test_steps_entered_and_left_in_one_event_are_inserted_finished() -> None:
     assert not finishes & {c.execution.id for c in inserts}
     # the waiting task that completed was inserted by an earlier event: it is updated
     assert len(finishes) == 1
+
+
+def test_terminal_cleanup_only_when_something_can_still_be_open() -> None:
+    linear = Harness(wf(task("a", "end"), end()))
+    linear.start()
+    outcome = linear.complete("a")
+    assert outcome is not None
+    assert linear.instance.status is InstanceStatus.COMPLETED
+    assert not [c for c in outcome.commands if isinstance(c, cmd.CancelOpenWork)]
+
+    parallel = Harness(PARALLEL)
+    parallel.start()
+    b1 = parallel.open_job("b1")
+    outcome = parallel.fail("a1", "boom", retryable=False)
+    assert outcome is not None
+    assert [c.execution_ids for c in outcome.commands if isinstance(c, cmd.CancelOpenWork)] == [
+        None
+    ]
+    assert parallel.jobs[b1.id].status is JobStatus.CANCELLED

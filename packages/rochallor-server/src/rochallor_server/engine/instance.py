@@ -165,11 +165,15 @@ class _Transition:
 
     # -- terminal states ------------------------------------------------------------------
 
-    def _close_everything(self, reason: str) -> None:
+    def _close_everything(self, reason: str, *, failing: StepExecution | None = None) -> None:
+        # Open work (jobs, user tasks, timers) only ever belongs to running executions: every
+        # way out of RUNNING closes its own. So with nothing running there is nothing to cancel.
+        open_work = bool(self.running) or failing is not None
         for execution in list(self.running.values()):
             self.finish(execution, ExecutionStatus.SKIPPED, reason=reason)
         self.joins.clear()
-        self.commands.append(cmd.CancelOpenWork(instance_id=self.base.id, at=self.now))
+        if open_work:
+            self.commands.append(cmd.CancelOpenWork(instance_id=self.base.id, at=self.now))
         self.queue.clear()
         self.completed_at = self.now
 
@@ -192,7 +196,7 @@ class _Transition:
     def fail_instance(self, reason: str, failing: StepExecution | None) -> None:
         if failing is not None and failing.id in self.running:
             self.finish(failing, ExecutionStatus.FAILED, reason=reason)
-        self._close_everything("instance failed")
+        self._close_everything("instance failed", failing=failing)
         self.status = InstanceStatus.FAILED
         self.failure_reason = reason
         self.audit("instance-failed", "engine", reason=reason)
