@@ -409,6 +409,11 @@ async def test_definition_versions_listing_keyword_and_paging(store: Store) -> N
             page = await tx.list_definitions(keyword=keyword, offset=offset, limit=limit)
         return page.total, [(r.id, r.version) for r in page.items]
 
+    async with store.transaction() as tx:
+        assert await tx.latest_version("a-flow") == 2
+        assert await tx.latest_version("b-flow") == 1
+        assert await tx.latest_version("missing") is None
+
     everything = [("a-flow", 2), ("b-flow", 1), ("c_flow", 1), ("cxflow", 1), ("d-flow", 1)]
     assert await listing(None) == (5, everything)
     assert await listing("") == (5, everything)

@@ -313,10 +313,9 @@ class Engine:
     ) -> Instance:
         async with self._tx("start_instance") as tx:
             if version is None:
-                latest = await tx.latest_definition(definition_id)
-                if latest is None:
+                version = await tx.latest_version(definition_id)
+                if version is None:
                     raise NotFound(f'definition "{definition_id}" not found')
-                version = latest.version
             try:
                 definition = await self._compiled(tx, definition_id, version)
             except NotFound:

@@ -153,6 +153,10 @@ class InMemoryTransaction:
         versions = self.tables.definitions.get(definition_id, ())
         return versions[-1] if versions else None
 
+    async def latest_version(self, definition_id: str) -> int | None:
+        versions = self.tables.definitions.get(definition_id, ())
+        return versions[-1].version if versions else None
+
     async def definition(self, definition_id: str, version: int) -> DefinitionRecord | None:
         for record in self.tables.definitions.get(definition_id, ()):
             if record.version == version:

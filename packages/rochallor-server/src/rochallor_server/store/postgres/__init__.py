@@ -60,6 +60,7 @@ JOBS_CHANNEL = "rochallor_jobs"
 _LOCK_DEFINITION_ID = QUERIES["lock_definition_id"]
 _INSERT_DEFINITION = QUERIES["insert_definition"]
 _LATEST_DEFINITION = QUERIES["latest_definition"]
+_LATEST_DEFINITION_VERSION = QUERIES["latest_definition_version"]
 _DEFINITION = QUERIES["definition"]
 _LIST_DEFINITIONS = QUERIES["list_definitions"]
 _COUNT_DEFINITIONS = QUERIES["count_definitions"]
@@ -122,6 +123,10 @@ class PostgresTransaction:
     async def latest_definition(self, definition_id: str) -> DefinitionRecord | None:
         row = await self._conn.fetchrow(_LATEST_DEFINITION, definition_id)
         return None if row is None else rows.definition_from_row(row)
+
+    async def latest_version(self, definition_id: str) -> int | None:
+        version: int | None = await self._conn.fetchval(_LATEST_DEFINITION_VERSION, definition_id)
+        return version
 
     async def definition(self, definition_id: str, version: int) -> DefinitionRecord | None:
         row = await self._conn.fetchrow(_DEFINITION, definition_id, version)

@@ -29,6 +29,11 @@ WHERE id = $1
 ORDER BY version DESC
 LIMIT 1;
 
+-- latest_definition_version --
+-- The highest version number of a definition (starting an instance needs nothing else).
+-- $1 id text
+SELECT max(version) FROM workflow_definition WHERE id = $1;
+
 -- definition --
 -- One version of a definition.
 -- $1 id text, $2 version int
