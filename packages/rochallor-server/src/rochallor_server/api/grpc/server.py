@@ -11,13 +11,16 @@ from the reflected descriptors): see :func:`reflection_pool`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
 from google.protobuf.descriptor_pb2 import FileDescriptorProto
 from google.protobuf.descriptor_pool import Default, DescriptorPool
 from grpclib.health.service import Health
+from grpclib.protocol import H2Protocol
 from grpclib.reflection.service import ServerReflection
 from grpclib.server import Server
 
@@ -76,10 +79,34 @@ def reflection_pool(services: Sequence[Any]) -> DescriptorPool:
     return pool
 
 
-def make_grpc_server(services: Sequence[Any]) -> Server:
+class _Server(Server):
+    """grpclib's server, able to close the client connections it accepted.
+
+    From Python 3.12 on, ``asyncio.Server.wait_closed()`` waits until every client connection
+    is closed, and grpclib never closes them: without this, a stop would wait for the clients
+    to hang up. (``_protocol_factory`` is grpclib's per-connection hook.)
+    """
+
+    def __init__(self, handlers: Sequence[Any]) -> None:
+        super().__init__(handlers)
+        self._protocols: weakref.WeakSet[H2Protocol] = weakref.WeakSet()
+
+    def _protocol_factory(self) -> H2Protocol:
+        protocol = super()._protocol_factory()
+        self._protocols.add(protocol)
+        return protocol
+
+    def close_connections(self) -> None:
+        for protocol in list(self._protocols):
+            connection = getattr(protocol, "connection", None)
+            if connection is not None:
+                connection.close()
+
+
+def make_grpc_server(services: Sequence[Any]) -> _Server:
     """A grpclib server for ``services`` plus ``grpc.health.v1`` and server reflection."""
     handlers: list[Any] = [*services, Health()]
-    return Server(ServerReflection.extend(handlers, pool=reflection_pool(handlers)))
+    return _Server(ServerReflection.extend(handlers, pool=reflection_pool(handlers)))
 
 
 class GrpcListener:
@@ -113,5 +140,10 @@ class GrpcListener:
             listener.close()  # no new connections; existing ones stay open for the drain
         if calls.count and not await calls.wait_idle(grace):
             log.warning("gRPC: %d call(s) still running after %.1fs", calls.count, grace)
-        self.server.close()
+        self.server.close()  # cancels what is still running; those calls answer UNAVAILABLE
+        handlers: Any = self.server._handlers
+        pending = [asyncio.ensure_future(h.wait_closed()) for h in list(handlers)]
+        if pending:
+            await asyncio.wait(pending)
+        self.server.close_connections()
         await self.server.wait_closed()
