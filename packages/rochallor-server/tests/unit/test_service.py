@@ -488,6 +488,31 @@ async def test_an_aborted_transaction_is_run_again(
     assert [e.kind for e in store.tables.audit_log].count("instance-cancelled") == 1
 
 
+async def test_a_caller_going_away_does_not_cut_an_operation_short(
+    engine: Engine, store: InMemoryStore
+) -> None:
+    """An HTTP client that hangs up cancels its handler: the operation still runs to its end,
+    after-commit work (chaining) included."""
+    await engine.upload_definition(wf("B::next"))
+    instance_id = await started(
+        engine, wf("A::first", autoStartNextWorkflow=True, nextWorkflowId="B::next")
+    )
+    [job] = await engine.poll_jobs(worker_id="w", job_types=["a"], max_jobs=1, wait_seconds=0)
+    call = asyncio.create_task(engine.complete_job(job.id, worker_id="w", variables={"v": 1}))
+    await asyncio.sleep(0)  # the operation has started
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    for _ in range(100):
+        if any(i.definition_id == "B::next" for i in store.tables.instances.values()):
+            break
+        await asyncio.sleep(0.01)
+    await engine.drain()
+    assert (await engine.get_instance(instance_id)).status is InstanceStatus.COMPLETED
+    children = [i for i in store.tables.instances.values() if i.definition_id == "B::next"]
+    assert [c.variables for c in children] == [{"v": 1}]
+
+
 # -- the fake itself ------------------------------------------------------------------------
 
 

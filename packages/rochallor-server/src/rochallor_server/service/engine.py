@@ -57,18 +57,20 @@ _R = TypeVar("_R")
 _ATTEMPTS = 4
 
 
-def _retry_transient(
+def _operation(
     method: Callable[Concatenate[Engine, _P], Awaitable[_R]],
 ) -> Callable[Concatenate[Engine, _P], Awaitable[_R]]:
-    """Run the whole operation again when the database aborted its transaction.
+    """An operation that changes state: it runs to its end, and again if the database aborted it.
 
-    Operations lock the job row before the instance row, but cancellation and terminal
-    cleanup lock the instance before touching its jobs, so PostgreSQL may pick one of two
-    concurrent events as a deadlock victim. The victim's transaction rolled back whole, so it
-    is simply run again.
+    - Shielded: a caller that goes away (an HTTP client hanging up cancels its handler) must
+      not cut an operation between its commit and its after-commit work (chaining).
+    - Retried: operations lock the job row before the instance row, but cancellation and
+      terminal cleanup lock the instance before touching its jobs, so PostgreSQL may pick one
+      of two concurrent events as a deadlock victim. The victim's transaction rolled back
+      whole, so it is simply run again.
     """
 
-    async def run(self: Engine, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+    async def attempts(self: Engine, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         for attempt in range(1, _ATTEMPTS + 1):
             try:
                 return await method(self, *args, **kwargs)
@@ -78,6 +80,9 @@ def _retry_transient(
                 log.info("%s: transaction aborted (attempt %d), retrying", method.__name__, attempt)
                 await asyncio.sleep(random.uniform(0, 0.01 * attempt))
         raise AssertionError("unreachable")
+
+    async def run(self: Engine, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        return await asyncio.shield(attempts(self, *args, **kwargs))
 
     run.__name__, run.__qualname__, run.__doc__ = (
         method.__name__,
@@ -225,6 +230,7 @@ class Engine:
 
     # -- definitions ----------------------------------------------------------------------
 
+    @_operation
     async def upload_definition(self, document: object) -> UploadResult:
         """``document`` is the decoded JSON body. Raises ``BadRequest`` (``parse error: …``)
         or ``DefinitionRejected``."""
@@ -282,6 +288,7 @@ class Engine:
 
     # -- instances ------------------------------------------------------------------------
 
+    @_operation
     async def start_instance(
         self,
         *,
@@ -367,7 +374,7 @@ class Engine:
         async with self._tx("history") as tx:
             return await tx.history(instance_id)
 
-    @_retry_transient
+    @_operation
     async def cancel_instance(self, instance_id: str, reason: str) -> Instance:
         async with self._tx("cancel_instance") as tx:
             state, definition = await self._load(
@@ -441,7 +448,7 @@ class Engine:
             await self._persist(tx, outcome.commands)
         self._after_commit(outcome.commands)
 
-    @_retry_transient
+    @_operation
     async def complete_job(
         self, job_id: str, *, worker_id: str | None, variables: JsonObject | None
     ) -> None:
@@ -460,7 +467,7 @@ class Engine:
 
         await self._job_event("complete_job", job_id, decide)
 
-    @_retry_transient
+    @_operation
     async def fail_job(
         self, job_id: str, *, worker_id: str | None, error_message: str | None, retryable: bool
     ) -> None:
@@ -480,6 +487,7 @@ class Engine:
 
         await self._job_event("fail_job", job_id, decide)
 
+    @_operation
     async def extend_job_lease(self, job_id: str, *, worker_id: str) -> dt.datetime:
         """Only the worker holding the lease may extend it (by one lease length from now)."""
         if not worker_id:
@@ -498,7 +506,7 @@ class Engine:
 
     # -- user tasks and signals -----------------------------------------------------------
 
-    @_retry_transient
+    @_operation
     async def complete_user_task(
         self,
         instance_id: str,
@@ -524,7 +532,7 @@ class Engine:
             await self._persist(tx, outcome.commands)
         self._after_commit(outcome.commands)
 
-    @_retry_transient
+    @_operation
     async def signal(self, instance_id: str, step_id: str, variables: JsonObject | None) -> None:
         async with self._tx("signal") as tx:
             state, definition = await self._load(tx, instance_id, "workflow instance not found")
@@ -541,7 +549,7 @@ class Engine:
 
     # -- background events ----------------------------------------------------------------
 
-    @_retry_transient
+    @_operation
     async def fire_timer(self, instance_id: str, timer_id: str) -> bool:
         """Fire one due timer in its own transaction; ``False`` if it no longer applies."""
         async with self._tx("fire_timer") as tx:
