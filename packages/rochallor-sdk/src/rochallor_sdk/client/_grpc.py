@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from grpclib.client import Channel
@@ -27,7 +26,7 @@ def parse_target(target: str) -> tuple[str, int]:
     return split.hostname or "localhost", split.port or _DEFAULT_PORT
 
 
-class GrpcClient:
+class GrpcClient(_base.ClosingClient):
     """Talks to the engine's gRPC service ``workflow.v1.WorkflowEngine``; implements
     ``JobClient`` and ``AdminClient`` with the same dict shapes as :class:`RestClient`."""
 
@@ -42,17 +41,6 @@ class GrpcClient:
         self.request_timeout = request_timeout
         self._channel = channel
         self._owns_channel = channel is None
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def close(self) -> None:
         if self._owns_channel and self._channel is not None:

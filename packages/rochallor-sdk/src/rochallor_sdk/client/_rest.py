@@ -5,8 +5,7 @@ from __future__ import annotations
 import datetime
 import json
 from collections.abc import Mapping, Sequence
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
@@ -17,7 +16,7 @@ from rochallor_sdk.client import _base, _convert
 _JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 
 
-class RestClient:
+class RestClient(_base.ClosingClient):
     """Talks to the engine's REST API (``rest-api.md``); implements ``JobClient`` and
     ``AdminClient``.
 
@@ -38,17 +37,6 @@ class RestClient:
         self.request_timeout = request_timeout
         self._session = session
         self._owns_session = session is None
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def close(self) -> None:
         if self._owns_session and self._session is not None:
