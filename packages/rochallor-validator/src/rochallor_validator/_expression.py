@@ -492,34 +492,22 @@ def _compile_binary(node: Binary) -> _Fn:
     lf = _compile(node.left)
     rf = _compile(node.right)
 
-    if op == "&&":
+    if op in ("&&", "||"):
+        # Short-circuit: "&&" stops at false, "||" at true; both operands must be booleans.
+        stop = op == "||"
 
-        def and_(v: Variables) -> Any:
+        def logical(v: Variables) -> Any:
             a = lf(v)
-            if a is False:
-                return False
-            if a is not True:
-                raise ExpressionEvaluationError(f'type error: "&&" operand is {type_name(a)}')
+            if a is stop:
+                return stop
+            if a is not (not stop):
+                raise ExpressionEvaluationError(f'type error: "{op}" operand is {type_name(a)}')
             b = rf(v)
             if b is True or b is False:
                 return b
-            raise ExpressionEvaluationError(f'type error: "&&" operand is {type_name(b)}')
+            raise ExpressionEvaluationError(f'type error: "{op}" operand is {type_name(b)}')
 
-        return and_
-    if op == "||":
-
-        def or_(v: Variables) -> Any:
-            a = lf(v)
-            if a is True:
-                return True
-            if a is not False:
-                raise ExpressionEvaluationError(f'type error: "||" operand is {type_name(a)}')
-            b = rf(v)
-            if b is True or b is False:
-                return b
-            raise ExpressionEvaluationError(f'type error: "||" operand is {type_name(b)}')
-
-        return or_
+        return logical
     if op == "==":
         return lambda v: json_equal(lf(v), rf(v))
     if op == "!=":
