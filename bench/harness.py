@@ -10,12 +10,10 @@ import asyncio
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,7 @@ from typing import Any
 import asyncpg
 import attrs
 
-from rochallor_server.store.postgres.embedded import free_port
+from rochallor_server import testing
 from rochallor_server.store.postgres.migrate import migrate_dsn
 from rochallor_server.store.postgres.pool import init_connection
 from rochallor_server.testing import TestCluster
@@ -158,73 +156,23 @@ async def connect(dsn: str) -> asyncpg.Connection[Any]:
 # -- the engine process --------------------------------------------------------------------
 
 
-class EngineProcess:
-    """``python -m rochallor_server`` on ``dsn``, on free ports of 127.0.0.1.
-
-    The environment is inherited, so ``DB_MAX_CONNS``, ``WE_JOB_LEASE`` … apply.
-    """
+class EngineProcess(testing.EngineProcess):
+    """The engine subprocess of the benchmarks, async-friendly; it inherits the environment,
+    so ``DB_MAX_CONNS``, ``WE_JOB_LEASE``, ``WE_AUDIT_LOG_ENABLED`` … apply."""
 
     def __init__(self, dsn: str) -> None:
-        self.dsn = dsn
-        self.rest_port = free_port()
-        self.grpc_port = free_port()
-        self.metrics_port = free_port()
-        self.log_path = Path(tempfile.mkdtemp(prefix="rochallor-bench-")) / "engine.log"
-        self.process: subprocess.Popen[bytes] | None = None
+        log_path = Path(tempfile.mkdtemp(prefix="rochallor-bench-")) / "engine.log"
+        level = os.environ.get("WE_LOG_LEVEL", "WARN")
+        super().__init__(dsn, log_path, inherit=True, env={"WE_LOG_LEVEL": level})
 
-    @property
-    def rest_url(self) -> str:
-        return f"http://127.0.0.1:{self.rest_port}"
-
-    @property
-    def grpc_target(self) -> str:
-        return f"127.0.0.1:{self.grpc_port}"
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def spawn(self) -> None:
-        env = dict(os.environ)
-        env.update(
-            {
-                "WE_POSTGRES_DSN": self.dsn,
-                "WE_BIND_HOST": "127.0.0.1",
-                "WE_REST_PORT": str(self.rest_port),
-                "WE_GRPC_PORT": str(self.grpc_port),
-                "WE_METRICS_PORT": str(self.metrics_port),
-                "WE_LOG_LEVEL": env.get("WE_LOG_LEVEL", "WARN"),
-            }
-        )
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "rochallor_server"],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    async def start(self, within: float = 60.0) -> None:
+    async def start_async(self, within: float = 60.0) -> None:
         """Spawn the engine and wait until ``/healthz`` answers."""
-        await asyncio.to_thread(self.spawn)
-        assert self.process is not None
-        deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"engine exited early; see {self.log_path}")
-            if await asyncio.to_thread(self._healthy):
-                note(f"engine pid {self.pid} ready on {self.rest_url} (log {self.log_path})")
-                return
-            await asyncio.sleep(0.2)
-        raise RuntimeError(f"engine not ready after {within}s; see {self.log_path}")
+        await asyncio.to_thread(self.start, within)
+        note(f"engine pid {self.pid} ready on {self.rest_url} (log {self.log_path})")
 
-    def _healthy(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.rest_url}/healthz", timeout=1) as answer:
-                return 200 <= int(answer.status) < 300
-        except OSError:
-            return False
+    async def stop_async(self) -> None:
+        if self.running:
+            await asyncio.to_thread(self.stop, 20)
 
     def rss_mb(self) -> tuple[float, float]:
         """(current VmRSS, peak VmHWM) of the engine process, in MiB."""
@@ -235,16 +183,6 @@ class EngineProcess:
             if key in {"VmRSS", "VmHWM"}:
                 fields[key] = int(rest.split()[0]) / 1024
         return fields["VmRSS"], fields["VmHWM"]
-
-    async def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.to_thread(self.process.wait, 20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            await asyncio.to_thread(self.process.wait, 5)
 
 
 # -- profiling -----------------------------------------------------------------------------

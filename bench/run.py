@@ -67,7 +67,7 @@ async def main() -> None:
 async def _engine_scenarios(db: Database, settings: BenchSettings, raw: float | None) -> None:
     dsn = await db.new_database("bench_engine")
     engine = EngineProcess(dsn)
-    await engine.start()
+    await engine.start_async()
     conn = await connect(dsn)
     load = e2e.Load(engine, conn, settings)
     try:
@@ -96,7 +96,7 @@ async def _engine_scenarios(db: Database, settings: BenchSettings, raw: float | 
         figure("server_rss_peak_mb", peak)
     finally:
         await conn.close()
-        await engine.stop()
+        await engine.stop_async()
 
 
 def _run() -> None:

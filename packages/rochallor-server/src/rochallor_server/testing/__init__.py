@@ -1,5 +1,5 @@
 """Test helpers shipped with the server: deterministic clock and ids, an in-memory store,
-throwaway PostgreSQL."""
+throwaway PostgreSQL, and the engine as a subprocess."""
 
 from __future__ import annotations
 
@@ -8,8 +8,16 @@ import itertools
 
 from rochallor_server.testing._memory import InMemoryStore
 from rochallor_server.testing._postgres import TestCluster
+from rochallor_server.testing._process import EngineProcess, EngineProcessError
 
-__all__ = ["FixedClock", "InMemoryStore", "SequentialIds", "TestCluster"]
+__all__ = [
+    "EngineProcess",
+    "EngineProcessError",
+    "FixedClock",
+    "InMemoryStore",
+    "SequentialIds",
+    "TestCluster",
+]
 
 
 class FixedClock:
