@@ -315,7 +315,18 @@ class CompiledDecisionTable:
 
         Raises :class:`DecisionTableError` whose ``kind`` is the failure reason prefix.
         """
+        return self.decide(variables, now=now)[0]
+
+    def decide(
+        self, variables: Mapping[str, Any], *, now: datetime | None = None
+    ) -> tuple[dict[str, Any], list[str]]:
+        """The outputs (as :meth:`evaluate`) and the names of the matched rules, matching once."""
         matched = self._match(variables)
+        return self._result(matched, variables, now), [r.name for r in matched]
+
+    def _result(
+        self, matched: list[_Rule], variables: Mapping[str, Any], now: datetime | None
+    ) -> dict[str, Any]:
         policy = self.policy
         if self.aggregation is not None:
             return {self._names[0]: self._aggregate(matched, variables, now)}

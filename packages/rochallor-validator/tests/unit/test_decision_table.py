@@ -325,3 +325,35 @@ def test_input_entries(entry: str, matches: list[Any], rejects: list[Any]) -> No
 def test_input_entry_syntax_errors(entry: str) -> None:
     with pytest.raises(EntrySyntaxError):
         parse_input_entry(entry)
+
+
+def test_decide_returns_the_outputs_and_the_matched_rules_of_one_match() -> None:
+    step = parse_definition(
+        {
+            "id": "T::dt",
+            "name": "dt",
+            "steps": [
+                {
+                    "id": "fees",
+                    "name": "Fees",
+                    "type": "DECISION_TABLE",
+                    "hitPolicy": "C+",
+                    "inputs": [{"id": "amount", "expression": "amount"}],
+                    "outputs": [{"name": "fee"}],
+                    "rules": [
+                        {"id": "base", "inputEntries": ["-"], "outputEntries": [10]},
+                        {"id": "big", "inputEntries": ["> 100"], "outputEntries": [5]},
+                        {"id": "small", "inputEntries": ["<= 100"], "outputEntries": [1]},
+                    ],
+                    "nextStep": "end",
+                },
+                {"id": "end", "name": "End", "type": "END"},
+            ],
+        }
+    ).steps[0]
+    assert isinstance(step, DecisionTableStep)
+    table = compile_decision_table(step)
+    outputs, rules = table.decide({"amount": 500})
+    assert outputs == {"fee": 15}
+    assert rules == ["base", "big"]
+    assert table.evaluate({"amount": 500}) == outputs

@@ -282,8 +282,7 @@ class _Transition:
         elif kind is ST.DECISION_TABLE:
             table = self.d.tables[step.id]
             try:
-                outputs = table.evaluate(self.variables, now=self.now)
-                matched = table.matching_rules(self.variables)
+                outputs, matched = table.decide(self.variables, now=self.now)
             except rv.ValidatorError as exc:
                 self.fail_instance(str(exc), execution)
                 return
