@@ -60,6 +60,18 @@ def test_server_starts_on_embedded_postgres_and_stops_cleanly(tmp_path: Path) ->
     assert not (tmp_path / "pgdata" / "postmaster.pid").exists()
 
 
+def _run_to_exit(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run the server command expecting it to exit on its own (a start-up error)."""
+    return subprocess.run(
+        [sys.executable, "-m", "rochallor_server"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def test_a_taken_port_is_reported_with_its_variable(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -73,14 +85,7 @@ def test_a_taken_port_is_reported_with_its_variable(tmp_path: Path) -> None:
             "WE_METRICS_PORT": str(free_port()),
             "WE_BIND_HOST": "127.0.0.1",
         }
-        result = subprocess.run(
-            [sys.executable, "-m", "rochallor_server"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        result = _run_to_exit(env)
     assert result.returncode == 2
     assert f"WE_REST_PORT: cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
@@ -89,13 +94,6 @@ def test_a_taken_port_is_reported_with_its_variable(tmp_path: Path) -> None:
 
 def test_invalid_configuration_is_reported_before_anything_starts() -> None:
     env = {**os.environ, "WE_REST_PORT": "eighty"}
-    result = subprocess.run(
-        [sys.executable, "-m", "rochallor_server"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = _run_to_exit(env)
     assert result.returncode == 2
     assert "invalid configuration: WE_REST_PORT: not an integer: 'eighty'" in result.stderr
