@@ -23,7 +23,7 @@ import attrs
 
 from rochallor_server import testing
 from rochallor_server.store.postgres.migrate import migrate_dsn
-from rochallor_server.store.postgres.pool import init_connection
+from rochallor_server.store.postgres.pool import INDEX_PLANS, init_connection
 from rochallor_server.testing import TestCluster
 
 ALL_SCENARIOS = ("raw", "finished", "single", "grpc", "five", "latency", "backlog")
@@ -147,8 +147,8 @@ class Database:
 
 
 async def connect(dsn: str) -> asyncpg.Connection[Any]:
-    """A connection speaking JSON like the engine's pool connections."""
-    conn: asyncpg.Connection[Any] = await asyncpg.connect(dsn)
+    """A connection speaking JSON and planning like the engine's pool connections."""
+    conn: asyncpg.Connection[Any] = await asyncpg.connect(dsn, server_settings=INDEX_PLANS)
     await init_connection(conn)
     return conn
 

@@ -1,8 +1,9 @@
 """Scenario 1 (raw SQL ceiling) and 5b (claiming with finished jobs in the table).
 
-The statements are the engine's own (``claim_jobs`` and ``complete_job`` from
-``queries.sql``), issued directly with asyncpg, without the engine around them. This is the
-yardstick every end-to-end figure is divided by.
+The statements are the engine's own, from ``queries.sql``, issued directly with asyncpg,
+without the engine around them: ``claim_jobs``, and the apply statement (which writes every
+event) with only the jobs' completions in it, on connections with the engine's settings.
+This is the yardstick every end-to-end figure is divided by.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from typing import Any
 import asyncpg
 from harness import BenchSettings, Database, connect, figure, note, ratio
 
+from rochallor_server.store.postgres import apply_statement
 from rochallor_server.store.postgres.queries import QUERIES
 
 CLAIM = QUERIES["claim_jobs"]
-COMPLETE = QUERIES["complete_job"]
+COMPLETE = apply_statement(frozenset({"job_ends"}))
 JOB_TYPE = "bench-raw"
 LEASE = dt.timedelta(seconds=30)
 
@@ -95,11 +97,12 @@ async def _claimer(
             await asyncio.sleep(0.001)
             continue
         ended = dt.datetime.now(dt.UTC)
-        if batch == 1:
-            await conn.execute(COMPLETE, rows[0]["id"], worker, ended)
-        else:
-            # executemany pipelines the statements and runs them in one transaction.
-            await conn.executemany(COMPLETE, [(row["id"], worker, ended) for row in rows])
+        # One statement completes the whole claimed batch.
+        completions = [
+            {"g": None, "id": row["id"], "status": "COMPLETED", "worker_id": worker, "at": ended}
+            for row in rows
+        ]
+        await conn.execute(COMPLETE, {"job_ends": completions, "g": None})
         queue.done += len(rows)
 
 

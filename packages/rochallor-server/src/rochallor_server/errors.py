@@ -46,6 +46,11 @@ class TransientStorageError(StorageError):
     """The database aborted the transaction (deadlock or serialization failure); retry it."""
 
 
+class InstanceChanged(TransientStorageError):
+    """Another event wrote the instance after this one read it; nothing was written: decide the
+    event again on fresh state."""
+
+
 class DefinitionRejected(BadRequest):
     """validation error"""
 

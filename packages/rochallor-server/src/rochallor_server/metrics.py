@@ -40,9 +40,15 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.instance_conflicts = Counter(
+            "engine_instance_conflicts_total",
+            "Events decided again because another event wrote their instance first",
+            registry=r,
+        )
         self.lock_wait = Histogram(
             "engine_db_lock_wait_duration_seconds",
-            "Time spent waiting for row locks",
+            "Duration of an event's write, which includes waiting for a concurrent write of "
+            "the same instance",
             ["operation"],
             buckets=_LATENCY_BUCKETS,
             registry=r,

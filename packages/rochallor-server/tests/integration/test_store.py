@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import asyncpg
+import attrs
 import pytest
 
 from rochallor_server.engine.commands import (
@@ -44,7 +45,8 @@ from rochallor_server.engine.model import (
     UserTaskStatus,
 )
 from rochallor_server.service.ports import InstanceFilter
-from rochallor_server.store.postgres import PostgresStore, create_pool
+from rochallor_server.store import postgres
+from rochallor_server.store.postgres import PostgresStore, apply_statement, create_pool
 from rochallor_server.store.postgres.queries import QUERIES
 
 from .records import LEASE, T0, at, make_execution, make_instance, make_job, new_id
@@ -112,9 +114,9 @@ async def test_instance_round_trip(store: PostgresStore) -> None:
     await apply(store, InsertInstance(instance=instance))
     async with store.transaction() as tx:
         assert await tx.get_instance(instance.id) == instance
-        assert await tx.lock_instance(instance.id) == (instance, [])
+        assert await tx.load_instance(instance.id) == (instance, [])
         assert await tx.get_instance("missing") is None
-        assert await tx.lock_instance("missing") is None
+        assert await tx.load_instance("missing") is None
 
     saved = make_instance(
         id=instance.id,
@@ -130,7 +132,7 @@ async def test_instance_round_trip(store: PostgresStore) -> None:
     await apply(store, SaveInstance(instance=saved))
     async with store.transaction() as tx:
         loaded = await tx.get_instance(instance.id)
-    assert loaded == saved
+    assert loaded == attrs.evolve(saved, revision=1)  # every save bumps the revision
     assert loaded is not None and isinstance(loaded.current_step_ids, tuple)
     assert loaded.status is InstanceStatus.FAILED
 
@@ -204,7 +206,7 @@ async def test_executions_history_and_running(store: PostgresStore) -> None:
     )
     async with store.transaction() as tx:
         assert await tx.history(instance.id) == [finished, second, twin]
-        assert await tx.lock_instance(instance.id) == (instance, [second, twin])
+        assert await tx.load_instance(instance.id) == (instance, [second, twin])
         assert await tx.history("missing") == []
     row = await fetch_row(
         store, "SELECT input_snapshot, output_snapshot FROM step_execution WHERE id = $1", first.id
@@ -219,8 +221,8 @@ async def test_executions_history_and_running(store: PostgresStore) -> None:
 async def test_job_lifecycle_commands(store: PostgresStore) -> None:
     _, execution, (job,) = await seed(store, jobs=1)
     async with store.transaction() as tx:
-        assert await tx.lock_job(job.id) == job
-        assert await tx.lock_job("missing") is None
+        assert await tx.get_job(job.id) == job
+        assert await tx.get_job("missing") is None
         (claimed,) = await tx.claim_jobs(
             worker_id="w1", job_types=["charge"], limit=5, now=at(10), lease_expires_at=at(40)
         )
@@ -236,7 +238,7 @@ async def test_job_lifecycle_commands(store: PostgresStore) -> None:
 
     await apply(store, RetryJob(job=claimed, retries_remaining=1))
     async with store.transaction() as tx:
-        retried = await tx.lock_job(job.id)
+        retried = await tx.get_job(job.id)
     assert retried == Job(**{**_fields(job), "retries_remaining": 1})  # created_at kept
 
     await apply(store, CompleteJob(job_id=job.id, worker_id="w2", at=at(50)))
@@ -368,7 +370,7 @@ async def test_extend_lease_only_by_the_holder(store: PostgresStore) -> None:
         assert await tx.extend_lease(job_id=job.id, worker_id="w1", lease_expires_at=at(70)) == at(
             70
         )
-        locked = await tx.lock_job(job.id)
+        locked = await tx.get_job(job.id)
     assert locked is not None and locked.lock_expires_at == at(70)
 
 
@@ -390,8 +392,8 @@ async def test_reclaim_expired_leases(store: PostgresStore) -> None:
         (jobs[1].id, JobStatus.LOCKED, "w1", at(40)),
     ]
     async with store.transaction() as tx:
-        now_unlocked = await tx.lock_job(jobs[0].id)
-        still_locked = await tx.lock_job(jobs[2].id)
+        now_unlocked = await tx.get_job(jobs[0].id)
+        still_locked = await tx.get_job(jobs[2].id)
         assert await tx.reclaim_expired_leases(now=at(100), limit=0) == []
         assert len(await tx.reclaim_expired_leases(now=at(100), limit=10)) == 1
     assert now_unlocked == jobs[0]  # UNLOCKED, lock fields cleared, retries untouched
@@ -540,15 +542,15 @@ async def test_timers_round_trip_and_due_order(store: PostgresStore) -> None:
         store, InsertTimer(timer=late), InsertTimer(timer=early_b), InsertTimer(timer=early_a)
     )
     async with store.transaction() as tx:
-        assert await tx.lock_timer(early_b.id) == early_b
-        assert await tx.lock_timer("missing") is None
+        assert await tx.get_timer(early_b.id) == early_b
+        assert await tx.get_timer("missing") is None
         assert await tx.due_timers(now=at(9), limit=10) == []
         assert await tx.due_timers(now=at(10), limit=10) == [early_a, early_b]
         assert await tx.due_timers(now=at(99), limit=2) == [early_a, early_b]
         assert await tx.due_timers(now=at(99), limit=0) == []
     await apply(store, MarkTimerFired(timer_id=early_a.id))
     async with store.transaction() as tx:
-        fired = await tx.lock_timer(early_a.id)
+        fired = await tx.get_timer(early_a.id)
         assert fired is not None and fired.status is TimerStatus.FIRED
         assert await tx.due_timers(now=at(99), limit=10) == [early_b, late]
 
@@ -994,3 +996,17 @@ async def test_an_execution_can_be_inserted_finished(store: PostgresStore) -> No
         "input_snapshot": {"in": 1},
         "output_snapshot": {"out": 2},
     }
+
+
+async def test_every_apply_statement_shape_prepares(store: PostgresStore, pool: Any) -> None:
+    """Each kind of row alone, with and without a save (the guard), and all kinds together."""
+    kinds = {kind for kind, _ in postgres._FRAGMENTS}
+    shapes = [{kind} for kind in kinds] + [{kind, "save"} for kind in kinds] + [kinds]
+    async with pool.acquire() as conn:
+        for shape in shapes:
+            sql = apply_statement(frozenset(shape))
+            await conn.prepare(sql)
+            if "save" not in shape:  # no guards: nothing may refer to apply_saved's rows
+                assert "FROM saved" not in sql
+    with pytest.raises(ValueError, match="nothing to write"):
+        apply_statement(frozenset({"g"}))

@@ -23,7 +23,9 @@ from rochallor_server.engine.commands import (
     InsertJob,
     InsertTimer,
     InsertUserTask,
+    MarkTimerFired,
     RetryJob,
+    SaveInstance,
 )
 from rochallor_server.engine.model import (
     ExecutionStatus,
@@ -104,9 +106,9 @@ async def claim(
     return [j.id for j in got]
 
 
-async def job(store: Store, job_id: str) -> Job:
+async def job_of(store: Store, job_id: str) -> Job:
     async with store.transaction() as tx:
-        found = await tx.lock_job(job_id)
+        found = await tx.get_job(job_id)
     assert found is not None
     return found
 
@@ -153,7 +155,7 @@ async def test_leases_extend_and_reclaim(store: Store) -> None:
     assert [(j.id, j.status, j.worker_id, j.lock_expires_at) for j in reclaimed] == [
         (first.id, JobStatus.LOCKED, "w1", at(40))
     ]
-    assert await job(store, first.id) == first  # unlocked again, retries untouched
+    assert await job_of(store, first.id) == first  # unlocked again, retries untouched
     async with store.transaction() as tx:
         assert await tx.reclaim_expired_leases(now=at(100), limit=0) == []
         assert [j.id for j in await tx.reclaim_expired_leases(now=at(100), limit=5)] == [second.id]
@@ -162,7 +164,7 @@ async def test_leases_extend_and_reclaim(store: Store) -> None:
 async def test_job_outcomes_keep_or_record_the_worker(store: Store) -> None:
     retried, completed, failed = await with_jobs(store, {}, {}, {})
     assert len(await claim(store, ["charge"], 3, worker="w1")) == 3
-    claimed = await job(store, retried.id)
+    claimed = await job_of(store, retried.id)
     await apply(
         store,
         RetryJob(job=claimed, retries_remaining=1),
@@ -171,8 +173,8 @@ async def test_job_outcomes_keep_or_record_the_worker(store: Store) -> None:
         CompleteJob(job_id="missing", worker_id="w1", at=at(50)),  # updates nothing
     )
     # created_at kept, lock fields cleared
-    assert await job(store, retried.id) == attrs.evolve(retried, retries_remaining=1)
-    done, broken = await job(store, completed.id), await job(store, failed.id)
+    assert await job_of(store, retried.id) == attrs.evolve(retried, retries_remaining=1)
+    done, broken = await job_of(store, completed.id), await job_of(store, failed.id)
     assert (done.status, done.worker_id) == (JobStatus.COMPLETED, "w1")  # coalesce(NULL, …)
     assert (broken.status, broken.worker_id) == (JobStatus.FAILED, "w9")
 
@@ -206,6 +208,115 @@ async def test_a_raising_transaction_commits_nothing(store: Store) -> None:
             raise ValueError("abort")
     async with store.transaction() as tx:
         assert await tx.get_instance(instance.id) is None
+
+
+# -- optimistic concurrency -----------------------------------------------------------------
+
+
+async def test_a_save_applies_only_at_the_revision_it_read(store: Store) -> None:
+    """An event that read revision n writes nothing once another event saved n first."""
+    (job,) = await with_jobs(store, {})
+    async with store.autocommit() as tx:
+        loaded = await tx.load_instance(job.instance_id)
+    assert loaded is not None
+    read, _running = loaded
+    assert read.revision == 0
+    first = attrs.evolve(read, variables={"winner": 1})
+    second = attrs.evolve(read, variables={"winner": 2}, status=InstanceStatus.COMPLETED)
+    async with store.autocommit() as tx:
+        assert await tx.apply([SaveInstance(instance=first)], audit=True)
+        stale = [
+            CompleteJob(job_id=job.id, worker_id="late", at=at(3)),
+            SaveInstance(instance=second),
+        ]
+        assert not await tx.apply(stale, audit=True)
+        stored = await tx.get_instance(read.id)
+        assert stored == attrs.evolve(first, revision=1)
+    assert (await job_of(store, job.id)).status is JobStatus.UNLOCKED  # nothing written
+    async with store.autocommit() as tx:
+        assert await tx.apply([SaveInstance(instance=attrs.evolve(second, revision=1))], audit=True)
+        assert await tx.get_instance(read.id) == attrs.evolve(second, revision=2)
+
+
+async def test_load_job_event_reads_job_instance_and_running_executions(store: Store) -> None:
+    instance = make_instance()
+    running = make_execution(instance, "a", started_at=at(1))
+    done = make_execution(instance, "b", status=ExecutionStatus.COMPLETED, ended_at=at(1))
+    job_a = make_job(running)
+    await apply(
+        store,
+        InsertInstance(instance=instance),
+        InsertExecution(execution=running, input_snapshot={}),
+        InsertExecution(execution=done, input_snapshot={}),
+        InsertJob(job=job_a),
+    )
+    async with store.autocommit() as tx:
+        assert await tx.load_job_event(job_a.id) == (job_a, (instance, [running]))
+        assert await tx.load_job_event("missing") is None
+
+
+async def test_commands_on_rows_inserted_by_the_same_event(store: Store) -> None:
+    """One event's commands take effect in order, also on the rows it inserts itself."""
+    instance = make_instance()
+    execution = make_execution(instance)
+    kept, ended, retried = (make_job(execution) for _ in range(3))
+    timer = Timer(
+        id=new_id("T"),
+        instance_id=instance.id,
+        step_execution_id=execution.id,
+        target_step_id="x",
+        fire_at=at(60),
+        interrupting=False,
+    )
+    await apply(
+        store,
+        InsertInstance(instance=instance),
+        InsertExecution(execution=execution, input_snapshot={}),
+        InsertJob(job=kept),
+        InsertJob(job=ended),
+        InsertJob(job=retried),
+        InsertTimer(timer=timer),
+        FailJob(job_id=ended.id, worker_id="w9", at=at(2)),
+        RetryJob(job=retried, retries_remaining=0),
+        MarkTimerFired(timer_id=timer.id),
+        # the event ends: its remaining open work is cancelled, what it ended stays ended
+        CancelOpenWork(instance_id=instance.id, at=at(3)),
+        SaveInstance(instance=attrs.evolve(instance, status=InstanceStatus.FAILED)),
+    )
+    assert (await job_of(store, kept.id)).status is JobStatus.CANCELLED
+    failed = await job_of(store, ended.id)
+    assert (failed.status, failed.worker_id) == (JobStatus.FAILED, "w9")
+    assert (await job_of(store, retried.id)).status is JobStatus.CANCELLED
+    async with store.autocommit() as tx:
+        assert (await tx.get_timer(timer.id)) == attrs.evolve(timer, status=TimerStatus.FIRED)
+        # a new instance is inserted in its final state, at revision 0
+        stored = await tx.get_instance(instance.id)
+        assert stored == attrs.evolve(instance, status=InstanceStatus.FAILED)
+
+
+async def test_cancelling_skips_what_the_event_ends_itself(store: Store) -> None:
+    instance, executions, ids = await _with_work(store)
+    e0, _e1 = executions
+    async with store.autocommit() as tx:
+        loaded = await tx.load_instance(instance.id)
+        assert loaded is not None
+        timer = await tx.get_timer(ids["timers"][1])
+        assert timer is not None
+        applied = await tx.apply(
+            [
+                FailJob(job_id=ids["jobs"][0], worker_id="w1", at=at(4)),
+                MarkTimerFired(timer_id=timer.id),
+                CancelOpenWork(instance_id=instance.id, at=at(5)),
+                SaveInstance(instance=attrs.evolve(loaded[0], status=InstanceStatus.FAILED)),
+            ],
+            audit=True,
+        )
+    assert applied
+    assert await _work_state(store, instance, executions, ids) == [
+        ("FAILED", "COMPLETED", "CANCELLED", False),
+        ("CANCELLED", "COMPLETED", "FIRED", False),
+    ]
+    assert e0.status is ExecutionStatus.RUNNING
 
 
 # -- cancellation ---------------------------------------------------------------------------
@@ -257,9 +368,9 @@ async def _work_state(
     state = []
     async with store.transaction() as tx:
         for n, execution in enumerate(executions):
-            open_job = await tx.lock_job(ids["jobs"][n])
-            done_job = await tx.lock_job(ids["done"][n])
-            timer = await tx.lock_timer(ids["timers"][n])
+            open_job = await tx.get_job(ids["jobs"][n])
+            done_job = await tx.get_job(ids["done"][n])
+            timer = await tx.get_timer(ids["timers"][n])
             task = await tx.open_user_task(instance.id, execution.step_id)
             assert open_job is not None and done_job is not None and timer is not None
             state.append(
@@ -382,8 +493,8 @@ async def test_list_instances_and_history(store: Store) -> None:
     assert await listing(offset=10, limit=5) == (5, [])
     async with store.transaction() as tx:
         assert await tx.history(rows[0].id) == [done, twin, first]
-        assert await tx.lock_instance(rows[0].id) == (rows[0], [twin, first])
-        assert await tx.lock_instance("missing") is None
+        assert await tx.load_instance(rows[0].id) == (rows[0], [twin, first])
+        assert await tx.load_instance("missing") is None
 
 
 async def test_definition_versions_listing_keyword_and_paging(store: Store) -> None:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import attrs
 import pytest
 
 from rochallor_server.config import EngineSettings
@@ -447,7 +448,7 @@ async def test_a_failing_operation_leaves_the_store_unchanged(
 
     async def apply_first_then_fail(
         self: InMemoryTransaction, commands: Sequence[cmd.Command], *, audit: bool
-    ) -> None:
+    ) -> bool:
         await real_apply(self, commands[:1], audit=audit)
         raise RuntimeError("disk on fire")
 
@@ -474,18 +475,48 @@ async def test_an_aborted_transaction_is_run_again(
 
     async def deadlock_once(
         self: InMemoryTransaction, commands: Sequence[cmd.Command], *, audit: bool
-    ) -> None:
+    ) -> bool:
         nonlocal calls
         calls += 1
-        await real_apply(self, commands, audit=audit)
+        applied = await real_apply(self, commands, audit=audit)
         if calls == 1:
             raise TransientStorageError("deadlock detected")
+        return applied
 
     monkeypatch.setattr(InMemoryTransaction, "apply", deadlock_once)
     cancelled = await engine.cancel_instance(instance_id, "stop")
     assert calls == 2
     assert cancelled.status is InstanceStatus.CANCELLED
     assert [e.kind for e in store.tables.audit_log].count("instance-cancelled") == 1
+
+
+async def test_an_event_that_lost_a_race_is_decided_again_on_fresh_state(
+    engine: Engine, store: InMemoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another event wrote the instance between this one's read and its write: the write
+    applies nothing, and the event is read and decided again."""
+    instance_id = await started(engine, wf())
+    [job] = await poll(engine, ["a"])
+    real_load = InMemoryTransaction.load_job_event
+    loads = 0
+
+    async def stale_first(self: InMemoryTransaction, job_id: str) -> Any:
+        nonlocal loads
+        loads += 1
+        loaded = await real_load(self, job_id)
+        if loads == 1 and loaded is not None and loaded[1] is not None:
+            (instance, running) = loaded[1]
+            # as read before a concurrent event saved the instance
+            return loaded[0], (attrs.evolve(instance, revision=instance.revision - 1), running)
+        return loaded
+
+    monkeypatch.setattr(InMemoryTransaction, "load_job_event", stale_first)
+    await engine.complete_job(job.id, worker_id="w", variables={"done": True})
+    assert loads == 2
+    assert value(engine.metrics.instance_conflicts) == 1
+    instance = await engine.get_instance(instance_id)
+    assert instance.status is InstanceStatus.COMPLETED
+    assert [e.kind for e in store.tables.audit_log].count("job-completed") == 1
 
 
 async def test_a_caller_going_away_does_not_cut_an_operation_short(

@@ -80,6 +80,9 @@ class Instance:
     completed_at: dt.datetime | None = attrs.field(default=None, validator=_aware)
     failure_reason: str | None = None
     business_key: str | None = None
+    revision: int = 0
+    """The stored row's revision, bumped by every event that writes the instance: an event
+    applies only at the revision it read (optimistic concurrency). Not part of the API."""
 
 
 @attrs.frozen(kw_only=True)

@@ -1,8 +1,11 @@
 """The engine's use cases, one method per API operation, shared by REST and gRPC.
 
-Each method is one transaction: load (instance row locked first, after the job row when the
-event concerns a job), decide with the pure core, persist the commands. Errors are the domain
-errors of :mod:`rochallor_server.errors`; the API edges map them to status codes.
+An event (starting, completing a job, a signal …) reads its instance in one statement, decides
+with the pure core and writes all its commands in one statement that applies only if the
+instance is still at the revision read (optimistic concurrency: no transaction, no row lock
+held across the decision); when another event got there first, it is decided again. Errors
+are the domain errors of :mod:`rochallor_server.errors`; the API edges map them to status
+codes.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from rochallor_server.errors import (
     BadRequest,
     Conflict,
     DefinitionRejected,
+    InstanceChanged,
     NotFound,
     TransientStorageError,
     Violation,
@@ -54,7 +58,11 @@ _DEFINITION_CACHE_SIZE = 512
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
+# Deadlock victims are rare: a few attempts. Revision conflicts happen whenever events of one
+# instance race (parallel branches arriving together); each retry has lost to a write that
+# committed, so the events make progress, in at most as many rounds as they are.
 _ATTEMPTS = 4
+_CONFLICT_ATTEMPTS = 64
 
 
 def _operation(
@@ -64,22 +72,29 @@ def _operation(
 
     - Shielded: a caller that goes away (an HTTP client hanging up cancels its handler) must
       not cut an operation between its commit and its after-commit work (chaining).
-    - Retried: operations lock the job row before the instance row, but cancellation and
-      terminal cleanup lock the instance before touching its jobs, so PostgreSQL may pick one
-      of two concurrent events as a deadlock victim. The victim's transaction rolled back
-      whole, so it is simply run again.
+    - Retried: an event whose instance another event wrote since it was read
+      (:class:`InstanceChanged`) wrote nothing and is decided again on fresh state; a
+      transaction PostgreSQL aborted (a deadlock victim) rolled back whole and is run again.
     """
 
     async def attempts(self: Engine, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        for attempt in range(1, _ATTEMPTS + 1):
+        attempt = aborted = 0
+        while True:
+            attempt += 1
             try:
                 return await method(self, *args, **kwargs)
+            except InstanceChanged:
+                if attempt >= _CONFLICT_ATTEMPTS:
+                    raise
+                self.metrics.instance_conflicts.inc()
+                # Yield, so that the winner's follow-ups (and other events) run first.
+                await asyncio.sleep(random.uniform(0, 0.001 * min(attempt, 10)))
             except TransientStorageError:
-                if attempt == _ATTEMPTS:
+                aborted += 1
+                if aborted >= _ATTEMPTS:
                     raise
                 log.info("%s: transaction aborted (attempt %d), retrying", method.__name__, attempt)
-                await asyncio.sleep(random.uniform(0, 0.01 * attempt))
-        raise AssertionError("unreachable")
+                await asyncio.sleep(random.uniform(0, 0.01 * aborted))
 
     async def run(self: Engine, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         return await asyncio.shield(attempts(self, *args, **kwargs))
@@ -160,7 +175,12 @@ class Engine:
         return compiled
 
     async def _persist(self, tx: Transaction, commands: Sequence[cmd.Command]) -> None:
-        await tx.apply(commands, audit=self.settings.audit_log_enabled)
+        """Write an event's commands; :class:`InstanceChanged` if its instance moved on."""
+        started = time.perf_counter()
+        applied = await tx.apply(commands, audit=self.settings.audit_log_enabled)
+        self.metrics.lock_wait.labels("instance").observe(time.perf_counter() - started)
+        if not applied:
+            raise InstanceChanged("the instance changed while the event was decided")
 
     def _after_commit(self, commands: Sequence[cmd.Command]) -> None:
         """Metrics and auto-chaining, once the transaction has committed."""
@@ -270,7 +290,7 @@ class Engine:
 
     async def get_definition(self, definition_id: str, version: int | None) -> DefinitionRecord:
         """Latest when ``version`` is None. Raises ``NotFound`` (``definition not found``)."""
-        async with self._tx("get_definition") as tx:
+        async with self._tx("get_definition", single_statement=True) as tx:
             if version is None:
                 record = await tx.latest_definition(definition_id)
             else:
@@ -318,7 +338,7 @@ class Engine:
         actor: str,
         parent: str | None,
     ) -> Instance:
-        async with self._tx("start_instance") as tx:
+        async with self._tx("start_instance", single_statement=True) as tx:
             if version is None:
                 version = await tx.latest_version(definition_id)
                 if version is None:
@@ -357,7 +377,7 @@ class Engine:
         return outcome.instance
 
     async def get_instance(self, instance_id: str) -> Instance:
-        async with self._tx("get_instance") as tx:
+        async with self._tx("get_instance", single_statement=True) as tx:
             instance = await tx.get_instance(instance_id)
         if instance is None:
             raise NotFound(f'instance "{instance_id}" not found')
@@ -371,12 +391,12 @@ class Engine:
             return await tx.list_instances(filter=filter, offset=offset, limit=limit)
 
     async def history(self, instance_id: str) -> list[StepExecution]:
-        async with self._tx("history") as tx:
+        async with self._tx("history", single_statement=True) as tx:
             return await tx.history(instance_id)
 
     @_operation
     async def cancel_instance(self, instance_id: str, reason: str) -> Instance:
-        async with self._tx("cancel_instance") as tx:
+        async with self._tx("cancel_instance", single_statement=True) as tx:
             state, definition = await self._load(
                 tx, instance_id, f'instance "{instance_id}" not found'
             )
@@ -390,12 +410,15 @@ class Engine:
     async def _load(
         self, tx: Transaction, instance_id: str, missing: str
     ) -> tuple[core.InstanceState, CompiledDefinition]:
-        started = time.perf_counter()
-        locked = await tx.lock_instance(instance_id)
-        self.metrics.lock_wait.labels("instance").observe(time.perf_counter() - started)
-        if locked is None:
+        loaded = await tx.load_instance(instance_id)
+        if loaded is None:
             raise NotFound(missing)
-        instance, running = locked
+        return await self._state(tx, loaded)
+
+    async def _state(
+        self, tx: Transaction, loaded: tuple[Instance, list[StepExecution]]
+    ) -> tuple[core.InstanceState, CompiledDefinition]:
+        instance, running = loaded
         definition = await self._compiled(tx, instance.definition_id, instance.definition_version)
         return core.InstanceState(instance=instance, running=tuple(running)), definition
 
@@ -435,13 +458,16 @@ class Engine:
         return jobs
 
     async def _job_event(self, kind: str, job_id: str, decide: Any) -> None:
-        async with self._tx(kind) as tx:
-            job = await tx.lock_job(job_id)
-            if job is None:
+        async with self._tx(kind, single_statement=True) as tx:
+            loaded = await tx.load_job_event(job_id)
+            if loaded is None:
                 raise NotFound(f'job "{job_id}" not found')
+            job, instance = loaded
             if not job.status.open:
                 return  # finished jobs: idempotent no-op
-            state, definition = await self._load(tx, job.instance_id, "instance not found")
+            if instance is None:
+                raise NotFound("instance not found")
+            state, definition = await self._state(tx, instance)
             outcome = decide(definition, state, job)
             if outcome is None:
                 return
@@ -493,12 +519,12 @@ class Engine:
         if not worker_id:
             raise BadRequest("workerId is required")
         expires = self.clock.now() + dt.timedelta(seconds=self.settings.job_lease_seconds)
-        async with self._tx("extend_job_lease") as tx:
+        async with self._tx("extend_job_lease", single_statement=True) as tx:
             extended = await tx.extend_lease(
                 job_id=job_id, worker_id=worker_id, lease_expires_at=expires
             )
             if extended is None:
-                job = await tx.lock_job(job_id)
+                job = await tx.get_job(job_id)
                 if job is None:
                     raise NotFound(f'job "{job_id}" not found')
                 raise Conflict(f'job "{job_id}" is not leased to worker "{worker_id}"')
@@ -515,7 +541,7 @@ class Engine:
         variables: JsonObject | None,
         completed_by: str | None,
     ) -> None:
-        async with self._tx("complete_user_task") as tx:
+        async with self._tx("complete_user_task", single_statement=True) as tx:
             state, definition = await self._load(tx, instance_id, "workflow instance not found")
             core.check_user_task(definition, state.instance, step_id)
             task = await tx.open_user_task(instance_id, step_id)
@@ -534,7 +560,7 @@ class Engine:
 
     @_operation
     async def signal(self, instance_id: str, step_id: str, variables: JsonObject | None) -> None:
-        async with self._tx("signal") as tx:
+        async with self._tx("signal", single_statement=True) as tx:
             state, definition = await self._load(tx, instance_id, "workflow instance not found")
             outcome = core.signal(
                 definition,
@@ -552,12 +578,12 @@ class Engine:
     @_operation
     async def fire_timer(self, instance_id: str, timer_id: str) -> bool:
         """Fire one due timer in its own transaction; ``False`` if it no longer applies."""
-        async with self._tx("fire_timer") as tx:
+        async with self._tx("fire_timer", single_statement=True) as tx:
             try:
                 state, definition = await self._load(tx, instance_id, "instance not found")
             except NotFound:
                 return False
-            timer = await tx.lock_timer(timer_id)
+            timer = await tx.get_timer(timer_id)
             if timer is None or timer.status.value != "PENDING":
                 return False
             outcome = core.fire_timer(definition, state, timer, now=self.clock.now(), ids=self.ids)
@@ -567,7 +593,7 @@ class Engine:
 
     async def fire_due_timers(self, limit: int = 100) -> int:
         now = self.clock.now()
-        async with self._tx("due_timers") as tx:
+        async with self._tx("due_timers", single_statement=True) as tx:
             due = await tx.due_timers(now=now, limit=limit)
         fired = 0
         for timer in due:

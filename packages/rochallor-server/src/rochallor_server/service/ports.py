@@ -68,14 +68,21 @@ class Transaction(Protocol):
     ) -> Page[Instance]: ...
     async def history(self, instance_id: str) -> list[StepExecution]: ...
 
-    # loading state under lock (lock order: job, then instance)
-    async def lock_instance(self, instance_id: str) -> tuple[Instance, list[StepExecution]] | None:
-        """``SELECT … FOR UPDATE`` of the instance row, with its ``RUNNING`` executions."""
+    # loading an event's state: no row locks, ``apply`` checks the instance's revision
+    async def load_instance(self, instance_id: str) -> tuple[Instance, list[StepExecution]] | None:
+        """The instance (with its ``revision``) and its ``RUNNING`` executions, in one read."""
         ...
 
-    async def lock_job(self, job_id: str) -> Job | None: ...
+    async def load_job_event(
+        self, job_id: str
+    ) -> tuple[Job, tuple[Instance, list[StepExecution]] | None] | None:
+        """A job with its instance as :meth:`load_instance` has it, in one read; ``None`` if
+        the job does not exist, ``(job, None)`` if its instance does not."""
+        ...
+
+    async def get_job(self, job_id: str) -> Job | None: ...
     async def open_user_task(self, instance_id: str, step_id: str) -> UserTask | None: ...
-    async def lock_timer(self, timer_id: str) -> Timer | None: ...
+    async def get_timer(self, timer_id: str) -> Timer | None: ...
 
     # jobs (dispatch)
     async def claim_jobs(
@@ -107,8 +114,14 @@ class Transaction(Protocol):
         ...
 
     # writes
-    async def apply(self, commands: Sequence[Command], *, audit: bool) -> None:
-        """Persist the core's commands in order. ``ChainNext`` is not a store command."""
+    async def apply(self, commands: Sequence[Command], *, audit: bool) -> bool:
+        """Persist one event's commands atomically, with the effect of applying them in order.
+
+        When they save an instance (``SaveInstance``), they apply only if the stored instance
+        is still at the ``revision`` the event read, which the save bumps; otherwise nothing is
+        written and the result is ``False`` (the event must be decided again on fresh state).
+        ``ChainNext`` is not a store command.
+        """
         ...
 
 
@@ -118,8 +131,9 @@ class Store(Protocol):
     def autocommit(self) -> AbstractAsyncContextManager[Transaction]:
         """Like :meth:`transaction`, but every statement commits on its own.
 
-        Only for operations that are a single atomic statement (claiming jobs): it saves the
-        ``BEGIN``/``COMMIT`` round trips on the hottest path.
+        For operations whose every write is one atomic statement (claiming jobs, events, which
+        write with one ``apply`` guarded by the instance's revision): it saves the
+        ``BEGIN``/``COMMIT`` round trips on the hottest paths.
         """
         ...
 

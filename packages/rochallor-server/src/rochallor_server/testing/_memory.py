@@ -210,9 +210,9 @@ class InMemoryTransaction:
             key=lambda e: (e.started_at, e.id),
         )
 
-    # loading state under lock
+    # loading an event's state
 
-    async def lock_instance(self, instance_id: str) -> tuple[Instance, list[StepExecution]] | None:
+    async def load_instance(self, instance_id: str) -> tuple[Instance, list[StepExecution]] | None:
         instance = self.tables.instances.get(instance_id)
         if instance is None:
             return None
@@ -221,7 +221,15 @@ class InMemoryTransaction:
         ]
         return instance, running
 
-    async def lock_job(self, job_id: str) -> Job | None:
+    async def load_job_event(
+        self, job_id: str
+    ) -> tuple[Job, tuple[Instance, list[StepExecution]] | None] | None:
+        job = self.tables.jobs.get(job_id)
+        if job is None:
+            return None
+        return job, await self.load_instance(job.instance_id)
+
+    async def get_job(self, job_id: str) -> Job | None:
         return self.tables.jobs.get(job_id)
 
     async def open_user_task(self, instance_id: str, step_id: str) -> UserTask | None:
@@ -234,7 +242,7 @@ class InMemoryTransaction:
         ]
         return max(open_tasks, key=lambda t: (t.created_at, t.id), default=None)
 
-    async def lock_timer(self, timer_id: str) -> Timer | None:
+    async def get_timer(self, timer_id: str) -> Timer | None:
         return self.tables.timers.get(timer_id)
 
     # jobs (dispatch)
@@ -313,11 +321,18 @@ class InMemoryTransaction:
 
     # writes
 
-    async def apply(self, commands: Sequence[Command], *, audit: bool) -> None:
+    async def apply(self, commands: Sequence[Command], *, audit: bool) -> bool:
+        created = {c.instance.id for c in commands if isinstance(c, InsertInstance)}
         for command in commands:
-            self._apply(command, audit=audit)
+            if isinstance(command, SaveInstance) and command.instance.id not in created:
+                stored = self.tables.instances.get(command.instance.id)
+                if stored is None or stored.revision != command.instance.revision:
+                    return False  # ``WHERE revision = $expected`` matched nothing
+        for command in commands:
+            self._apply(command, audit=audit, created=created)
+        return True
 
-    def _apply(self, command: Command, *, audit: bool) -> None:
+    def _apply(self, command: Command, *, audit: bool, created: set[str]) -> None:
         """The one statement of ``queries.sql`` that persists ``command``."""
         match command:
             case InsertInstance(instance=i):
@@ -336,6 +351,8 @@ class InMemoryTransaction:
                         step_attempts=saved.step_attempts,
                         completed_at=saved.completed_at,
                         failure_reason=saved.failure_reason,
+                        # a new instance is inserted in its final state, at revision 0
+                        revision=row.revision + (i.id not in created),
                     ),
                 )
             case InsertExecution(execution=e, input_snapshot=snapshot, output_snapshot=output):

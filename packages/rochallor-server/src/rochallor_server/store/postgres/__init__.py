@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import itertools
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import TYPE_CHECKING, Any, LiteralString, TypeAlias, assert_never
+from typing import TYPE_CHECKING, Any, TypeAlias, assert_never
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -64,34 +64,20 @@ _LATEST_DEFINITION_VERSION = QUERIES["latest_definition_version"]
 _DEFINITION = QUERIES["definition"]
 _LIST_DEFINITIONS = QUERIES["list_definitions"]
 _COUNT_DEFINITIONS = QUERIES["count_definitions"]
-_INSERT_INSTANCE = QUERIES["insert_instance"]
-_SAVE_INSTANCE = QUERIES["save_instance"]
 _GET_INSTANCE = QUERIES["get_instance"]
-_LOCK_INSTANCE = QUERIES["lock_instance"]
-_RUNNING_EXECUTIONS = QUERIES["running_executions"]
+_LOAD_INSTANCE = QUERIES["load_instance"]
 _LIST_INSTANCES = QUERIES["list_instances"]
 _COUNT_INSTANCES = QUERIES["count_instances"]
 _HISTORY = QUERIES["history"]
-_INSERT_EXECUTION = QUERIES["insert_execution"]
-_FINISH_EXECUTION = QUERIES["finish_execution"]
-_INSERT_JOB = QUERIES["insert_job"]
-_LOCK_JOB = QUERIES["lock_job"]
-_COMPLETE_JOB = QUERIES["complete_job"]
-_FAIL_JOB = QUERIES["fail_job"]
-_RETRY_JOB = QUERIES["retry_job"]
+_GET_JOB = QUERIES["get_job"]
+_LOAD_JOB_EVENT = QUERIES["load_job_event"]
 _CLAIM_JOBS = QUERIES["claim_jobs"]
 _EXTEND_LEASE = QUERIES["extend_lease"]
 _RECLAIM_EXPIRED_LEASES = QUERIES["reclaim_expired_leases"]
 _NOTIFY_JOB_TYPES = QUERIES["notify_job_types"]
-_INSERT_USER_TASK = QUERIES["insert_user_task"]
 _OPEN_USER_TASK = QUERIES["open_user_task"]
-_COMPLETE_USER_TASK = QUERIES["complete_user_task"]
-_INSERT_TIMER = QUERIES["insert_timer"]
-_LOCK_TIMER = QUERIES["lock_timer"]
-_MARK_TIMER_FIRED = QUERIES["mark_timer_fired"]
+_GET_TIMER = QUERIES["get_timer"]
 _DUE_TIMERS = QUERIES["due_timers"]
-_CANCEL_OPEN_WORK = QUERIES["cancel_open_work"]
-_INSERT_AUDIT = QUERIES["insert_audit"]
 _TRY_ADVISORY_LOCK = QUERIES["try_advisory_lock"]
 _ADVISORY_UNLOCK = QUERIES["advisory_unlock"]
 _PING = QUERIES["ping"]
@@ -99,7 +85,6 @@ _PING = QUERIES["ping"]
 # asyncpg's classes are generic only in their stubs, hence the quoted aliases.
 Connection: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
 Pool: TypeAlias = "asyncpg.Pool[Any]"
-_Statement: TypeAlias = tuple[LiteralString, tuple[object, ...]]
 
 
 def like_pattern(keyword: str) -> str:
@@ -185,26 +170,35 @@ class PostgresTransaction:
     async def history(self, instance_id: str) -> list[StepExecution]:
         return [rows.execution_from_row(r) for r in await self._conn.fetch(_HISTORY, instance_id)]
 
-    # loading state under lock
+    # loading an event's state (no row locks: apply_commands checks the revision)
 
-    async def lock_instance(self, instance_id: str) -> tuple[Instance, list[StepExecution]] | None:
-        row = await self._conn.fetchrow(_LOCK_INSTANCE, instance_id)
+    async def load_instance(self, instance_id: str) -> tuple[Instance, list[StepExecution]] | None:
+        row = await self._conn.fetchrow(_LOAD_INSTANCE, instance_id)
         if row is None:
             return None
-        # A separate statement, so that it sees what the previous lock holder committed.
-        running = await self._conn.fetch(_RUNNING_EXECUTIONS, instance_id)
-        return rows.instance_from_row(row), [rows.execution_from_row(r) for r in running]
+        return rows.instance_from_row(row), rows.running_from_row(row)
 
-    async def lock_job(self, job_id: str) -> Job | None:
-        row = await self._conn.fetchrow(_LOCK_JOB, job_id)
+    async def load_job_event(
+        self, job_id: str
+    ) -> tuple[Job, tuple[Instance, list[StepExecution]] | None] | None:
+        row = await self._conn.fetchrow(_LOAD_JOB_EVENT, job_id)
+        if row is None:
+            return None
+        job = rows.job_from_row(row, prefix="job_")
+        if row["id"] is None:
+            return job, None
+        return job, (rows.instance_from_row(row), rows.running_from_row(row))
+
+    async def get_job(self, job_id: str) -> Job | None:
+        row = await self._conn.fetchrow(_GET_JOB, job_id)
         return None if row is None else rows.job_from_row(row)
 
     async def open_user_task(self, instance_id: str, step_id: str) -> UserTask | None:
         row = await self._conn.fetchrow(_OPEN_USER_TASK, instance_id, step_id)
         return None if row is None else rows.user_task_from_row(row)
 
-    async def lock_timer(self, timer_id: str) -> Timer | None:
-        row = await self._conn.fetchrow(_LOCK_TIMER, timer_id)
+    async def get_timer(self, timer_id: str) -> Timer | None:
+        row = await self._conn.fetchrow(_GET_TIMER, timer_id)
         return None if row is None else rows.timer_from_row(row)
 
     # jobs (dispatch)
@@ -253,137 +247,303 @@ class PostgresTransaction:
 
     # writes
 
-    async def apply(self, commands: Sequence[Command], *, audit: bool) -> None:
-        statements = [s for c in commands if (s := _statement(c, audit=audit)) is not None]
-        # Audit rows reference nothing: writing them last, together, saves round trips.
-        statements.sort(key=lambda s: s[0] is _INSERT_AUDIT)
-        # Consecutive runs of one statement go in a single executemany round trip; the order
-        # of the other commands is kept (inserts reference rows inserted just before them).
-        for query, run in itertools.groupby(statements, key=lambda s: s[0]):
-            args = [a for _, a in run]
-            if len(args) == 1:
-                await self._conn.execute(query, *args[0])
-            else:
-                await self._conn.executemany(query, args)
+    async def apply(self, commands: Sequence[Command], *, audit: bool) -> bool:
+        document = command_document(commands, audit=audit)
+        if document is None:
+            return True
+        row = await self._conn.fetchrow(apply_statement(frozenset(document)), document)
+        assert row is not None  # a SELECT without FROM yields one row
+        guard = document["g"]
+        return guard is None or guard in row["saved"]
 
 
-def _statement(command: Command, *, audit: bool) -> _Statement | None:
-    """The one statement that persists ``command``; ``None`` when it is not written."""
-    match command:
-        case InsertInstance(instance=i):
-            return _INSERT_INSTANCE, (
-                i.id,
-                i.definition_id,
-                i.definition_version,
-                i.status.value,
-                list(i.current_step_ids),
-                i.variables,
-                i.join_arrivals,
-                i.step_attempts,
-                i.started_at,
-                i.completed_at,
-                i.failure_reason,
-                i.business_key,
+# The apply statement of a document: ``WITH`` + the ``apply_*`` fragment of each kind of row
+# it has + result columns. Each fragment reads its rows from the document ($1: one array per
+# kind) and writes only the rows whose guard instance (``g``) was saved, at the revision its
+# event read, by ``apply_saved``; a document that saves nothing has no guards. All fragments
+# see one snapshot: ``command_document`` folds what an event does to rows it inserts itself
+# into those rows, and the cancellations skip the rows that the statement ends otherwise.
+_FRAGMENTS = (
+    ("save", "apply_saved"),
+    ("instances", "apply_new_instances"),
+    ("executions", "apply_new_executions"),
+    ("finishes", "apply_finished_executions"),
+    ("jobs", "apply_new_jobs"),
+    ("job_ends", "apply_ended_jobs"),
+    ("job_retries", "apply_retried_jobs"),
+    ("tasks", "apply_new_tasks"),
+    ("task_completions", "apply_completed_tasks"),
+    ("timers", "apply_new_timers"),
+    ("timers_fired", "apply_fired_timers"),
+    ("cancels", "apply_cancels"),
+    ("cancels", "apply_cancelled_jobs"),
+    ("cancels", "apply_cancelled_tasks"),
+    ("cancels", "apply_cancelled_timers"),
+    ("audits", "apply_audits"),
+)
+_RESULTS = (
+    ("save", "apply_result_saved"),
+    ("jobs", "apply_result_woken_new"),
+    ("job_retries", "apply_result_woken_retried"),
+)
+_GUARD = "x.g IN (SELECT id FROM saved)"
+# Looked up at import, like the statements above.
+_FRAGMENT_SQL = {block: QUERIES[block] for _, block in (*_FRAGMENTS, *_RESULTS)}
+
+
+@functools.cache
+def apply_statement(kinds: frozenset[str]) -> str:
+    """The statement writing a document with these keys (each set of kinds is one prepared
+    statement: only the fragments it needs are planned and executed)."""
+    ctes = [_FRAGMENT_SQL[block] for kind, block in _FRAGMENTS if kind in kinds]
+    if not ctes:
+        raise ValueError(f"nothing to write in a document with {sorted(kinds)}")
+    if "save" not in kinds:
+        ctes = [cte.replace(_GUARD, "false") for cte in ctes]
+    results = [_FRAGMENT_SQL[block] for kind, block in _RESULTS if kind in kinds]
+    return "WITH " + ",\n".join(ctes) + "\nSELECT " + (",\n       ".join(results) or "1")
+
+
+def command_document(commands: Sequence[Command], *, audit: bool) -> dict[str, Any] | None:
+    """The ``apply_commands`` document of one event's commands; ``None`` when nothing is written.
+
+    Every row is guarded by the instance the event saves (``g``), if it saves one: it is
+    written only if that save applies at the revision the event read. One statement sees one
+    snapshot, so it cannot update a row it inserts: a command that changes a row inserted by an
+    earlier command of the same event is folded into that row here (the core itself inserts a
+    step finished when it also left it; work inserted by an event and cancelled by it later is
+    inserted cancelled).
+    """
+    builder = _Document(commands)
+    for c in commands:
+        builder.add(c, audit=audit)
+    return builder.document()
+
+
+class _Document:
+    """Builds a ``command_document``: one list of rows per kind, new rows indexed by id."""
+
+    def __init__(self, commands: Sequence[Command]) -> None:
+        created = {c.instance.id for c in commands if isinstance(c, InsertInstance)}
+        # The guard: the existing instance this event saves (a new one cannot have moved on).
+        self.guard = next(
+            (
+                c.instance.id
+                for c in commands
+                if isinstance(c, SaveInstance) and c.instance.id not in created
+            ),
+            None,
+        )
+        self.rows: dict[str, list[dict[str, Any]]] = {}
+        self.new: dict[str, dict[str, dict[str, Any]]] = {
+            "instances": {},
+            "executions": {},
+            "jobs": {},
+            "tasks": {},
+            "timers": {},
+        }
+
+    def _row(self, kind: str, row: dict[str, Any]) -> None:
+        row["g"] = self.guard
+        self.rows.setdefault(kind, []).append(row)
+        if kind in self.new:
+            self.new[kind][row["id"]] = row
+
+    def document(self) -> dict[str, Any] | None:
+        if not self.rows:
+            return None
+        document: dict[str, Any] = dict(self.rows)
+        document["g"] = self.guard
+        return document
+
+    def add(self, c: Command, *, audit: bool) -> None:
+        new = self.new
+        match c:
+            case InsertInstance(instance=i):
+                self._row("instances", _instance_row(i))
+            case SaveInstance(instance=i):
+                row = _instance_row(i)
+                if i.id in new["instances"]:
+                    new["instances"][i.id].update(row)
+                else:
+                    row["revision"] = i.revision
+                    self._row("save", row)
+            case InsertExecution(execution=e, input_snapshot=snapshot, output_snapshot=output):
+                self._row(
+                    "executions",
+                    {
+                        "id": e.id,
+                        "instance_id": e.instance_id,
+                        "step_id": e.step_id,
+                        "step_type": e.step_type,
+                        "attempt_number": e.attempt_number,
+                        "status": e.status.value,
+                        "started_at": e.started_at,
+                        "ended_at": e.ended_at,
+                        "failure_reason": e.failure_reason,
+                        "input_snapshot": snapshot,
+                        "output_snapshot": output,
+                    },
+                )
+            case FinishExecution():
+                finish = {
+                    "id": c.execution_id,
+                    "status": c.status.value,
+                    "ended_at": c.ended_at,
+                    "failure_reason": c.failure_reason,
+                    "output_snapshot": c.output_snapshot,
+                }
+                if c.execution_id in new["executions"]:
+                    new["executions"][c.execution_id].update(finish)
+                else:
+                    self._row("finishes", finish)
+            case InsertJob(job=j):
+                self._row(
+                    "jobs",
+                    {
+                        "id": j.id,
+                        "instance_id": j.instance_id,
+                        "step_execution_id": j.step_execution_id,
+                        "step_id": j.step_id,
+                        "job_type": j.job_type,
+                        "status": j.status.value,
+                        "worker_id": j.worker_id,
+                        "locked_at": j.locked_at,
+                        "lock_expires_at": j.lock_expires_at,
+                        "retries_remaining": j.retries_remaining,
+                        "payload": j.payload,
+                        "created_at": j.created_at,
+                        "ended_at": None,
+                    },
+                )
+            case CompleteJob() | FailJob():
+                status = "COMPLETED" if isinstance(c, CompleteJob) else "FAILED"
+                job = new["jobs"].get(c.job_id)
+                if job is not None:
+                    job.update(status=status, ended_at=c.at)
+                    job["worker_id"] = c.worker_id or job["worker_id"]
+                else:
+                    ended = {"id": c.job_id, "status": status, "worker_id": c.worker_id, "at": c.at}
+                    self._row("job_ends", ended)
+            case RetryJob():
+                job = new["jobs"].get(c.job.id)
+                if job is not None:
+                    job.update(
+                        status="UNLOCKED",
+                        worker_id=None,
+                        locked_at=None,
+                        lock_expires_at=None,
+                        retries_remaining=c.retries_remaining,
+                    )
+                else:
+                    self._row(
+                        "job_retries", {"id": c.job.id, "retries_remaining": c.retries_remaining}
+                    )
+            case InsertUserTask(task=t):
+                self._row(
+                    "tasks",
+                    {
+                        "id": t.id,
+                        "instance_id": t.instance_id,
+                        "step_execution_id": t.step_execution_id,
+                        "step_id": t.step_id,
+                        "status": t.status.value,
+                        "payload": t.payload,
+                        "created_at": t.created_at,
+                        "result": None,
+                        "completed_by": None,
+                        "completed_at": None,
+                    },
+                )
+            case CompleteUserTask():
+                completion = {"result": c.result, "completed_by": c.completed_by}
+                task = new["tasks"].get(c.task_id)
+                if task is not None:
+                    task.update(completion, status="COMPLETED", completed_at=c.at)
+                else:
+                    self._row("task_completions", {"id": c.task_id, "at": c.at, **completion})
+            case InsertTimer(timer=t):
+                self._row(
+                    "timers",
+                    {
+                        "id": t.id,
+                        "instance_id": t.instance_id,
+                        "step_execution_id": t.step_execution_id,
+                        "target_step_id": t.target_step_id,
+                        "fire_at": t.fire_at,
+                        "interrupting": t.interrupting,
+                        "status": t.status.value,
+                    },
+                )
+            case MarkTimerFired():
+                timer = new["timers"].get(c.timer_id)
+                if timer is not None:
+                    timer["status"] = "FIRED"
+                else:
+                    self._row("timers_fired", {"id": c.timer_id})
+            case CancelOpenWork():
+                self._cancel_new_work(c)
+                self._row(
+                    "cancels",
+                    {
+                        "instance_id": c.instance_id,
+                        "at": c.at,
+                        "execution_ids": None if c.execution_ids is None else list(c.execution_ids),
+                        "timers_only": c.timers_only,
+                    },
+                )
+            case Audit(entry=entry):
+                if audit:
+                    self._row(
+                        "audits",
+                        {
+                            "actor": entry.actor,
+                            "kind": entry.kind,
+                            "instance_id": entry.instance_id,
+                            "detail": entry.detail,
+                        },
+                    )
+            case ChainNext():
+                pass  # the service starts the chained instance after commit
+            case _:
+                assert_never(c)
+
+    def _cancel_new_work(self, c: CancelOpenWork) -> None:
+        scope = None if c.execution_ids is None else set(c.execution_ids)
+
+        def targeted(row: dict[str, Any]) -> bool:
+            return row["instance_id"] == c.instance_id and (
+                scope is None or row["step_execution_id"] in scope
             )
-        case SaveInstance(instance=i):
-            return _SAVE_INSTANCE, (
-                i.id,
-                i.status.value,
-                list(i.current_step_ids),
-                i.variables,
-                i.join_arrivals,
-                i.step_attempts,
-                i.completed_at,
-                i.failure_reason,
-            )
-        case InsertExecution(execution=e, input_snapshot=snapshot, output_snapshot=output):
-            return _INSERT_EXECUTION, (
-                e.id,
-                e.instance_id,
-                e.step_id,
-                e.step_type,
-                e.attempt_number,
-                e.status.value,
-                e.started_at,
-                e.ended_at,
-                e.failure_reason,
-                snapshot,
-                output,
-            )
-        case FinishExecution():
-            return _FINISH_EXECUTION, (
-                command.execution_id,
-                command.status.value,
-                command.ended_at,
-                command.failure_reason,
-                command.output_snapshot,
-            )
-        case InsertJob(job=j):
-            return _INSERT_JOB, (
-                j.id,
-                j.instance_id,
-                j.step_execution_id,
-                j.step_id,
-                j.job_type,
-                j.status.value,
-                j.worker_id,
-                j.locked_at,
-                j.lock_expires_at,
-                j.retries_remaining,
-                j.payload,
-                j.created_at,
-            )
-        case CompleteJob():
-            return _COMPLETE_JOB, (command.job_id, command.worker_id, command.at)
-        case RetryJob():
-            return _RETRY_JOB, (command.job.id, command.retries_remaining)
-        case FailJob():
-            return _FAIL_JOB, (command.job_id, command.worker_id, command.at)
-        case InsertUserTask(task=t):
-            return _INSERT_USER_TASK, (
-                t.id,
-                t.instance_id,
-                t.step_execution_id,
-                t.step_id,
-                t.status.value,
-                t.payload,
-                t.created_at,
-            )
-        case CompleteUserTask():
-            return _COMPLETE_USER_TASK, (
-                command.task_id,
-                command.result,
-                command.completed_by,
-                command.at,
-            )
-        case InsertTimer(timer=t):
-            return _INSERT_TIMER, (
-                t.id,
-                t.instance_id,
-                t.step_execution_id,
-                t.target_step_id,
-                t.fire_at,
-                t.interrupting,
-                t.status.value,
-            )
-        case MarkTimerFired():
-            return _MARK_TIMER_FIRED, (command.timer_id,)
-        case CancelOpenWork():
-            execution_ids = None if command.execution_ids is None else list(command.execution_ids)
-            return _CANCEL_OPEN_WORK, (
-                command.instance_id,
-                command.at,
-                execution_ids,
-                command.timers_only,
-            )
-        case Audit(entry=entry):
-            if not audit:
-                return None
-            return _INSERT_AUDIT, (entry.actor, entry.kind, entry.instance_id, entry.detail)
-        case ChainNext():
-            return None  # the service starts the chained instance after commit
-        case _:
-            assert_never(command)
+
+        for row in self.new["timers"].values():
+            if targeted(row) and row["status"] == "PENDING":
+                row["status"] = "CANCELLED"
+        if c.timers_only:
+            return
+        for row in self.new["jobs"].values():
+            if targeted(row) and row["status"] in ("UNLOCKED", "LOCKED"):
+                row.update(status="CANCELLED", ended_at=c.at)
+        for row in self.new["tasks"].values():
+            if targeted(row) and row["status"] == "OPEN":
+                row["status"] = "CANCELLED"
+
+
+def _instance_row(i: Instance) -> dict[str, Any]:
+    return {
+        "id": i.id,
+        "definition_id": i.definition_id,
+        "definition_version": i.definition_version,
+        "status": i.status.value,
+        "current_step_ids": list(i.current_step_ids),
+        "variables": i.variables,
+        "join_arrivals": i.join_arrivals,
+        "step_attempts": i.step_attempts,
+        "started_at": i.started_at,
+        "completed_at": i.completed_at,
+        "failure_reason": i.failure_reason,
+        "business_key": i.business_key,
+    }
 
 
 class _JobListener:
@@ -603,4 +763,12 @@ if TYPE_CHECKING:
         return store, tx
 
 
-__all__ = ["JOBS_CHANNEL", "PostgresStore", "PostgresTransaction", "create_pool", "like_pattern"]
+__all__ = [
+    "JOBS_CHANNEL",
+    "PostgresStore",
+    "PostgresTransaction",
+    "apply_statement",
+    "command_document",
+    "create_pool",
+    "like_pattern",
+]

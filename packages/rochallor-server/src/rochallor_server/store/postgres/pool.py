@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from typing import Any
@@ -13,6 +14,13 @@ import orjson
 # and ad-hoc queries.
 STATEMENT_CACHE_SIZE = 256
 APPLICATION_NAME = "rochallor-server"
+# Every statement of the store is an index lookup or an index-ordered scan, and each is planned
+# once per connection (a cached generic plan) - often while the tables are still small, when a
+# sequential scan or a hash join over the whole table looks cheaper. Those plans would stay
+# while the tables grow (until autovacuum next analyses them), making every event read whole
+# tables. Joins as index nested loops are right at every table size, so they are the only kind
+# the planner may pick for the engine's sessions.
+INDEX_PLANS = {"enable_seqscan": "off", "enable_hashjoin": "off", "enable_mergejoin": "off"}
 
 # orjson handles integers within 64 bits only: it refuses larger ones when encoding and,
 # worse, silently decodes them as floats. Any run of 19+ digits (which may be such an integer)
@@ -25,7 +33,14 @@ def encode_json(value: Any) -> str:
         return orjson.dumps(value).decode()
     except orjson.JSONEncodeError:
         # Integers beyond 64 bits (and anything else orjson refuses) fall back to the stdlib.
-        return json.dumps(value, separators=(",", ":"), allow_nan=False)
+        return json.dumps(value, separators=(",", ":"), allow_nan=False, default=_iso)
+
+
+def _iso(value: object) -> str:
+    """Timestamps in documents the store builds (orjson writes them the same way)."""
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def decode_json(text: str) -> Any:
@@ -70,5 +85,5 @@ async def create_pool(dsn: str, min_size: int, max_size: int) -> asyncpg.Pool[as
         init=init_connection,
         statement_cache_size=STATEMENT_CACHE_SIZE,
         reset=_keep_session,
-        server_settings={"application_name": APPLICATION_NAME},
+        server_settings={"application_name": APPLICATION_NAME, **INDEX_PLANS},
     )

@@ -68,60 +68,38 @@ SELECT count(*)
 FROM latest
 WHERE $1::text IS NULL OR id ILIKE $1 ESCAPE '\' OR name ILIKE $1 ESCAPE '\';
 
--- insert_instance --
--- Create an instance row.
--- $1 id text, $2 definition_id text, $3 definition_version int, $4 status text, $5 current_step_ids text[], $6 variables jsonb, $7 join_arrivals jsonb, $8 step_attempts jsonb, $9 started_at timestamptz, $10 completed_at timestamptz, $11 failure_reason text, $12 business_key text
-INSERT INTO workflow_instance
-    (id, definition_id, definition_version, status, current_step_ids, variables, join_arrivals,
-     step_attempts, started_at, completed_at, failure_reason, business_key)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12);
-
--- save_instance --
--- Write the mutable columns of an instance.
--- $1 id text, $2 status text, $3 current_step_ids text[], $4 variables jsonb, $5 join_arrivals jsonb, $6 step_attempts jsonb, $7 completed_at timestamptz, $8 failure_reason text
-UPDATE workflow_instance
-SET status = $2,
-    current_step_ids = $3,
-    variables = $4,
-    join_arrivals = $5,
-    step_attempts = $6,
-    completed_at = $7,
-    failure_reason = $8
-WHERE id = $1;
-
 -- get_instance --
 -- One instance.
 -- $1 id text
 SELECT id, definition_id, definition_version, status, current_step_ids, variables,
-       join_arrivals, step_attempts, started_at, completed_at, failure_reason, business_key
+       join_arrivals, step_attempts, started_at, completed_at, failure_reason, business_key,
+       revision
 FROM workflow_instance
 WHERE id = $1;
 
--- lock_instance --
--- One instance, row-locked until the transaction ends.
+-- load_instance --
+-- An instance with its revision and its RUNNING step executions (in entry order), unlocked: the event's write checks the revision.
 -- $1 id text
-SELECT id, definition_id, definition_version, status, current_step_ids, variables,
-       join_arrivals, step_attempts, started_at, completed_at, failure_reason, business_key
-FROM workflow_instance
-WHERE id = $1
-FOR UPDATE;
-
--- running_executions --
--- The RUNNING step executions of an instance, in the order they were entered.
--- $1 instance_id text
--- Run after lock_instance, as its own statement: a statement that waited for the row lock
--- still reads other tables as of its start, so it would miss what the previous holder wrote.
-SELECT id, instance_id, step_id, step_type, attempt_number, status, started_at, ended_at,
-       failure_reason
-FROM step_execution
-WHERE instance_id = $1 AND status = 'RUNNING'
-ORDER BY started_at, id;
+SELECT i.id, i.definition_id, i.definition_version, i.status, i.current_step_ids, i.variables,
+       i.join_arrivals, i.step_attempts, i.started_at, i.completed_at, i.failure_reason,
+       i.business_key, i.revision,
+       -- one statement, one snapshot: the row and its running executions agree
+       ARRAY(
+           SELECT ROW(e.id, e.instance_id, e.step_id, e.step_type, e.attempt_number, e.status,
+                      e.started_at, e.ended_at, e.failure_reason)
+           FROM step_execution e
+           WHERE e.instance_id = i.id AND e.status = 'RUNNING'
+           ORDER BY e.started_at, e.id
+       ) AS running
+FROM workflow_instance i
+WHERE i.id = $1;
 
 -- list_instances --
 -- A page of instances, newest first; each NULL filter matches everything.
 -- $1 definition_id text, $2 status text, $3 business_key text, $4 offset int, $5 limit int
 SELECT id, definition_id, definition_version, status, current_step_ids, variables,
-       join_arrivals, step_attempts, started_at, completed_at, failure_reason, business_key
+       join_arrivals, step_attempts, started_at, completed_at, failure_reason, business_key,
+       revision
 FROM workflow_instance
 WHERE ($1::text IS NULL OR definition_id = $1)
   AND ($2::text IS NULL OR status = $2)
@@ -148,67 +126,36 @@ FROM step_execution
 WHERE instance_id = $1
 ORDER BY started_at, id;
 
--- insert_execution --
--- Record the entry into a step (already finished when it left within the same event).
--- $1 id text, $2 instance_id text, $3 step_id text, $4 step_type text, $5 attempt_number int, $6 status text, $7 started_at timestamptz, $8 ended_at timestamptz, $9 failure_reason text, $10 input_snapshot jsonb, $11 output_snapshot jsonb
-INSERT INTO step_execution
-    (id, instance_id, step_id, step_type, attempt_number, status, started_at, ended_at,
-     failure_reason, input_snapshot, output_snapshot)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11);
-
--- finish_execution --
--- Close a step execution.
--- $1 id text, $2 status text, $3 ended_at timestamptz, $4 failure_reason text, $5 output_snapshot jsonb
-UPDATE step_execution
-SET status = $2, ended_at = $3, failure_reason = $4, output_snapshot = $5
-WHERE id = $1;
-
--- insert_job --
--- Create a job and wake the pollers of its type (the notification is sent at commit).
--- $1 id text, $2 instance_id text, $3 step_execution_id text, $4 step_id text, $5 job_type text, $6 status text, $7 worker_id text, $8 locked_at timestamptz, $9 lock_expires_at timestamptz, $10 retries_remaining int, $11 payload jsonb, $12 created_at timestamptz
-WITH inserted AS (
-    INSERT INTO job
-        (id, instance_id, step_execution_id, step_id, job_type, status, worker_id, locked_at,
-         lock_expires_at, retries_remaining, payload, created_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-    RETURNING job_type
-)
-SELECT pg_notify('rochallor_jobs', job_type) FROM inserted;
-
--- lock_job --
--- One job, row-locked until the transaction ends.
+-- get_job --
+-- One job.
 -- $1 id text
 SELECT id, instance_id, step_execution_id, step_id, job_type, status, worker_id, locked_at,
        lock_expires_at, retries_remaining, payload, created_at
 FROM job
-WHERE id = $1
-FOR UPDATE;
-
--- complete_job --
--- Mark a job COMPLETED, recording the completing worker when known.
--- $1 id text, $2 worker_id text, $3 ended_at timestamptz
-UPDATE job
-SET status = 'COMPLETED', worker_id = coalesce($2, worker_id), ended_at = $3
 WHERE id = $1;
 
--- fail_job --
--- Mark a job FAILED (terminal), recording the reporting worker when known.
--- $1 id text, $2 worker_id text, $3 ended_at timestamptz
-UPDATE job
-SET status = 'FAILED', worker_id = coalesce($2, worker_id), ended_at = $3
-WHERE id = $1;
-
--- retry_job --
--- Make a job claimable again with a new retry budget, keeping created_at; wake its pollers.
--- $1 id text, $2 retries_remaining int
-WITH retried AS (
-    UPDATE job
-    SET status = 'UNLOCKED', worker_id = NULL, locked_at = NULL, lock_expires_at = NULL,
-        retries_remaining = $2
-    WHERE id = $1
-    RETURNING job_type
-)
-SELECT pg_notify('rochallor_jobs', job_type) FROM retried;
+-- load_job_event --
+-- A job (columns prefixed job_) with its instance as load_instance has it (NULLs if the instance is missing).
+-- $1 job_id text
+SELECT j.id AS job_id, j.instance_id AS job_instance_id, j.step_execution_id AS job_step_execution_id,
+       j.step_id AS job_step_id, j.job_type AS job_job_type, j.status AS job_status,
+       j.worker_id AS job_worker_id, j.locked_at AS job_locked_at,
+       j.lock_expires_at AS job_lock_expires_at, j.retries_remaining AS job_retries_remaining,
+       j.payload AS job_payload, j.created_at AS job_created_at,
+       i.id, i.definition_id, i.definition_version, i.status, i.current_step_ids, i.variables,
+       i.join_arrivals, i.step_attempts, i.started_at, i.completed_at, i.failure_reason,
+       i.business_key, i.revision,
+       -- one statement, one snapshot: the row and its running executions agree
+       ARRAY(
+           SELECT ROW(e.id, e.instance_id, e.step_id, e.step_type, e.attempt_number, e.status,
+                      e.started_at, e.ended_at, e.failure_reason)
+           FROM step_execution e
+           WHERE e.instance_id = i.id AND e.status = 'RUNNING'
+           ORDER BY e.started_at, e.id
+       ) AS running
+FROM job j
+LEFT JOIN workflow_instance i ON i.id = j.instance_id
+WHERE j.id = $1;
 
 -- claim_jobs --
 -- Lock up to $5 claimable jobs of the given types for one worker (RETURNING order is unspecified).
@@ -271,12 +218,6 @@ RETURNING expired.id, expired.instance_id, expired.step_execution_id, expired.st
 -- $1 job_types text[]
 SELECT pg_notify('rochallor_jobs', job_type) FROM unnest($1::text[]) AS job_type;
 
--- insert_user_task --
--- Create a user task.
--- $1 id text, $2 instance_id text, $3 step_execution_id text, $4 step_id text, $5 status text, $6 payload jsonb, $7 created_at timestamptz
-INSERT INTO user_task (id, instance_id, step_execution_id, step_id, status, payload, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7);
-
 -- open_user_task --
 -- The OPEN user task of a step of an instance.
 -- $1 instance_id text, $2 step_id text
@@ -286,32 +227,12 @@ WHERE instance_id = $1 AND step_id = $2 AND status = 'OPEN'
 ORDER BY created_at DESC, id DESC
 LIMIT 1;
 
--- complete_user_task --
--- Mark a user task COMPLETED with the submitted variables.
--- $1 id text, $2 result jsonb, $3 completed_by text, $4 completed_at timestamptz
-UPDATE user_task
-SET status = 'COMPLETED', result = $2, completed_by = $3, completed_at = $4
-WHERE id = $1;
-
--- insert_timer --
--- Schedule a boundary timer.
--- $1 id text, $2 instance_id text, $3 step_execution_id text, $4 target_step_id text, $5 fire_at timestamptz, $6 interrupting boolean, $7 status text
-INSERT INTO boundary_event_schedule
-    (id, instance_id, step_execution_id, target_step_id, fire_at, interrupting, status)
-VALUES ($1, $2, $3, $4, $5, $6, $7);
-
--- lock_timer --
--- One boundary timer, row-locked until the transaction ends.
+-- get_timer --
+-- One boundary timer.
 -- $1 id text
 SELECT id, instance_id, step_execution_id, target_step_id, fire_at, interrupting, status
 FROM boundary_event_schedule
-WHERE id = $1
-FOR UPDATE;
-
--- mark_timer_fired --
--- Record that a boundary timer fired.
--- $1 id text
-UPDATE boundary_event_schedule SET status = 'FIRED' WHERE id = $1;
+WHERE id = $1;
 
 -- due_timers --
 -- Up to $2 pending timers due at $1, earliest first (not locked: each is re-checked under lock).
@@ -322,40 +243,250 @@ WHERE status = 'PENDING' AND fire_at <= $1
 ORDER BY fire_at, id
 LIMIT $2;
 
--- cancel_open_work --
--- Cancel open jobs and user tasks (unless $4) and pending timers of an instance, of the executions $3 only when not NULL.
--- $1 instance_id text, $2 at timestamptz, $3 execution_ids text[], $4 timers_only boolean
-WITH jobs AS (
+-- apply_saved --
+-- Fragment of the apply statement: the instances saved, each only at the revision its event read (bumped).
+-- $1 document jsonb
+saved AS (
+    UPDATE workflow_instance AS i
+    SET status = x.status, current_step_ids = x.current_step_ids, variables = x.variables,
+        join_arrivals = x.join_arrivals, step_attempts = x.step_attempts,
+        completed_at = x.completed_at, failure_reason = x.failure_reason,
+        revision = i.revision + 1
+    FROM jsonb_to_recordset($1::jsonb -> 'save') AS x(
+        id text, revision bigint, status text, current_step_ids text[], variables jsonb,
+        join_arrivals jsonb, step_attempts jsonb, completed_at timestamptz, failure_reason text)
+    WHERE i.id = x.id AND i.revision = x.revision
+    RETURNING i.id
+)
+
+-- apply_new_instances --
+-- Fragment of the apply statement: new instances, inserted in their final state.
+-- $1 document jsonb
+new_instances AS (
+    INSERT INTO workflow_instance
+        (id, definition_id, definition_version, status, current_step_ids, variables,
+         join_arrivals, step_attempts, started_at, completed_at, failure_reason, business_key)
+    SELECT x.id, x.definition_id, x.definition_version, x.status, x.current_step_ids,
+           x.variables, x.join_arrivals, x.step_attempts, x.started_at, x.completed_at,
+           x.failure_reason, x.business_key
+    FROM jsonb_to_recordset($1::jsonb -> 'instances') AS x(
+        id text, definition_id text, definition_version integer, status text,
+        current_step_ids text[], variables jsonb, join_arrivals jsonb, step_attempts jsonb,
+        started_at timestamptz, completed_at timestamptz, failure_reason text,
+        business_key text)
+)
+
+-- apply_new_executions --
+-- Fragment of the apply statement: new step executions (finished already when they also ended).
+-- $1 document jsonb
+new_executions AS (
+    INSERT INTO step_execution
+        (id, instance_id, step_id, step_type, attempt_number, status, started_at, ended_at,
+         failure_reason, input_snapshot, output_snapshot)
+    SELECT x.id, x.instance_id, x.step_id, x.step_type, x.attempt_number, x.status,
+           x.started_at, x.ended_at, x.failure_reason, x.input_snapshot, x.output_snapshot
+    FROM jsonb_to_recordset($1::jsonb -> 'executions') AS x(
+        g text, id text, instance_id text, step_id text, step_type text,
+        attempt_number integer, status text, started_at timestamptz, ended_at timestamptz,
+        failure_reason text, input_snapshot jsonb, output_snapshot jsonb)
+    WHERE x.g IS NULL OR x.g IN (SELECT id FROM saved)
+)
+
+-- apply_finished_executions --
+-- Fragment of the apply statement: step executions that ended.
+-- $1 document jsonb
+finished_executions AS (
+    UPDATE step_execution AS e
+    SET status = x.status, ended_at = x.ended_at, failure_reason = x.failure_reason,
+        output_snapshot = x.output_snapshot
+    FROM jsonb_to_recordset($1::jsonb -> 'finishes') AS x(
+        g text, id text, status text, ended_at timestamptz, failure_reason text,
+        output_snapshot jsonb)
+    WHERE e.id = x.id AND (x.g IS NULL OR x.g IN (SELECT id FROM saved))
+)
+
+-- apply_new_jobs --
+-- Fragment of the apply statement: new jobs.
+-- $1 document jsonb
+new_jobs AS (
+    INSERT INTO job
+        (id, instance_id, step_execution_id, step_id, job_type, status, worker_id, locked_at,
+         lock_expires_at, retries_remaining, payload, created_at, ended_at)
+    SELECT x.id, x.instance_id, x.step_execution_id, x.step_id, x.job_type, x.status,
+           x.worker_id, x.locked_at, x.lock_expires_at, x.retries_remaining, x.payload,
+           x.created_at, x.ended_at
+    FROM jsonb_to_recordset($1::jsonb -> 'jobs') AS x(
+        g text, id text, instance_id text, step_execution_id text, step_id text, job_type text,
+        status text, worker_id text, locked_at timestamptz, lock_expires_at timestamptz,
+        retries_remaining integer, payload jsonb, created_at timestamptz, ended_at timestamptz)
+    WHERE x.g IS NULL OR x.g IN (SELECT id FROM saved)
+    RETURNING job.job_type, job.status
+)
+
+-- apply_ended_jobs --
+-- Fragment of the apply statement: jobs COMPLETED or FAILED.
+-- $1 document jsonb
+ended_jobs AS (
+    -- COMPLETED or FAILED; an anonymous report keeps the recorded worker
     UPDATE job
-    SET status = 'CANCELLED', ended_at = $2
-    WHERE instance_id = $1
-      AND status IN ('UNLOCKED', 'LOCKED')
-      AND ($3::text[] IS NULL OR step_execution_id = ANY($3::text[]))
-      AND NOT $4::boolean
-    RETURNING 1
-), tasks AS (
+    SET status = x.status, worker_id = coalesce(x.worker_id, job.worker_id), ended_at = x.at
+    FROM jsonb_to_recordset($1::jsonb -> 'job_ends') AS x(
+        g text, id text, status text, worker_id text, at timestamptz)
+    WHERE job.id = x.id AND (x.g IS NULL OR x.g IN (SELECT id FROM saved))
+)
+
+-- apply_retried_jobs --
+-- Fragment of the apply statement: jobs claimable again with a new retry budget.
+-- $1 document jsonb
+retried_jobs AS (
+    -- claimable again with a new retry budget, keeping created_at
+    UPDATE job
+    SET status = 'UNLOCKED', worker_id = NULL, locked_at = NULL, lock_expires_at = NULL,
+        retries_remaining = x.retries_remaining
+    FROM jsonb_to_recordset($1::jsonb -> 'job_retries') AS x(
+        g text, id text, retries_remaining integer)
+    WHERE job.id = x.id AND (x.g IS NULL OR x.g IN (SELECT id FROM saved))
+    RETURNING job.job_type
+)
+
+-- apply_new_tasks --
+-- Fragment of the apply statement: new user tasks.
+-- $1 document jsonb
+new_tasks AS (
+    INSERT INTO user_task
+        (id, instance_id, step_execution_id, step_id, status, payload, created_at, result,
+         completed_by, completed_at)
+    SELECT x.id, x.instance_id, x.step_execution_id, x.step_id, x.status, x.payload,
+           x.created_at, x.result, x.completed_by, x.completed_at
+    FROM jsonb_to_recordset($1::jsonb -> 'tasks') AS x(
+        g text, id text, instance_id text, step_execution_id text, step_id text, status text,
+        payload jsonb, created_at timestamptz, result jsonb, completed_by text,
+        completed_at timestamptz)
+    WHERE x.g IS NULL OR x.g IN (SELECT id FROM saved)
+)
+
+-- apply_completed_tasks --
+-- Fragment of the apply statement: user tasks completed.
+-- $1 document jsonb
+completed_tasks AS (
+    UPDATE user_task
+    SET status = 'COMPLETED', result = x.result, completed_by = x.completed_by,
+        completed_at = x.at
+    FROM jsonb_to_recordset($1::jsonb -> 'task_completions') AS x(
+        g text, id text, result jsonb, completed_by text, at timestamptz)
+    WHERE user_task.id = x.id AND (x.g IS NULL OR x.g IN (SELECT id FROM saved))
+)
+
+-- apply_new_timers --
+-- Fragment of the apply statement: new boundary timers.
+-- $1 document jsonb
+new_timers AS (
+    INSERT INTO boundary_event_schedule
+        (id, instance_id, step_execution_id, target_step_id, fire_at, interrupting, status)
+    SELECT x.id, x.instance_id, x.step_execution_id, x.target_step_id, x.fire_at,
+           x.interrupting, x.status
+    FROM jsonb_to_recordset($1::jsonb -> 'timers') AS x(
+        g text, id text, instance_id text, step_execution_id text, target_step_id text,
+        fire_at timestamptz, interrupting boolean, status text)
+    WHERE x.g IS NULL OR x.g IN (SELECT id FROM saved)
+)
+
+-- apply_fired_timers --
+-- Fragment of the apply statement: boundary timers that fired.
+-- $1 document jsonb
+fired_timers AS (
+    UPDATE boundary_event_schedule
+    SET status = 'FIRED'
+    FROM jsonb_to_recordset($1::jsonb -> 'timers_fired') AS x(g text, id text)
+    WHERE boundary_event_schedule.id = x.id AND (x.g IS NULL OR x.g IN (SELECT id FROM saved))
+)
+
+-- apply_cancels --
+-- Fragment of the apply statement: cancellations of the open work of an instance (of some executions only, when execution_ids is not NULL).
+-- $1 document jsonb
+cancels AS (
+    -- open work of an instance (of some executions only, when execution_ids is not NULL)
+    SELECT x.instance_id, x.at, x.execution_ids, x.timers_only
+    FROM jsonb_to_recordset($1::jsonb -> 'cancels') AS x(
+        g text, instance_id text, at timestamptz, execution_ids text[], timers_only boolean)
+    WHERE x.g IS NULL OR x.g IN (SELECT id FROM saved)
+)
+
+-- apply_cancelled_jobs --
+-- Fragment of the apply statement: open jobs cancelled (requires cancels).
+-- $1 document jsonb
+cancelled_jobs AS (
+    UPDATE job
+    SET status = 'CANCELLED', ended_at = c.at
+    FROM cancels AS c
+    WHERE job.instance_id = ANY(ARRAY(SELECT instance_id FROM cancels))  -- an index condition
+      AND job.instance_id = c.instance_id
+      AND job.status IN ('UNLOCKED', 'LOCKED')
+      AND (c.execution_ids IS NULL OR job.step_execution_id = ANY(c.execution_ids))
+      AND NOT c.timers_only
+      AND job.id NOT IN (SELECT x.id FROM jsonb_to_recordset($1::jsonb -> 'job_ends') AS x(id text))
+      AND job.id NOT IN (SELECT x.id FROM jsonb_to_recordset($1::jsonb -> 'job_retries') AS x(id text))
+)
+
+-- apply_cancelled_tasks --
+-- Fragment of the apply statement: open user tasks cancelled (requires cancels).
+-- $1 document jsonb
+cancelled_tasks AS (
     UPDATE user_task
     SET status = 'CANCELLED'
-    WHERE instance_id = $1
-      AND status = 'OPEN'
-      AND ($3::text[] IS NULL OR step_execution_id = ANY($3::text[]))
-      AND NOT $4::boolean
-    RETURNING 1
-), timers AS (
+    FROM cancels AS c
+    WHERE user_task.instance_id = ANY(ARRAY(SELECT instance_id FROM cancels))  -- an index condition
+      AND user_task.instance_id = c.instance_id
+      AND user_task.status = 'OPEN'
+      AND (c.execution_ids IS NULL OR user_task.step_execution_id = ANY(c.execution_ids))
+      AND NOT c.timers_only
+      AND user_task.id NOT IN (
+          SELECT x.id FROM jsonb_to_recordset($1::jsonb -> 'task_completions') AS x(id text))
+)
+
+-- apply_cancelled_timers --
+-- Fragment of the apply statement: pending timers cancelled (requires cancels).
+-- $1 document jsonb
+cancelled_timers AS (
     UPDATE boundary_event_schedule
     SET status = 'CANCELLED'
-    WHERE instance_id = $1
-      AND status = 'PENDING'
-      AND ($3::text[] IS NULL OR step_execution_id = ANY($3::text[]))
-    RETURNING 1
+    FROM cancels AS c
+    WHERE boundary_event_schedule.instance_id = ANY(ARRAY(SELECT instance_id FROM cancels))  -- an index condition
+      AND boundary_event_schedule.instance_id = c.instance_id
+      AND boundary_event_schedule.status = 'PENDING'
+      AND (c.execution_ids IS NULL
+           OR boundary_event_schedule.step_execution_id = ANY(c.execution_ids))
+      AND boundary_event_schedule.id NOT IN (
+          SELECT x.id FROM jsonb_to_recordset($1::jsonb -> 'timers_fired') AS x(id text))
 )
--- Data-modifying CTEs always run to completion, whether or not their rows are read.
-SELECT (SELECT count(*) FROM jobs), (SELECT count(*) FROM tasks), (SELECT count(*) FROM timers);
 
--- insert_audit --
--- Append an audit log entry.
--- $1 actor text, $2 kind text, $3 instance_id text, $4 detail jsonb
-INSERT INTO audit_log (actor, kind, instance_id, detail) VALUES ($1, $2, $3, $4);
+-- apply_audits --
+-- Fragment of the apply statement: audit log entries.
+-- $1 document jsonb
+audits AS (
+    INSERT INTO audit_log (actor, kind, instance_id, detail)
+    SELECT x.actor, x.kind, x.instance_id, x.detail
+    FROM jsonb_to_recordset($1::jsonb -> 'audits') AS x(
+        g text, actor text, kind text, instance_id text, detail jsonb)
+    WHERE x.g IS NULL OR x.g IN (SELECT id FROM saved)
+)
+
+-- apply_result_saved --
+-- Result column of the apply statement (with apply_saved): the ids of the instances saved.
+-- (no parameters)
+ARRAY(SELECT id FROM saved) AS saved
+
+-- apply_result_woken_new --
+-- Result column of the apply statement (with apply_new_jobs): wake the pollers of each type that got a claimable job (sent at commit).
+-- (no parameters)
+(SELECT count(pg_notify('rochallor_jobs', t.job_type))
+ FROM (SELECT DISTINCT job_type FROM new_jobs WHERE status = 'UNLOCKED') AS t) AS woken_new
+
+-- apply_result_woken_retried --
+-- Result column of the apply statement (with apply_retried_jobs): wake the pollers of retried jobs.
+-- (no parameters)
+(SELECT count(pg_notify('rochallor_jobs', t.job_type))
+ FROM (SELECT DISTINCT job_type FROM retried_jobs) AS t) AS woken_retried
 
 -- try_advisory_lock --
 -- Take a session-level advisory lock if it is free.

@@ -76,7 +76,36 @@ def instance_from_row(row: Row) -> Instance:
         completed_at=row["completed_at"],
         failure_reason=row["failure_reason"],
         business_key=row["business_key"],
+        revision=row["revision"],
     )
+
+
+def running_from_row(row: Row) -> list[StepExecution]:
+    """The ``running`` column of ``load_instance``: an array of step-execution records."""
+    return [
+        StepExecution(
+            id=id_,
+            instance_id=instance_id,
+            step_id=step_id,
+            step_type=step_type,
+            attempt_number=attempt_number,
+            status=ExecutionStatus(status),
+            started_at=started_at,
+            ended_at=ended_at,
+            failure_reason=failure_reason,
+        )
+        for (
+            id_,
+            instance_id,
+            step_id,
+            step_type,
+            attempt_number,
+            status,
+            started_at,
+            ended_at,
+            failure_reason,
+        ) in row["running"]
+    ]
 
 
 def execution_from_row(row: Row) -> StepExecution:
@@ -93,20 +122,21 @@ def execution_from_row(row: Row) -> StepExecution:
     )
 
 
-def job_from_row(row: Row) -> Job:
+def job_from_row(row: Row, prefix: str = "") -> Job:
+    """``prefix``: the prefix of the job's column names when they share a row with others."""
     return Job(
-        id=row["id"],
-        instance_id=row["instance_id"],
-        step_execution_id=row["step_execution_id"],
-        step_id=row["step_id"],
-        job_type=row["job_type"],
-        status=JobStatus(row["status"]),
-        retries_remaining=row["retries_remaining"],
-        payload=row["payload"],
-        created_at=row["created_at"],
-        worker_id=row["worker_id"],
-        locked_at=row["locked_at"],
-        lock_expires_at=row["lock_expires_at"],
+        id=row[prefix + "id"],
+        instance_id=row[prefix + "instance_id"],
+        step_execution_id=row[prefix + "step_execution_id"],
+        step_id=row[prefix + "step_id"],
+        job_type=row[prefix + "job_type"],
+        status=JobStatus(row[prefix + "status"]),
+        retries_remaining=row[prefix + "retries_remaining"],
+        payload=row[prefix + "payload"],
+        created_at=row[prefix + "created_at"],
+        worker_id=row[prefix + "worker_id"],
+        locked_at=row[prefix + "locked_at"],
+        lock_expires_at=row[prefix + "lock_expires_at"],
     )
 
 

@@ -7,7 +7,7 @@ CREATE TABLE schema_migrations (
     version    text PRIMARY KEY,
     applied_at timestamptz NOT NULL DEFAULT now()
 );
-INSERT INTO schema_migrations (version) VALUES ('0001_initial');
+INSERT INTO schema_migrations (version) VALUES ('0001_initial'), ('0002_instance_revision');
 
 CREATE TABLE workflow_definition (
     pk                          bigserial PRIMARY KEY,
@@ -40,7 +40,9 @@ CREATE TABLE workflow_instance (
     started_at          timestamptz NOT NULL DEFAULT now(),
     completed_at        timestamptz,
     failure_reason      text,
-    business_key        text
+    business_key        text,
+    -- bumped by every event; an event's write applies only at the revision it read
+    revision            bigint NOT NULL DEFAULT 0
 );
 CREATE INDEX ix_workflow_instance_definition_status ON workflow_instance (definition_id, status);
 CREATE INDEX ix_workflow_instance_business_key ON workflow_instance (business_key);
