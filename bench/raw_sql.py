@@ -102,7 +102,7 @@ async def _claimer(
             {"g": None, "id": row["id"], "status": "COMPLETED", "worker_id": worker, "at": ended}
             for row in rows
         ]
-        await conn.execute(COMPLETE, {"job_ends": completions, "g": None})
+        await conn.execute(COMPLETE, {"job_ends": completions})
         queue.done += len(rows)
 
 

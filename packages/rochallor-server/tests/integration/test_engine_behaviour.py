@@ -185,7 +185,8 @@ async def test_metrics_move(api: Api, server: Server) -> None:
     ):
         assert line in text, line
     assert 'http_requests_duration_seconds_count{method="POST",path="/v1/jobs/poll"' in text
-    assert 'engine_db_transaction_duration_seconds_count{tx_type="complete_job"} 1.0' in text
+    # one batch of job events (completions and failures are written together)
+    assert 'engine_db_transaction_duration_seconds_count{tx_type="job_events"} 1.0' in text
 
 
 # -- invariants under a chaos worker ------------------------------------------------------

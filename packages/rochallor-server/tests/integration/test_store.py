@@ -68,7 +68,7 @@ async def store(pool: asyncpg.Pool[asyncpg.Record]) -> AsyncIterator[PostgresSto
 
 async def apply(store: PostgresStore, *commands: Command, audit: bool = True) -> None:
     async with store.transaction() as tx:
-        await tx.apply(commands, audit=audit)
+        await tx.apply_events([commands], audit=audit)
 
 
 async def seed(
@@ -918,7 +918,7 @@ async def test_notification_is_sent_at_commit_only(store: PostgresStore) -> None
     await asyncio.sleep(0.05)
     with pytest.raises(RuntimeError):
         async with store.transaction() as tx:
-            await tx.apply([InsertJob(job=make_job(execution))], audit=False)
+            await tx.apply_events([[InsertJob(job=make_job(execution))]], audit=False)
             raise RuntimeError("roll back")
     await asyncio.sleep(0.3)
     assert not waiter.done()

@@ -72,7 +72,7 @@ async def store(dsn: str | None) -> AsyncIterator[Store]:
 
 async def apply(store: Store, *commands: Command) -> None:
     async with store.transaction() as tx:
-        await tx.apply(commands, audit=True)
+        await tx.apply_events([commands], audit=True)
 
 
 async def with_jobs(store: Store, *jobs: dict[str, Any]) -> list[Job]:
@@ -192,8 +192,8 @@ async def test_wake_ups_are_sent_at_commit(store: Store) -> None:
     waiting = asyncio.create_task(store.wait_for_jobs(["charge"], 5))
     await asyncio.sleep(0.05)
     async with store.transaction() as tx:
-        await tx.apply([InsertJob(job=make_job(execution, "other"))], audit=True)
-        await tx.apply([InsertJob(job=make_job(execution, "charge"))], audit=True)
+        await tx.apply_events([[InsertJob(job=make_job(execution, "other"))]], audit=True)
+        await tx.apply_events([[InsertJob(job=make_job(execution, "charge"))]], audit=True)
         await asyncio.sleep(0.1)
         assert not waiting.done(), "woken before the job was committed"
     await asyncio.wait_for(waiting, 1)
@@ -203,7 +203,7 @@ async def test_a_raising_transaction_commits_nothing(store: Store) -> None:
     instance = make_instance()
     with pytest.raises(ValueError, match="abort"):
         async with store.transaction() as tx:
-            await tx.apply([InsertInstance(instance=instance)], audit=True)
+            await tx.apply_events([[InsertInstance(instance=instance)]], audit=True)
             assert await tx.get_instance(instance.id) == instance
             raise ValueError("abort")
     async with store.transaction() as tx:
@@ -224,21 +224,43 @@ async def test_a_save_applies_only_at_the_revision_it_read(store: Store) -> None
     first = attrs.evolve(read, variables={"winner": 1})
     second = attrs.evolve(read, variables={"winner": 2}, status=InstanceStatus.COMPLETED)
     async with store.autocommit() as tx:
-        assert await tx.apply([SaveInstance(instance=first)], audit=True)
+        assert await tx.apply_events([[SaveInstance(instance=first)]], audit=True) == [True]
         stale = [
             CompleteJob(job_id=job.id, worker_id="late", at=at(3)),
             SaveInstance(instance=second),
         ]
-        assert not await tx.apply(stale, audit=True)
+        assert await tx.apply_events([stale], audit=True) == [False]
         stored = await tx.get_instance(read.id)
         assert stored == attrs.evolve(first, revision=1)
     assert (await job_of(store, job.id)).status is JobStatus.UNLOCKED  # nothing written
     async with store.autocommit() as tx:
-        assert await tx.apply([SaveInstance(instance=attrs.evolve(second, revision=1))], audit=True)
+        assert await tx.apply_events(
+            [[SaveInstance(instance=attrs.evolve(second, revision=1))]], audit=True
+        ) == [True]
         assert await tx.get_instance(read.id) == attrs.evolve(second, revision=2)
 
 
-async def test_load_job_event_reads_job_instance_and_running_executions(store: Store) -> None:
+async def test_events_applied_together_succeed_or_fail_each_alone(store: Store) -> None:
+    """One stale event of a batch writes nothing; the others of the batch are written."""
+    (job_a,) = await with_jobs(store, {})
+    (job_b,) = await with_jobs(store, {})
+    async with store.autocommit() as tx:
+        loaded = await tx.load_job_events([job_a.id, job_b.id])
+    (_, state_a), (_, state_b) = loaded[job_a.id], loaded[job_b.id]
+    assert state_a is not None and state_b is not None
+    stale_a = attrs.evolve(state_a[0], revision=state_a[0].revision - 1)
+    events = [
+        [CompleteJob(job_id=job_a.id, worker_id="w", at=at(3)), SaveInstance(instance=stale_a)],
+        [CompleteJob(job_id=job_b.id, worker_id="w", at=at(3)), SaveInstance(instance=state_b[0])],
+        [InsertInstance(instance=make_instance())],
+    ]
+    async with store.autocommit() as tx:
+        assert await tx.apply_events(events, audit=True) == [False, True, True]
+    assert (await job_of(store, job_a.id)).status is JobStatus.UNLOCKED
+    assert (await job_of(store, job_b.id)).status is JobStatus.COMPLETED
+
+
+async def test_load_job_events_reads_jobs_instances_and_running_executions(store: Store) -> None:
     instance = make_instance()
     running = make_execution(instance, "a", started_at=at(1))
     done = make_execution(instance, "b", status=ExecutionStatus.COMPLETED, ended_at=at(1))
@@ -251,8 +273,9 @@ async def test_load_job_event_reads_job_instance_and_running_executions(store: S
         InsertJob(job=job_a),
     )
     async with store.autocommit() as tx:
-        assert await tx.load_job_event(job_a.id) == (job_a, (instance, [running]))
-        assert await tx.load_job_event("missing") is None
+        assert await tx.load_job_events([job_a.id, "missing"]) == {
+            job_a.id: (job_a, (instance, [running]))
+        }
 
 
 async def test_commands_on_rows_inserted_by_the_same_event(store: Store) -> None:
@@ -302,16 +325,18 @@ async def test_cancelling_skips_what_the_event_ends_itself(store: Store) -> None
         assert loaded is not None
         timer = await tx.get_timer(ids["timers"][1])
         assert timer is not None
-        applied = await tx.apply(
+        applied = await tx.apply_events(
             [
-                FailJob(job_id=ids["jobs"][0], worker_id="w1", at=at(4)),
-                MarkTimerFired(timer_id=timer.id),
-                CancelOpenWork(instance_id=instance.id, at=at(5)),
-                SaveInstance(instance=attrs.evolve(loaded[0], status=InstanceStatus.FAILED)),
+                [
+                    FailJob(job_id=ids["jobs"][0], worker_id="w1", at=at(4)),
+                    MarkTimerFired(timer_id=timer.id),
+                    CancelOpenWork(instance_id=instance.id, at=at(5)),
+                    SaveInstance(instance=attrs.evolve(loaded[0], status=InstanceStatus.FAILED)),
+                ]
             ],
             audit=True,
         )
-    assert applied
+    assert applied == [True]
     assert await _work_state(store, instance, executions, ids) == [
         ("FAILED", "COMPLETED", "CANCELLED", False),
         ("CANCELLED", "COMPLETED", "FIRED", False),
@@ -521,9 +546,8 @@ async def test_definition_versions_listing_keyword_and_paging(store: Store) -> N
         return page.total, [(r.id, r.version) for r in page.items]
 
     async with store.transaction() as tx:
-        assert await tx.latest_version("a-flow") == 2
-        assert await tx.latest_version("b-flow") == 1
-        assert await tx.latest_version("missing") is None
+        latest = await tx.latest_versions(["a-flow", "b-flow", "missing"])
+        assert latest == {"a-flow": 2, "b-flow": 1}
 
     everything = [("a-flow", 2), ("b-flow", 1), ("c_flow", 1), ("cxflow", 1), ("d-flow", 1)]
     assert await listing(None) == (5, everything)

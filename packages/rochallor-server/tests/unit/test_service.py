@@ -444,15 +444,15 @@ async def test_a_failing_operation_leaves_the_store_unchanged(
 ) -> None:
     instance_id = await started(engine, wf())
     before = store.tables
-    real_apply = InMemoryTransaction.apply
+    real_apply = InMemoryTransaction.apply_events
 
     async def apply_first_then_fail(
-        self: InMemoryTransaction, commands: Sequence[cmd.Command], *, audit: bool
-    ) -> bool:
-        await real_apply(self, commands[:1], audit=audit)
+        self: InMemoryTransaction, events: Sequence[Sequence[cmd.Command]], *, audit: bool
+    ) -> list[bool]:
+        await real_apply(self, [events[0][:1]], audit=audit)
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(InMemoryTransaction, "apply", apply_first_then_fail)
+    monkeypatch.setattr(InMemoryTransaction, "apply_events", apply_first_then_fail)
     with pytest.raises(RuntimeError, match="disk on fire"):
         await engine.start_instance(
             definition_id="T::wf", version=None, variables=None, business_key=None
@@ -470,20 +470,20 @@ async def test_an_aborted_transaction_is_run_again(
     engine: Engine, store: InMemoryStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     instance_id = await started(engine, wf())
-    real_apply = InMemoryTransaction.apply
+    real_apply = InMemoryTransaction.apply_events
     calls = 0
 
     async def deadlock_once(
-        self: InMemoryTransaction, commands: Sequence[cmd.Command], *, audit: bool
-    ) -> bool:
+        self: InMemoryTransaction, events: Sequence[Sequence[cmd.Command]], *, audit: bool
+    ) -> list[bool]:
         nonlocal calls
         calls += 1
-        applied = await real_apply(self, commands, audit=audit)
+        applied = await real_apply(self, events, audit=audit)
         if calls == 1:
             raise TransientStorageError("deadlock detected")
         return applied
 
-    monkeypatch.setattr(InMemoryTransaction, "apply", deadlock_once)
+    monkeypatch.setattr(InMemoryTransaction, "apply_events", deadlock_once)
     cancelled = await engine.cancel_instance(instance_id, "stop")
     assert calls == 2
     assert cancelled.status is InstanceStatus.CANCELLED
@@ -497,26 +497,56 @@ async def test_an_event_that_lost_a_race_is_decided_again_on_fresh_state(
     applies nothing, and the event is read and decided again."""
     instance_id = await started(engine, wf())
     [job] = await poll(engine, ["a"])
-    real_load = InMemoryTransaction.load_job_event
+    real_load = InMemoryTransaction.load_job_events
     loads = 0
 
-    async def stale_first(self: InMemoryTransaction, job_id: str) -> Any:
+    async def stale_first(self: InMemoryTransaction, job_ids: Sequence[str]) -> Any:
         nonlocal loads
         loads += 1
-        loaded = await real_load(self, job_id)
-        if loads == 1 and loaded is not None and loaded[1] is not None:
-            (instance, running) = loaded[1]
+        loaded = await real_load(self, job_ids)
+        if loads == 1:
+            found, state = loaded[job.id]
+            assert state is not None
+            instance, running = state
             # as read before a concurrent event saved the instance
-            return loaded[0], (attrs.evolve(instance, revision=instance.revision - 1), running)
+            stale = attrs.evolve(instance, revision=instance.revision - 1)
+            loaded[job.id] = (found, (stale, running))
         return loaded
 
-    monkeypatch.setattr(InMemoryTransaction, "load_job_event", stale_first)
+    monkeypatch.setattr(InMemoryTransaction, "load_job_events", stale_first)
     await engine.complete_job(job.id, worker_id="w", variables={"done": True})
     assert loads == 2
     assert value(engine.metrics.instance_conflicts) == 1
     instance = await engine.get_instance(instance_id)
     assert instance.status is InstanceStatus.COMPLETED
     assert [e.kind for e in store.tables.audit_log].count("job-completed") == 1
+
+
+async def test_concurrent_events_are_written_in_batches(
+    engine: Engine, store: InMemoryStore
+) -> None:
+    await engine.upload_definition(wf())
+    starts = [
+        engine.start_instance(
+            definition_id="T::wf", version=None, variables={"n": n}, business_key=None
+        )
+        for n in range(20)
+    ]
+    before = store.transactions
+    instances = await asyncio.gather(*starts)
+    assert len({i.id for i in instances}) == 20
+    assert store.transactions - before <= 2  # one write per batch, not one per start
+    jobs = await engine.poll_jobs(worker_id="w", job_types=["a"], max_jobs=20, wait_seconds=0)
+    assert len(jobs) == 20
+    before = store.transactions
+    await asyncio.gather(
+        *(engine.complete_job(j.id, worker_id="w", variables={"done": j.id}) for j in jobs)
+    )
+    assert store.transactions - before <= 2
+    for instance in instances:
+        done = await engine.get_instance(instance.id)
+        assert done.status is InstanceStatus.COMPLETED
+        assert done.variables["done"] in {j.id for j in jobs if j.instance_id == instance.id}
 
 
 async def test_a_caller_going_away_does_not_cut_an_operation_short(
@@ -551,12 +581,12 @@ async def test_the_store_commits_only_blocks_that_raise_nothing(store: InMemoryS
     entry = AuditEntry(kind="k", actor="a", instance_id=None, detail={"n": 1})
     with pytest.raises(ValueError, match="rollback"):
         async with store.transaction() as tx:
-            await tx.apply([cmd.Audit(entry=entry)], audit=True)
+            await tx.apply_events([[cmd.Audit(entry=entry)]], audit=True)
             assert tx.tables.audit_log == (entry,)  # visible inside the transaction
             raise ValueError("rollback")
     assert list(store.tables.audit_log) == []
     async with store.autocommit() as tx:
-        await tx.apply([cmd.Audit(entry=entry)], audit=True)
+        await tx.apply_events([[cmd.Audit(entry=entry)]], audit=True)
     assert store.tables.audit_log == (entry,)
     entry.detail["n"] = 2  # the store keeps its own copy of JSON values
     assert store.tables.audit_log[0].detail == {"n": 1}

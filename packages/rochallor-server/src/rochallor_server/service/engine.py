@@ -11,6 +11,7 @@ codes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import random
@@ -42,11 +43,13 @@ from rochallor_server.errors import (
     DefinitionRejected,
     InstanceChanged,
     NotFound,
+    RochallorError,
     TransientStorageError,
     Violation,
 )
 from rochallor_server.metrics import Metrics
-from rochallor_server.service.ports import InstanceFilter, Page, Store, Transaction
+from rochallor_server.service.batching import Batcher, Pending
+from rochallor_server.service.ports import InstanceFilter, LoadedJob, Page, Store, Transaction
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,11 @@ MAX_PAGE_SIZE = 200
 _POLL_RECHECK_SECONDS = 0.5
 _DEFINITION_CACHE_SIZE = 512
 
+
+# Group commit (service/batching.py): events waiting for the database together are written
+# together, up to this many per statement, with this many batches in flight.
+_BATCH_SIZE = 64
+_BATCH_RUNNERS = 2
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -107,6 +115,27 @@ def _operation(
     return run
 
 
+_Decide = Callable[[CompiledDefinition, core.InstanceState, Job], "core.Outcome | None"]
+
+
+@attrs.frozen(kw_only=True)
+class _JobEvent:
+    job_id: str
+    decide: _Decide
+
+
+@attrs.frozen(kw_only=True)
+class _Start:
+    definition_id: str
+    version: int | None
+    """``None``: the latest version."""
+    variables: JsonObject
+    business_key: str | None
+    actor: str
+    parent: str | None
+    """The instance this one is chained from."""
+
+
 @attrs.frozen(kw_only=True)
 class UploadResult:
     record: DefinitionRecord
@@ -144,6 +173,12 @@ class Engine:
         self._definitions: OrderedDict[tuple[str, int], CompiledDefinition] = OrderedDict()
         self._background: set[asyncio.Task[None]] = set()
         self._closing = asyncio.Event()
+        self._starts: Batcher[_Start, Instance] = Batcher(
+            self._run_starts, name="starts", max_size=_BATCH_SIZE, runners=_BATCH_RUNNERS
+        )
+        self._job_events: Batcher[_JobEvent, None] = Batcher(
+            self._run_job_events, name="job-events", max_size=_BATCH_SIZE, runners=_BATCH_RUNNERS
+        )
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -176,11 +211,15 @@ class Engine:
 
     async def _persist(self, tx: Transaction, commands: Sequence[cmd.Command]) -> None:
         """Write an event's commands; :class:`InstanceChanged` if its instance moved on."""
-        started = time.perf_counter()
-        applied = await tx.apply(commands, audit=self.settings.audit_log_enabled)
-        self.metrics.lock_wait.labels("instance").observe(time.perf_counter() - started)
+        [applied] = await self._write(tx, [commands])
         if not applied:
             raise InstanceChanged("the instance changed while the event was decided")
+
+    async def _write(self, tx: Transaction, events: Sequence[Sequence[cmd.Command]]) -> list[bool]:
+        started = time.perf_counter()
+        applied = await tx.apply_events(events, audit=self.settings.audit_log_enabled)
+        self.metrics.lock_wait.labels("instance").observe(time.perf_counter() - started)
+        return applied
 
     def _after_commit(self, commands: Sequence[cmd.Command]) -> None:
         """Metrics and auto-chaining, once the transaction has committed."""
@@ -218,7 +257,11 @@ class Engine:
             closing.cancel()
 
     async def drain(self, grace: float = 10.0) -> None:
-        """Wait for after-commit work (chaining) to finish; cancel what is left."""
+        """Wait for batched events and after-commit work (chaining); cancel what is left."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace):
+                await self._starts.drain()
+                await self._job_events.drain()
         if not self._background:
             return
         _done, pending = await asyncio.wait(set(self._background), timeout=grace)
@@ -338,43 +381,71 @@ class Engine:
         actor: str,
         parent: str | None,
     ) -> Instance:
+        request = _Start(
+            definition_id=definition_id,
+            version=version,
+            variables=variables or {},
+            business_key=business_key,
+            actor=actor,
+            parent=parent,
+        )
+        return await self._starts.submit(request)
+
+    async def _run_starts(self, batch: list[Pending[_Start, Instance]]) -> None:
+        """Start a batch of instances: one read of the latest versions, one write."""
         async with self._tx("start_instance", single_statement=True) as tx:
+            wanted = sorted({p.item.definition_id for p in batch if p.item.version is None})
+            latest = await tx.latest_versions(wanted) if wanted else {}
+            writes: list[tuple[Pending[_Start, Instance], list[cmd.Command], Instance]] = []
+            for pending in batch:
+                try:
+                    commands, instance = await self._decide_start(tx, pending.item, latest)
+                except RochallorError as exc:
+                    pending.failed(exc)
+                    continue
+                writes.append((pending, commands, instance))
+            if writes:
+                await self._write(tx, [commands for _, commands, _ in writes])
+        for pending, commands, instance in writes:
+            self._after_commit(commands)
+            pending.done(instance)
+
+    async def _decide_start(
+        self, tx: Transaction, request: _Start, latest: dict[str, int]
+    ) -> tuple[list[cmd.Command], Instance]:
+        definition_id, version = request.definition_id, request.version
+        if version is None:
+            version = latest.get(definition_id)
             if version is None:
-                version = await tx.latest_version(definition_id)
-                if version is None:
-                    raise NotFound(f'definition "{definition_id}" not found')
-            try:
-                definition = await self._compiled(tx, definition_id, version)
-            except NotFound:
-                raise NotFound(
-                    f'definition "{definition_id}" version {version} not found'
-                ) from None
-            outcome = core.start(
-                definition,
-                instance_id=self.ids.new_id(),
-                variables=variables or {},
-                business_key=business_key,
-                now=self.clock.now(),
-                ids=self.ids,
-                actor=actor,
+                raise NotFound(f'definition "{definition_id}" not found')
+        try:
+            definition = await self._compiled(tx, definition_id, version)
+        except NotFound:
+            raise NotFound(f'definition "{definition_id}" version {version} not found') from None
+        outcome = core.start(
+            definition,
+            instance_id=self.ids.new_id(),
+            variables=request.variables,
+            business_key=request.business_key,
+            now=self.clock.now(),
+            ids=self.ids,
+            actor=request.actor,
+        )
+        commands = list(outcome.commands)
+        if request.parent is not None:
+            entry = AuditEntry(
+                kind="instance-chained",
+                actor="engine",
+                instance_id=request.parent,
+                detail={
+                    "parent": request.parent,
+                    "child": outcome.instance.id,
+                    "definitionId": definition.id,
+                    "definitionVersion": definition.version,
+                },
             )
-            commands = list(outcome.commands)
-            if parent is not None:
-                entry = AuditEntry(
-                    kind="instance-chained",
-                    actor="engine",
-                    instance_id=parent,
-                    detail={
-                        "parent": parent,
-                        "child": outcome.instance.id,
-                        "definitionId": definition.id,
-                        "definitionVersion": definition.version,
-                    },
-                )
-                commands.append(cmd.Audit(entry=entry))
-            await self._persist(tx, commands)
-        self._after_commit(commands)
-        return outcome.instance
+            commands.append(cmd.Audit(entry=entry))
+        return commands, outcome.instance
 
     async def get_instance(self, instance_id: str) -> Instance:
         async with self._tx("get_instance", single_statement=True) as tx:
@@ -457,22 +528,58 @@ class Engine:
                 self.metrics.job_poll_latency.observe(latency)
         return jobs
 
-    async def _job_event(self, kind: str, job_id: str, decide: Any) -> None:
-        async with self._tx(kind, single_statement=True) as tx:
-            loaded = await tx.load_job_event(job_id)
-            if loaded is None:
-                raise NotFound(f'job "{job_id}" not found')
-            job, instance = loaded
-            if not job.status.open:
-                return  # finished jobs: idempotent no-op
-            if instance is None:
-                raise NotFound("instance not found")
-            state, definition = await self._state(tx, instance)
-            outcome = decide(definition, state, job)
-            if outcome is None:
-                return
-            await self._persist(tx, outcome.commands)
-        self._after_commit(outcome.commands)
+    async def _job_event(self, job_id: str, decide: _Decide) -> None:
+        await self._job_events.submit(_JobEvent(job_id=job_id, decide=decide))
+
+    async def _run_job_events(self, batch: list[Pending[_JobEvent, None]]) -> None:
+        """Decide a batch of job events on one read; write them with one statement."""
+        async with self._tx("job_events", single_statement=True) as tx:
+            loaded = await tx.load_job_events(list(dict.fromkeys(p.item.job_id for p in batch)))
+            writes: list[tuple[Pending[_JobEvent, None], list[cmd.Command]]] = []
+            instances: set[str] = set()
+            for pending in batch:
+                try:
+                    outcome = await self._decide_job_event(
+                        tx, pending.item, loaded.get(pending.item.job_id), instances
+                    )
+                except RochallorError as exc:
+                    pending.failed(exc)
+                    continue
+                if outcome is None:
+                    pending.done(None)
+                else:
+                    writes.append((pending, outcome.commands))
+            applied = await self._write(tx, [c for _, c in writes]) if writes else []
+        for (pending, commands), ok in zip(writes, applied, strict=True):
+            if ok:
+                self._after_commit(commands)
+                pending.done(None)
+            else:
+                pending.failed(InstanceChanged("the instance changed while the event was decided"))
+
+    async def _decide_job_event(
+        self,
+        tx: Transaction,
+        event: _JobEvent,
+        loaded: LoadedJob | None,
+        instances: set[str],
+    ) -> core.Outcome | None:
+        """The event's outcome; ``None`` when it changes nothing. ``instances``: those already
+        written by the batch (one event per instance per write)."""
+        if loaded is None:
+            raise NotFound(f'job "{event.job_id}" not found')
+        job, instance = loaded
+        if not job.status.open:
+            return None  # finished jobs: idempotent no-op
+        if instance is None:
+            raise NotFound("instance not found")
+        if job.instance_id in instances:
+            raise InstanceChanged("another event of the instance is in the same batch")
+        state, definition = await self._state(tx, instance)
+        outcome: core.Outcome | None = event.decide(definition, state, job)
+        if outcome is not None:
+            instances.add(job.instance_id)
+        return outcome
 
     @_operation
     async def complete_job(
@@ -491,7 +598,7 @@ class Engine:
                 ids=self.ids,
             )
 
-        await self._job_event("complete_job", job_id, decide)
+        await self._job_event(job_id, decide)
 
     @_operation
     async def fail_job(
@@ -511,7 +618,7 @@ class Engine:
                 ids=self.ids,
             )
 
-        await self._job_event("fail_job", job_id, decide)
+        await self._job_event(job_id, decide)
 
     @_operation
     async def extend_job_lease(self, job_id: str, *, worker_id: str) -> dt.datetime:

@@ -23,6 +23,9 @@ from rochallor_server.engine.model import (
 
 T = TypeVar("T")
 
+LoadedJob = tuple[Job, tuple[Instance, list[StepExecution]] | None]
+"""A job, and its instance with its running executions (``None`` if it does not exist)."""
+
 
 @attrs.frozen(kw_only=True)
 class Page(Generic[T]):
@@ -46,8 +49,8 @@ class Transaction(Protocol):
         ...
 
     async def latest_definition(self, definition_id: str) -> DefinitionRecord | None: ...
-    async def latest_version(self, definition_id: str) -> int | None:
-        """The highest version number of ``definition_id``, without loading the document."""
+    async def latest_versions(self, definition_ids: Sequence[str]) -> dict[str, int]:
+        """The highest version number of each existing definition id, without the documents."""
         ...
 
     async def definition(self, definition_id: str, version: int) -> DefinitionRecord | None: ...
@@ -73,11 +76,9 @@ class Transaction(Protocol):
         """The instance (with its ``revision``) and its ``RUNNING`` executions, in one read."""
         ...
 
-    async def load_job_event(
-        self, job_id: str
-    ) -> tuple[Job, tuple[Instance, list[StepExecution]] | None] | None:
-        """A job with its instance as :meth:`load_instance` has it, in one read; ``None`` if
-        the job does not exist, ``(job, None)`` if its instance does not."""
+    async def load_job_events(self, job_ids: Sequence[str]) -> dict[str, LoadedJob]:
+        """Each existing job with its instance as :meth:`load_instance` has it (``None`` if the
+        instance does not exist), in one read, by job id."""
         ...
 
     async def get_job(self, job_id: str) -> Job | None: ...
@@ -114,13 +115,15 @@ class Transaction(Protocol):
         ...
 
     # writes
-    async def apply(self, commands: Sequence[Command], *, audit: bool) -> bool:
-        """Persist one event's commands atomically, with the effect of applying them in order.
+    async def apply_events(self, events: Sequence[Sequence[Command]], *, audit: bool) -> list[bool]:
+        """Persist the commands of some events at once; one result per event.
 
-        When they save an instance (``SaveInstance``), they apply only if the stored instance
-        is still at the ``revision`` the event read, which the save bumps; otherwise nothing is
-        written and the result is ``False`` (the event must be decided again on fresh state).
-        ``ChainNext`` is not a store command.
+        Each event's commands take effect as if applied in order. An event that saves an
+        existing instance (``SaveInstance``) applies only if the stored instance is still at
+        the ``revision`` the event read, which the save bumps; otherwise none of its commands
+        is written and its result is ``False`` (it must be decided again on fresh state). The
+        other events are not affected. At most one event per instance. ``ChainNext`` is not a
+        store command.
         """
         ...
 
@@ -148,4 +151,4 @@ class Store(Protocol):
     async def close(self) -> None: ...
 
 
-__all__ = ["InstanceFilter", "InstanceStatus", "Page", "Store", "Transaction"]
+__all__ = ["InstanceFilter", "InstanceStatus", "LoadedJob", "Page", "Store", "Transaction"]

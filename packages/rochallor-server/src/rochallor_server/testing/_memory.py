@@ -153,9 +153,9 @@ class InMemoryTransaction:
         versions = self.tables.definitions.get(definition_id, ())
         return versions[-1] if versions else None
 
-    async def latest_version(self, definition_id: str) -> int | None:
-        versions = self.tables.definitions.get(definition_id, ())
-        return versions[-1].version if versions else None
+    async def latest_versions(self, definition_ids: Sequence[str]) -> dict[str, int]:
+        versions = {i: self.tables.definitions.get(i, ()) for i in definition_ids}
+        return {i: found[-1].version for i, found in versions.items() if found}
 
     async def definition(self, definition_id: str, version: int) -> DefinitionRecord | None:
         for record in self.tables.definitions.get(definition_id, ()):
@@ -221,13 +221,9 @@ class InMemoryTransaction:
         ]
         return instance, running
 
-    async def load_job_event(
-        self, job_id: str
-    ) -> tuple[Job, tuple[Instance, list[StepExecution]] | None] | None:
-        job = self.tables.jobs.get(job_id)
-        if job is None:
-            return None
-        return job, await self.load_instance(job.instance_id)
+    async def load_job_events(self, job_ids: Sequence[str]) -> dict[str, ports.LoadedJob]:
+        jobs = [job for i in job_ids if (job := self.tables.jobs.get(i)) is not None]
+        return {job.id: (job, await self.load_instance(job.instance_id)) for job in jobs}
 
     async def get_job(self, job_id: str) -> Job | None:
         return self.tables.jobs.get(job_id)
@@ -321,7 +317,10 @@ class InMemoryTransaction:
 
     # writes
 
-    async def apply(self, commands: Sequence[Command], *, audit: bool) -> bool:
+    async def apply_events(self, events: Sequence[Sequence[Command]], *, audit: bool) -> list[bool]:
+        return [self._apply_event(commands, audit=audit) for commands in events]
+
+    def _apply_event(self, commands: Sequence[Command], *, audit: bool) -> bool:
         created = {c.instance.id for c in commands if isinstance(c, InsertInstance)}
         for command in commands:
             if isinstance(command, SaveInstance) and command.instance.id not in created:

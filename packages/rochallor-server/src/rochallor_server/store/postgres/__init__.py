@@ -60,7 +60,7 @@ JOBS_CHANNEL = "rochallor_jobs"
 _LOCK_DEFINITION_ID = QUERIES["lock_definition_id"]
 _INSERT_DEFINITION = QUERIES["insert_definition"]
 _LATEST_DEFINITION = QUERIES["latest_definition"]
-_LATEST_DEFINITION_VERSION = QUERIES["latest_definition_version"]
+_LATEST_DEFINITION_VERSIONS = QUERIES["latest_definition_versions"]
 _DEFINITION = QUERIES["definition"]
 _LIST_DEFINITIONS = QUERIES["list_definitions"]
 _COUNT_DEFINITIONS = QUERIES["count_definitions"]
@@ -70,7 +70,7 @@ _LIST_INSTANCES = QUERIES["list_instances"]
 _COUNT_INSTANCES = QUERIES["count_instances"]
 _HISTORY = QUERIES["history"]
 _GET_JOB = QUERIES["get_job"]
-_LOAD_JOB_EVENT = QUERIES["load_job_event"]
+_LOAD_JOB_EVENTS = QUERIES["load_job_events"]
 _CLAIM_JOBS = QUERIES["claim_jobs"]
 _EXTEND_LEASE = QUERIES["extend_lease"]
 _RECLAIM_EXPIRED_LEASES = QUERIES["reclaim_expired_leases"]
@@ -109,9 +109,9 @@ class PostgresTransaction:
         row = await self._conn.fetchrow(_LATEST_DEFINITION, definition_id)
         return None if row is None else rows.definition_from_row(row)
 
-    async def latest_version(self, definition_id: str) -> int | None:
-        version: int | None = await self._conn.fetchval(_LATEST_DEFINITION_VERSION, definition_id)
-        return version
+    async def latest_versions(self, definition_ids: Sequence[str]) -> dict[str, int]:
+        found = await self._conn.fetch(_LATEST_DEFINITION_VERSIONS, list(definition_ids))
+        return {row["id"]: row["version"] for row in found}
 
     async def definition(self, definition_id: str, version: int) -> DefinitionRecord | None:
         row = await self._conn.fetchrow(_DEFINITION, definition_id, version)
@@ -178,16 +178,15 @@ class PostgresTransaction:
             return None
         return rows.instance_from_row(row), rows.running_from_row(row)
 
-    async def load_job_event(
-        self, job_id: str
-    ) -> tuple[Job, tuple[Instance, list[StepExecution]] | None] | None:
-        row = await self._conn.fetchrow(_LOAD_JOB_EVENT, job_id)
-        if row is None:
-            return None
-        job = rows.job_from_row(row, prefix="job_")
-        if row["id"] is None:
-            return job, None
-        return job, (rows.instance_from_row(row), rows.running_from_row(row))
+    async def load_job_events(self, job_ids: Sequence[str]) -> dict[str, ports.LoadedJob]:
+        loaded: dict[str, ports.LoadedJob] = {}
+        for row in await self._conn.fetch(_LOAD_JOB_EVENTS, list(job_ids)):
+            job = rows.job_from_row(row, prefix="job_")
+            if row["id"] is None:
+                loaded[job.id] = (job, None)
+            else:
+                loaded[job.id] = (job, (rows.instance_from_row(row), rows.running_from_row(row)))
+        return loaded
 
     async def get_job(self, job_id: str) -> Job | None:
         row = await self._conn.fetchrow(_GET_JOB, job_id)
@@ -247,14 +246,14 @@ class PostgresTransaction:
 
     # writes
 
-    async def apply(self, commands: Sequence[Command], *, audit: bool) -> bool:
-        document = command_document(commands, audit=audit)
+    async def apply_events(self, events: Sequence[Sequence[Command]], *, audit: bool) -> list[bool]:
+        document, guards = command_document(events, audit=audit)
         if document is None:
-            return True
+            return [True] * len(events)
         row = await self._conn.fetchrow(apply_statement(frozenset(document)), document)
         assert row is not None  # a SELECT without FROM yields one row
-        guard = document["g"]
-        return guard is None or guard in row["saved"]
+        saved = set(row["saved"]) if "save" in document else set()
+        return [guard is None or guard in saved for guard in guards]
 
 
 # The apply statement of a document: ``WITH`` + the ``apply_*`` fragment of each kind of row
@@ -304,26 +303,36 @@ def apply_statement(kinds: frozenset[str]) -> str:
     return "WITH " + ",\n".join(ctes) + "\nSELECT " + (",\n       ".join(results) or "1")
 
 
-def command_document(commands: Sequence[Command], *, audit: bool) -> dict[str, Any] | None:
-    """The ``apply_commands`` document of one event's commands; ``None`` when nothing is written.
+def command_document(
+    events: Sequence[Sequence[Command]], *, audit: bool
+) -> tuple[dict[str, Any] | None, list[str | None]]:
+    """The apply statement's document for the commands of some events (``None`` when nothing
+    is written), and each event's guard: the existing instance it saves, if any.
 
-    Every row is guarded by the instance the event saves (``g``), if it saves one: it is
-    written only if that save applies at the revision the event read. One statement sees one
-    snapshot, so it cannot update a row it inserts: a command that changes a row inserted by an
-    earlier command of the same event is folded into that row here (the core itself inserts a
-    step finished when it also left it; work inserted by an event and cancelled by it later is
-    inserted cancelled).
+    The rows of an event that saves an instance are guarded by it (``g``): they are written
+    only if the save applies at the revision the event read. One statement sees one snapshot,
+    so it cannot update a row it inserts: a command that changes a row inserted by an earlier
+    command of the same event is folded into that row here (the core itself inserts a step
+    finished when it also left it; work inserted by an event and cancelled by it later is
+    inserted cancelled). At most one event per guard instance.
     """
-    builder = _Document(commands)
-    for c in commands:
-        builder.add(c, audit=audit)
-    return builder.document()
+    builder = _Document()
+    guards = [builder.add_event(commands, audit=audit) for commands in events]
+    saved = [g for g in guards if g is not None]
+    if len(set(saved)) != len(saved):
+        raise ValueError("two events of one instance in one apply")
+    return (builder.rows or None), guards
 
 
 class _Document:
     """Builds a ``command_document``: one list of rows per kind, new rows indexed by id."""
 
-    def __init__(self, commands: Sequence[Command]) -> None:
+    def __init__(self) -> None:
+        self.rows: dict[str, Any] = {}
+        self.guard: str | None = None
+        self.new: dict[str, dict[str, dict[str, Any]]] = {}
+
+    def add_event(self, commands: Sequence[Command], *, audit: bool) -> str | None:
         created = {c.instance.id for c in commands if isinstance(c, InsertInstance)}
         # The guard: the existing instance this event saves (a new one cannot have moved on).
         self.guard = next(
@@ -334,27 +343,16 @@ class _Document:
             ),
             None,
         )
-        self.rows: dict[str, list[dict[str, Any]]] = {}
-        self.new: dict[str, dict[str, dict[str, Any]]] = {
-            "instances": {},
-            "executions": {},
-            "jobs": {},
-            "tasks": {},
-            "timers": {},
-        }
+        self.new = {"instances": {}, "executions": {}, "jobs": {}, "tasks": {}, "timers": {}}
+        for c in commands:
+            self.add(c, audit=audit)
+        return self.guard
 
     def _row(self, kind: str, row: dict[str, Any]) -> None:
         row["g"] = self.guard
         self.rows.setdefault(kind, []).append(row)
         if kind in self.new:
             self.new[kind][row["id"]] = row
-
-    def document(self) -> dict[str, Any] | None:
-        if not self.rows:
-            return None
-        document: dict[str, Any] = dict(self.rows)
-        document["g"] = self.guard
-        return document
 
     def add(self, c: Command, *, audit: bool) -> None:
         new = self.new

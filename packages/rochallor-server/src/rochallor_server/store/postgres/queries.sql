@@ -29,10 +29,13 @@ WHERE id = $1
 ORDER BY version DESC
 LIMIT 1;
 
--- latest_definition_version --
--- The highest version number of a definition (starting an instance needs nothing else).
--- $1 id text
-SELECT max(version) FROM workflow_definition WHERE id = $1;
+-- latest_definition_versions --
+-- The highest version number of each of some definitions (starting instances needs nothing else).
+-- $1 ids text[]
+SELECT d.id, max(d.version) AS version
+FROM unnest($1::text[]) AS wanted(id)
+JOIN workflow_definition d ON d.id = wanted.id
+GROUP BY d.id;
 
 -- definition --
 -- One version of a definition.
@@ -134,9 +137,9 @@ SELECT id, instance_id, step_execution_id, step_id, job_type, status, worker_id,
 FROM job
 WHERE id = $1;
 
--- load_job_event --
--- A job (columns prefixed job_) with its instance as load_instance has it (NULLs if the instance is missing).
--- $1 job_id text
+-- load_job_events --
+-- Jobs (columns prefixed job_), each with its instance as load_instance has it (NULLs if the instance is missing).
+-- $1 job_ids text[]
 SELECT j.id AS job_id, j.instance_id AS job_instance_id, j.step_execution_id AS job_step_execution_id,
        j.step_id AS job_step_id, j.job_type AS job_job_type, j.status AS job_status,
        j.worker_id AS job_worker_id, j.locked_at AS job_locked_at,
@@ -155,7 +158,7 @@ SELECT j.id AS job_id, j.instance_id AS job_instance_id, j.step_execution_id AS 
        ) AS running
 FROM job j
 LEFT JOIN workflow_instance i ON i.id = j.instance_id
-WHERE j.id = $1;
+WHERE j.id = ANY($1::text[]);
 
 -- claim_jobs --
 -- Lock up to $5 claimable jobs of the given types for one worker (RETURNING order is unspecified).
