@@ -57,6 +57,7 @@ def _errors(
 
 TOO_LARGE = Scenario(path="", body=b'{"x": "' + b"y" * 100 + b'"}', options={"client_max_size": 32})
 STORAGE = StorageError("database unavailable")
+BATCH = b'{"completions": [{"jobId": "j"}]}'
 DEFINITION = b'{"id": "d", "name": "D", "steps": [{"id": "a", "name": "A", "type": "END"}]}'
 
 
@@ -101,13 +102,16 @@ def _scenarios() -> dict[tuple[str, str, int], Scenario]:
             options={"dispatch_mode": DispatchMode.KAFKA_OUTBOX},
         ),
         ("POST", "/v1/jobs/{id}/complete", 204): Scenario(path="/v1/jobs/j/complete", body=b"{}"),
+        ("POST", "/v1/jobs/batch-complete", 200): Scenario(
+            path="/v1/jobs/batch-complete", body=BATCH
+        ),
         ("POST", "/v1/jobs/{id}/fail", 204): Scenario(path="/v1/jobs/j/fail", body=b"{}"),
         ("POST", "/v1/jobs/{id}/extend", 200): Scenario(
             path="/v1/jobs/j/extend", body=b'{"workerId":"w"}'
         ),
     }
     errors: list[
-        tuple[str, str, str, str, bytes | None, dict[int, Exception | bytes]]
+        tuple[str, str, str, str | None, bytes | None, dict[int, Exception | bytes]]
     ] = [
         ("POST", "/v1/definitions", "/v1/definitions", "upload_definition", DEFINITION,
          {400: b"[]", 500: STORAGE}),
@@ -137,6 +141,8 @@ def _scenarios() -> dict[tuple[str, str, int], Scenario]:
          b'{"workerId":"w","jobTypes":["t"]}', {400: b"{}", 500: STORAGE}),
         ("POST", "/v1/jobs/{id}/complete", "/v1/jobs/j/complete", "complete_job", b"{}",
          {400: b"", 404: NotFound("job not found"), 500: STORAGE}),
+        ("POST", "/v1/jobs/batch-complete", "/v1/jobs/batch-complete", None, BATCH,
+         {400: b'{"completions": []}'}),
         ("POST", "/v1/jobs/{id}/fail", "/v1/jobs/j/fail", "fail_job", b"{}",
          {400: b"", 404: NotFound("job not found"), 500: STORAGE}),
         ("POST", "/v1/jobs/{id}/extend", "/v1/jobs/j/extend", "extend_job_lease",

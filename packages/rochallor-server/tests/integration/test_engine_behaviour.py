@@ -54,6 +54,38 @@ async def test_concurrent_completions_advance_once(api: Api, server: Server) -> 
     assert len(await api.poll(["two-b"], max_jobs=10)) == 1
 
 
+async def test_batch_completion_answers_each_job_as_the_single_request_would(api: Api) -> None:
+    await api.upload(ONE_TASK)
+    instances = [await api.start("t-one", {"n": n}) for n in range(5)]
+    jobs = await api.poll(["one-a"], max_jobs=10)
+    assert len(jobs) == 5
+    completions = [{"jobId": j["id"], "variables": {"done": j["id"]}} for j in jobs]
+    completions.insert(2, {"jobId": "no-such-job"})
+    completions.append({"jobId": jobs[0]["id"], "variables": {"done": "again"}})  # a replay
+    result = await api.ok(
+        "POST", "/v1/jobs/batch-complete", {"workerId": "w1", "completions": completions}
+    )
+    assert [r["jobId"] for r in result["results"]] == [c["jobId"] for c in completions]
+    assert [r["status"] for r in result["results"]] == [204, 204, 404, 204, 204, 204, 204]
+    missing = result["results"][2]
+    assert (missing["error"], missing["reason"]) == ("not-found", 'job "no-such-job" not found')
+    for inst in instances:
+        done = await api.wait_until(inst["id"], lambda i: i["status"] in TERMINAL)
+        assert done["status"] == "COMPLETED"
+        own = [j["id"] for j in jobs if j["instanceId"] == inst["id"]]
+        assert done["variables"]["done"] in own  # the first completion of each job counts
+
+    status, body = await api.call("POST", "/v1/jobs/batch-complete", {"completions": []})
+    assert (status, body["reason"]) == (400, "completions must not be empty")
+    status, body = await api.call(
+        "POST", "/v1/jobs/batch-complete", {"completions": [{"variables": {}}]}
+    )
+    assert (status, body["reason"]) == (400, "completions[0]: jobId is required")
+    too_many = [{"jobId": f"j{n}"} for n in range(101)]
+    status, body = await api.call("POST", "/v1/jobs/batch-complete", {"completions": too_many})
+    assert (status, body["reason"]) == (400, "at most 100 completions per request")
+
+
 async def test_bad_input_gets_4xx_and_leaves_state_unchanged(api: Api) -> None:
     await api.upload(
         wf(

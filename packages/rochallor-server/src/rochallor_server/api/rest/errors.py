@@ -60,20 +60,40 @@ def _plain_json(exc: web.HTTPException) -> web.HTTPException:
     return exc
 
 
+_ANSWERS: tuple[tuple[type[RochallorError], type[web.HTTPException], str], ...] = (
+    (BadRequest, web.HTTPBadRequest, "bad-request"),
+    (NotFound, web.HTTPNotFound, "not-found"),
+    (Conflict, web.HTTPConflict, "conflict"),
+    (UnsupportedFormat, web.HTTPUnsupportedMediaType, "unsupported-format"),
+)
+
+
+def _answer(exc: RochallorError) -> tuple[type[web.HTTPException], str]:
+    for error, answer, code in _ANSWERS:
+        if isinstance(exc, error):
+            return answer, code
+    return web.HTTPInternalServerError, "internal-error"
+
+
 def to_http(exc: RochallorError) -> web.HTTPException:
     """The HTTP answer for a domain error."""
+    answer, code = _answer(exc)
     if isinstance(exc, DefinitionRejected):
         details = [serde.violation(v) for v in exc.violations]
-        return _json(web.HTTPBadRequest, "bad-request", exc.message, details=details)
-    if isinstance(exc, BadRequest):
-        return _json(web.HTTPBadRequest, "bad-request", exc.message)
-    if isinstance(exc, NotFound):
-        return _json(web.HTTPNotFound, "not-found", exc.message)
-    if isinstance(exc, Conflict):
-        return _json(web.HTTPConflict, "conflict", exc.message)
-    if isinstance(exc, UnsupportedFormat):
-        return _json(web.HTTPUnsupportedMediaType, "unsupported-format", exc.message)
-    return _json(web.HTTPInternalServerError, "internal-error", exc.message)
+        return _json(answer, code, exc.message, details=details)
+    return _json(answer, code, exc.message)
+
+
+def item_result(exc: Exception) -> tuple[int, str, str]:
+    """``(status, error code, reason)`` for one item of a batch: what the single request would
+    have answered. Storage and unexpected errors are logged here, as the middleware does."""
+    if not isinstance(exc, RochallorError):
+        log.error("batch item: unexpected error", exc_info=exc)
+        return 500, "internal-error", "internal error"
+    answer, code = _answer(exc)
+    if isinstance(exc, StorageError):
+        log.error("batch item: storage failure: %s", exc.message)
+    return answer.status_code, code, exc.message
 
 
 def internal_error() -> web.HTTPException:

@@ -6,12 +6,15 @@ domain errors propagate to :func:`rochallor_server.api.rest.errors.error_middlew
 
 from __future__ import annotations
 
+import asyncio
 from importlib import resources
 
 from aiohttp import web
 
 from rochallor_server.api.rest import serde
+from rochallor_server.api.rest.errors import item_result
 from rochallor_server.config import DispatchMode
+from rochallor_server.engine.model import JsonObject
 from rochallor_server.errors import BadRequest, NotFound
 from rochallor_server.service.engine import Engine
 from rochallor_server.service.ports import InstanceFilter
@@ -22,6 +25,7 @@ OPENAPI_KEY = web.AppKey("openapi", bytes)
 
 DEFAULT_MAX_JOBS = 10
 MAX_JOBS = 100
+MAX_BATCH_COMPLETIONS = 100
 # Outside this range no stored version can exist; answering 404 here keeps a huge number
 # from reaching the database as an integer overflow.
 _MAX_VERSION = 2**31 - 1
@@ -212,6 +216,52 @@ async def complete_job(request: web.Request) -> web.Response:
         variables=body.json_object("variables"),
     )
     return web.Response(status=204)
+
+
+@routes.post("/v1/jobs/batch-complete")
+async def batch_complete_jobs(request: web.Request) -> web.Response:
+    """This product's addition: complete up to ``MAX_BATCH_COMPLETIONS`` jobs in one request.
+
+    Each completion is the single-job completion, with its own result in request order (the
+    status that ``POST /v1/jobs/{id}/complete`` would have answered); the engine writes
+    completions that arrive together in one statement, so workers save a request per job.
+    """
+    body = serde.Body.required(await request.read())
+    worker_id = body.string("workerId")
+    items = body.objects("completions")
+    if not items:
+        raise BadRequest("completions must not be empty")
+    if len(items) > MAX_BATCH_COMPLETIONS:
+        raise BadRequest(f"at most {MAX_BATCH_COMPLETIONS} completions per request")
+    completions = [_completion(n, item) for n, item in enumerate(items)]
+    engine = _engine(request)
+    outcomes = await asyncio.gather(
+        *(
+            engine.complete_job(job_id, worker_id=worker_id, variables=v)
+            for job_id, v in completions
+        ),
+        return_exceptions=True,
+    )
+    results: list[JsonObject] = []
+    for (job_id, _), outcome in zip(completions, outcomes, strict=True):
+        if outcome is None:
+            results.append({"jobId": job_id, "status": 204})
+        elif isinstance(outcome, Exception):
+            status, code, reason = item_result(outcome)
+            results.append({"jobId": job_id, "status": status, "error": code, "reason": reason})
+        else:
+            raise outcome  # cancelled: the request is going away
+    return _json({"results": results})
+
+
+def _completion(n: int, item: serde.Body) -> tuple[str, JsonObject | None]:
+    try:
+        job_id = item.string("jobId")
+        if not job_id:
+            raise BadRequest("jobId is required")
+        return job_id, item.json_object("variables")
+    except BadRequest as exc:
+        raise BadRequest(f"completions[{n}]: {exc.message}") from None
 
 
 @routes.post("/v1/jobs/{id}/fail")

@@ -210,6 +210,15 @@ class Body:
             return value
         raise BadRequest(f"{name} must be a JSON object")
 
+    def objects(self, name: str) -> list[Body] | None:
+        """An array of JSON objects, each as a :class:`Body`."""
+        value = self._fields.get(name)
+        if value is None:
+            return None
+        if isinstance(value, list) and all(isinstance(item, dict) for item in value):
+            return [Body(item) for item in value]
+        raise BadRequest(f"{name} must be an array of objects")
+
     def strings(self, name: str) -> list[str] | None:
         value = self._fields.get(name)
         if value is None:
