@@ -33,9 +33,10 @@ def timestamp(value: dt.datetime) -> str:
     The offset is mandatory on the wire: the Go SDK parses ``lockExpiresAt`` strictly.
     """
     utc = value.astimezone(dt.UTC)
-    text = utc.strftime("%Y-%m-%dT%H:%M:%S")
+    # isoformat is several times faster than strftime; it omits a zero microsecond part.
+    text = utc.replace(tzinfo=None).isoformat()
     if utc.microsecond:
-        text += f".{utc.microsecond:06d}".rstrip("0")
+        text = text.rstrip("0")
     return text + "Z"
 
 
