@@ -1,4 +1,5 @@
-"""The worker: poll loop, bounded concurrency, lease keeping, graceful shutdown."""
+"""The worker: poll loop, bounded concurrency, lease keeping, batched completions, graceful
+shutdown."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from typing import Any, Literal, Self, TypeVar
 import attrs
 from aiohttp import web
 
-from rochallor_sdk import _config, _errors, _metrics, _registry
+from rochallor_sdk import _completions, _config, _errors, _metrics, _registry
 from rochallor_sdk.client import _base as client_base
 from rochallor_sdk.client import create_client
 
@@ -162,6 +163,7 @@ class Worker:
         self._done: asyncio.Event | None = None
         self._background: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self._completions: _completions.CompletionSender | None = None
         self._metrics_runner: web.AppRunner | None = None
         self._signals: list[signal.Signals] = []
         self._has_run = False
@@ -263,6 +265,10 @@ class Worker:
         self._executor = ThreadPoolExecutor(
             max_workers=self.settings.parallelism, thread_name_prefix="rochallor-handler"
         )
+        # Completions go out in groups; the sender outlives the drain, so that what the
+        # draining jobs complete is still sent.
+        self._completions = _completions.CompletionSender(client, self.worker_id)
+        self._completions.start()
         try:
             self._install_signal_handlers()
             if self.settings.metrics_port is not None:
@@ -281,6 +287,7 @@ class Worker:
             try:
                 await self._drain()
             finally:
+                await self._completions.close()
                 self._remove_signal_handlers()
                 # Threads still running a sync handler cannot be killed; they finish alone.
                 self._executor.shutdown(wait=False, cancel_futures=True)
@@ -463,7 +470,7 @@ class Worker:
                 )
             elif run.released:
                 logger.warning("%s: finished after it was handed back; reporting it", where)
-            if await self._report_complete(run, outcome[1], client):
+            if await self._report_complete(run, outcome[1]):
                 self.metrics.jobs_completed.labels(job.job_type).inc()
             return
         if outcome[0] == "cancelled":
@@ -494,21 +501,23 @@ class Worker:
         log("%s failed (retryable=%s): %s", where, retryable, message)
         await self._report_fail(run, message, retryable, client)
 
-    async def _report_complete(
-        self, run: _JobRun, variables: dict[str, Any], client: client_base.JobClient
-    ) -> bool:
+    async def _report_complete(self, run: _JobRun, variables: dict[str, Any]) -> bool:
+        """Send the completion (batched with others, see ``CompletionSender``), retrying
+        transport and server-side errors; completion is idempotent on the engine."""
+        assert self._completions is not None
         for attempt in range(1, COMPLETE_ATTEMPTS + 1):
-            try:
-                await client.complete(run.job.id, worker_id=self.worker_id, variables=variables)
-            except (_errors.TransportError, _errors.ApiError) as exc:
-                retry = isinstance(exc, _errors.TransportError) or _server_side(exc)
-                if retry and attempt < COMPLETE_ATTEMPTS:
-                    await asyncio.sleep(backoff_delay(attempt, self.settings.backoff_initial, 5.0))
-                    continue
-                self.metrics.report_errors.labels("complete").inc()
-                logger.error("job %s: completion not accepted: %s", run.job.id, exc)
-                return False
-            return True
+            exc = await self._completions.complete(run.job.id, variables)
+            if exc is None:
+                return True
+            retry = isinstance(exc, _errors.TransportError) or (
+                isinstance(exc, _errors.ApiError) and _server_side(exc)
+            )
+            if retry and attempt < COMPLETE_ATTEMPTS:
+                await asyncio.sleep(backoff_delay(attempt, self.settings.backoff_initial, 5.0))
+                continue
+            self.metrics.report_errors.labels("complete").inc()
+            logger.error("job %s: completion not accepted: %s", run.job.id, exc)
+            return False
         return False  # pragma: no cover - the loop always returns
 
     async def _report_fail(

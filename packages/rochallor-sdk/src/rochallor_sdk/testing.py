@@ -38,15 +38,22 @@ class FailCall:
 
 class InMemoryJobClient:
     """Fake transport. ``long_poll``: honour ``wait`` (hold an empty poll until a job is
-    added or ``wait`` passes); otherwise answer at once, like an engine without long-poll."""
+    added or ``wait`` passes); otherwise answer at once, like an engine without long-poll.
+    ``batch_complete=False`` imitates an engine without ``POST /v1/jobs/batch-complete``:
+    ``complete_many`` raises :class:`~rochallor_sdk.NotFound` (404) for the whole call."""
 
-    def __init__(self, *, lease: float = 30.0, long_poll: bool = True) -> None:
+    def __init__(
+        self, *, lease: float = 30.0, long_poll: bool = True, batch_complete: bool = True
+    ) -> None:
         self.lease = lease
         self.long_poll = long_poll
+        self.batch_complete = batch_complete
         self.queue: list[_base.Job] = []
         self.polls: list[PollCall] = []
         self.completed: dict[str, dict[str, Any]] = {}
         self.completions: list[tuple[str, str, dict[str, Any]]] = []
+        #: Job ids of every ``complete_many`` call, one list per call (refused ones too).
+        self.batches: list[list[str]] = []
         self.failures: list[FailCall] = []
         self.extensions: list[str] = []
         self.closed = False
@@ -54,6 +61,9 @@ class InMemoryJobClient:
         self.poll_error: Exception | None = None
         #: Called on ``extend_lease``; may raise (e.g. ``LeaseLost``) or return a lease end.
         self.on_extend: Callable[[str], datetime.datetime | None] | None = None
+        #: Called with the job id of every completion, single or batched; may raise (e.g.
+        #: ``TransportError`` or ``ApiError``) to refuse it, and then nothing is recorded.
+        self.on_complete: Callable[[str], None] | None = None
         self._held: dict[str, _base.Job] = {}
         self._ids = itertools.count(1)
         self._changed: asyncio.Event | None = None
@@ -144,9 +154,36 @@ class InMemoryJobClient:
     async def complete(
         self, job_id: str, *, worker_id: str, variables: Mapping[str, Any] | None
     ) -> None:
+        try:
+            self._complete(job_id, worker_id, variables)
+        finally:
+            self._notify()
+
+    async def complete_many(
+        self, *, worker_id: str, completions: Sequence[tuple[str, Mapping[str, Any]]]
+    ) -> list[Exception | None]:
+        _base.check_complete_many(completions)
+        self.batches.append([job_id for job_id, _ in completions])
+        try:
+            if not self.batch_complete:
+                raise _errors.NotFound("404 page not found", status=404, operation="complete_many")
+            results: list[Exception | None] = []
+            for job_id, variables in completions:
+                try:
+                    self._complete(job_id, worker_id, variables)
+                except Exception as exc:
+                    results.append(exc)
+                else:
+                    results.append(None)
+            return results
+        finally:
+            self._notify()
+
+    def _complete(self, job_id: str, worker_id: str, variables: Mapping[str, Any] | None) -> None:
+        if self.on_complete is not None:
+            self.on_complete(job_id)
         self.completions.append((job_id, worker_id, dict(variables or {})))
         self.completed.setdefault(job_id, dict(variables or {}))
-        self._notify()
 
     async def fail(
         self, job_id: str, *, worker_id: str, error_message: str, retryable: bool

@@ -34,6 +34,12 @@ class FakeEngine(pb.WorkflowEngineBase):
         self.extend_error: GRPCError | None = None
         self.jobs_left = 1_000_000
         self.completed = asyncio.Event()
+        #: CompleteJob answers these errors for these job ids.
+        self.complete_errors: dict[str, GRPCError] = {}
+        #: When set, each CompleteJob waits until this many are open at once.
+        self.complete_together = 0
+        self._open_completions = 0
+        self._all_open = asyncio.Event()
 
     async def poll_jobs(self, message: pb.PollJobsRequest) -> pb.PollJobsResponse:
         self.received.append(message)
@@ -54,6 +60,13 @@ class FakeEngine(pb.WorkflowEngineBase):
 
     async def complete_job(self, message: pb.CompleteJobRequest) -> pb.CompleteJobResponse:
         self.received.append(message)
+        if self.complete_together:
+            self._open_completions += 1
+            if self._open_completions == self.complete_together:
+                self._all_open.set()
+            await self._all_open.wait()
+        if message.job_id in self.complete_errors:
+            raise self.complete_errors[message.job_id]
         self.completed.set()
         return pb.CompleteJobResponse()
 
@@ -155,6 +168,29 @@ async def test_complete_fail_extend(engine: tuple[FakeEngine, GrpcClient]) -> No
     assert complete.job_id == "j1" and complete.variables_to_set.to_dict() == {"x": 1.0}
     assert (fail.job_id, fail.error_message, fail.retryable) == ("j1", "nope", False)
     assert (extend.job_id, extend.worker_id) == ("j1", "w")
+
+
+async def test_complete_many_sends_concurrent_complete_job_calls(
+    engine: tuple[FakeEngine, GrpcClient],
+) -> None:
+    service, client = engine
+    # Each call waits for the three to be open at once: sequential calls would time out.
+    service.complete_together = 3
+    service.complete_errors = {
+        "gone": GRPCError(Status.NOT_FOUND, 'job "gone" not found'),
+        "taken": GRPCError(Status.FAILED_PRECONDITION, "job is not locked by this worker"),
+    }
+    ok, gone, taken = await asyncio.wait_for(
+        client.complete_many(
+            worker_id="w", completions=[("ok", {"x": 1}), ("gone", {}), ("taken", {})]
+        ),
+        5,
+    )
+    assert ok is None
+    assert isinstance(gone, NotFound) and gone.status == "NOT_FOUND"
+    assert isinstance(taken, Conflict) and taken.reason == "job is not locked by this worker"
+    assert sorted(m.job_id for m in service.received) == ["gone", "ok", "taken"]
+    assert all(m.worker_id == "w" for m in service.received)
 
 
 @pytest.mark.parametrize("status", [Status.FAILED_PRECONDITION, Status.NOT_FOUND])

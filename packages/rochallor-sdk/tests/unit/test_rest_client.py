@@ -219,3 +219,107 @@ async def test_admin_calls_use_the_documented_paths(server: tuple[Recorder, Rest
         ),
         ("POST", "/v1/instances/i1/signals/wait-payment", {"paid": True}),
     ]
+
+
+async def test_complete_many_sends_one_request_and_maps_each_result(
+    server: tuple[Recorder, RestClient],
+) -> None:
+    recorder, client = server
+    recorder.responses[("POST", "/v1/jobs/batch-complete")] = json_response(
+        200,
+        {
+            "results": [
+                {"jobId": "j1", "status": 204},
+                {
+                    "jobId": "j2",
+                    "status": 404,
+                    "error": "not-found",
+                    "reason": 'job "j2" not found',
+                },
+                {"jobId": "j3", "status": 409, "error": "conflict", "reason": "not locked"},
+                {"jobId": "j4", "status": 500, "error": "internal-error", "reason": "boom"},
+            ]
+        },
+    )
+    results = await client.complete_many(
+        worker_id="w",
+        completions=[("j1", {"x": 1}), ("j2", {}), ("j3", {"y": [1]}), ("j4", {})],
+    )
+    assert recorder.requests == [
+        (
+            "POST",
+            "/v1/jobs/batch-complete",
+            "/v1/jobs/batch-complete",
+            {
+                "workerId": "w",
+                "completions": [
+                    {"jobId": "j1", "variables": {"x": 1}},
+                    {"jobId": "j2", "variables": {}},
+                    {"jobId": "j3", "variables": {"y": [1]}},
+                    {"jobId": "j4", "variables": {}},
+                ],
+            },
+        )
+    ]
+    ok, gone, taken, broken = results
+    assert ok is None
+    # The errors a single complete call would have raised for each job.
+    assert isinstance(gone, NotFound)
+    assert (gone.status, gone.code, gone.reason) == (404, "not-found", 'job "j2" not found')
+    assert isinstance(taken, Conflict) and taken.status == 409
+    assert type(broken) is ApiError and (broken.status, broken.reason) == (500, "boom")
+    assert all(e.operation == "complete" for e in (gone, taken, broken) if e is not None)
+
+
+async def test_complete_many_on_an_engine_without_the_endpoint_raises_not_found(
+    server: tuple[Recorder, RestClient],
+) -> None:
+    recorder, client = server
+    recorder.responses[("POST", "/v1/jobs/batch-complete")] = web.Response(
+        status=404, text="404 page not found"
+    )
+    with pytest.raises(NotFound) as info:
+        await client.complete_many(worker_id="w", completions=[("j1", {})])
+    assert info.value.operation == "complete_many"
+
+
+async def test_complete_many_refused_or_malformed_answers_are_api_errors(
+    server: tuple[Recorder, RestClient],
+) -> None:
+    recorder, client = server
+    recorder.responses[("POST", "/v1/jobs/batch-complete")] = json_response(
+        400, {"error": "bad-request", "reason": "completions must not be empty"}
+    )
+    with pytest.raises(ApiError) as refused:
+        await client.complete_many(worker_id="w", completions=[("j1", {})])
+    assert (refused.value.status, refused.value.code) == (400, "bad-request")
+
+    recorder.responses[("POST", "/v1/jobs/batch-complete")] = json_response(
+        200, {"results": [{"jobId": "j1", "status": 204}]}
+    )
+    with pytest.raises(ApiError, match="1 results for 2 completions"):
+        await client.complete_many(worker_id="w", completions=[("j1", {}), ("j2", {})])
+
+    recorder.responses[("POST", "/v1/jobs/batch-complete")] = json_response(
+        200, {"results": [{"jobId": "other", "status": 204}]}
+    )
+    (mismatch,) = await client.complete_many(worker_id="w", completions=[("j1", {})])
+    assert isinstance(mismatch, ApiError) and "no valid result for job j1" in str(mismatch)
+
+
+async def test_complete_many_limits(server: tuple[Recorder, RestClient]) -> None:
+    recorder, client = server
+    assert await client.complete_many(worker_id="w", completions=[]) == []
+    with pytest.raises(ValueError, match="at most 100"):
+        await client.complete_many(worker_id="w", completions=[(f"j{i}", {}) for i in range(101)])
+    assert recorder.requests == []
+
+
+async def test_complete_many_on_an_unreachable_engine_is_a_transport_error() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    async with RestClient(f"http://127.0.0.1:{port}", request_timeout=2) as client:
+        with pytest.raises(TransportError) as info:
+            await client.complete_many(worker_id="w", completions=[("j1", {})])
+    assert info.value.operation == "complete_many"

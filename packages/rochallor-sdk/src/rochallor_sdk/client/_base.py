@@ -9,6 +9,17 @@ from typing import Any, Protocol, Self, runtime_checkable
 
 import attrs
 
+#: Most completions one ``complete_many`` call may carry (the engine's batch limit).
+COMPLETE_MANY_LIMIT = 100
+
+
+def check_complete_many(completions: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+    """Raise ``ValueError`` when ``completions`` is over :data:`COMPLETE_MANY_LIMIT`."""
+    if len(completions) > COMPLETE_MANY_LIMIT:
+        raise ValueError(
+            f"complete_many takes at most {COMPLETE_MANY_LIMIT} completions, got {len(completions)}"
+        )
+
 
 class ClosingClient:
     """``async with client:`` closes the client at the end; subclasses define ``close()``."""
@@ -81,6 +92,18 @@ class JobClient(Protocol):
         self, job_id: str, *, worker_id: str, variables: Mapping[str, Any] | None
     ) -> None:
         """Complete a job, merging ``variables`` into the instance."""
+        ...
+
+    async def complete_many(
+        self, *, worker_id: str, completions: Sequence[tuple[str, Mapping[str, Any]]]
+    ) -> list[Exception | None]:
+        """Complete several jobs: ``completions`` are ``(job_id, variables)`` pairs, at most
+        :data:`COMPLETE_MANY_LIMIT` of them.
+
+        Returns one entry per completion, in order: ``None`` when the engine accepted it,
+        else the error :meth:`complete` would have raised for that job. Raises only for the
+        call as a whole (engine unreachable, or it refused the request).
+        """
         ...
 
     async def fail(

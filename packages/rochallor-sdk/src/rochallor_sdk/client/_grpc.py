@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -107,6 +108,22 @@ class GrpcClient(_base.ClosingClient):
             variables_to_set=_convert.dict_to_struct(variables or {}),
         )
         await self._call("complete", self._stub().complete_job, request)
+
+    async def complete_many(
+        self, *, worker_id: str, completions: Sequence[tuple[str, Mapping[str, Any]]]
+    ) -> list[Exception | None]:
+        """The ``CompleteJob`` calls sent concurrently (there is no batch RPC; HTTP/2
+        multiplexes them on the one channel). Never raises for the call as a whole."""
+        _base.check_complete_many(completions)
+
+        async def one(job_id: str, variables: Mapping[str, Any]) -> Exception | None:
+            try:
+                await self.complete(job_id, worker_id=worker_id, variables=variables)
+            except (_errors.TransportError, _errors.ApiError) as exc:
+                return exc
+            return None
+
+        return list(await asyncio.gather(*(one(job_id, v) for job_id, v in completions)))
 
     async def fail(
         self, job_id: str, *, worker_id: str, error_message: str, retryable: bool

@@ -121,6 +121,36 @@ class RestClient(_base.ClosingClient):
             body={"workerId": worker_id, "variables": dict(variables or {})},
         )
 
+    async def complete_many(
+        self, *, worker_id: str, completions: Sequence[tuple[str, Mapping[str, Any]]]
+    ) -> list[Exception | None]:
+        """``POST /v1/jobs/batch-complete``. An engine without that endpoint answers 404,
+        raised as :class:`~rochallor_sdk.NotFound` for the whole call."""
+        _base.check_complete_many(completions)
+        if not completions:
+            return []
+        body = {
+            "workerId": worker_id,
+            "completions": [
+                {"jobId": job_id, "variables": dict(variables)} for job_id, variables in completions
+            ],
+        }
+        answer = await self._request(
+            "POST", "/v1/jobs/batch-complete", operation="complete_many", body=body
+        )
+        results = answer.get("results") if isinstance(answer, dict) else None
+        if not isinstance(results, list) or len(results) != len(completions):
+            count = len(results) if isinstance(results, list) else "no"
+            raise _errors.ApiError(
+                f"batch-complete answer has {count} results for {len(completions)} completions",
+                status=200,
+                operation="complete_many",
+            )
+        return [
+            _batch_result(job_id, result)
+            for (job_id, _), result in zip(completions, results, strict=True)
+        ]
+
     async def fail(
         self, job_id: str, *, worker_id: str, error_message: str, retryable: bool
     ) -> None:
@@ -275,6 +305,31 @@ def _page(answer: Any) -> dict[str, Any]:
     return {"items": list(answer.get("items") or []), "total": int(answer.get("total") or 0)}
 
 
+def _batch_result(job_id: str, result: Any) -> Exception | None:
+    """One entry of a batch-complete answer → ``None`` or the error ``complete`` would raise."""
+    status = result.get("status") if isinstance(result, dict) else None
+    if (
+        not isinstance(result, dict)
+        or result.get("jobId") != job_id
+        or not isinstance(status, int)
+        or isinstance(status, bool)
+    ):
+        return _errors.ApiError(
+            f"batch-complete answer has no valid result for job {job_id}: {result!r}"[:300],
+            status=200,
+            operation="complete",
+        )
+    if 200 <= status < 300:
+        return None
+    code = result.get("error")
+    return _error_for(
+        status,
+        code if isinstance(code, str) else None,
+        str(result.get("reason") or result.get("message") or ""),
+        "complete",
+    )
+
+
 def _api_error(status: int, text: str, operation: str) -> _errors.ApiError:
     code: str | None = None
     reason = text.strip()
@@ -285,6 +340,10 @@ def _api_error(status: int, text: str, operation: str) -> _errors.ApiError:
     if isinstance(body, dict):
         code = body.get("error") if isinstance(body.get("error"), str) else None
         reason = str(body.get("reason") or body.get("message") or reason)
+    return _error_for(status, code, reason, operation)
+
+
+def _error_for(status: int, code: str | None, reason: str, operation: str) -> _errors.ApiError:
     cls: type[_errors.ApiError] = _errors.ApiError
     if status == 404:
         cls = _errors.NotFound
