@@ -1010,3 +1010,46 @@ async def test_every_apply_statement_shape_prepares(store: PostgresStore, pool: 
                 assert "FROM saved" not in sql
     with pytest.raises(ValueError, match="nothing to write"):
         apply_statement(frozenset({"g"}))
+
+
+async def test_event_statements_plan_index_lookups_on_tables_planned_while_small(
+    store: PostgresStore,
+) -> None:
+    """Generic plans are cached per connection, often while the tables are small, and kept
+    after they have grown: the event path must plan index lookups whatever the statistics
+    say (the pool disables sequential scans and hash and merge joins)."""
+    _, _, (job,) = await seed(store, jobs=1)
+    completion = {"job_ends", "save", "executions", "finishes", "audits"}
+    statements = {
+        "load": (QUERIES["load_job_events"], ([job.id],)),
+        "apply": (apply_statement(frozenset(completion)), ({},)),
+        "cancel": (apply_statement(frozenset({"cancels", "save"})), ({},)),
+    }
+    async with store.transaction() as tx:
+        conn = tx._conn
+        await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        for name, (sql, args) in statements.items():
+            await conn.execute(f"PREPARE {name} AS {sql}")
+        # now the tables grow, unanalysed: the cached generic plans stay
+        await conn.execute(
+            """
+            INSERT INTO workflow_instance (id, definition_id, definition_version, status)
+            SELECT 'i-' || n, 'd', 1, 'COMPLETED' FROM generate_series(1, 20000) AS n;
+            INSERT INTO step_execution (id, instance_id, step_id, step_type, status)
+            SELECT 'e-' || n, 'i-' || n, 's', 'SERVICE_TASK', 'COMPLETED'
+            FROM generate_series(1, 20000) AS n;
+            INSERT INTO job (id, instance_id, step_execution_id, step_id, job_type, status)
+            SELECT 'j-' || n, 'i-' || n, 'e-' || n, 's', 't', 'COMPLETED'
+            FROM generate_series(1, 20000) AS n;
+            """
+        )
+        for name, (_sql, args) in statements.items():
+            literal = json.dumps(args[0]).replace("'", "''")
+            argument = f"ARRAY['{job.id}']" if name == "load" else f"'{literal}'::jsonb"
+            plan = await conn.fetchval(f"EXPLAIN (FORMAT JSON) EXECUTE {name}({argument})")
+            text = json.dumps(plan) if not isinstance(plan, str) else plan
+            assert "Seq Scan" not in _node_types(plan), name
+            assert '"Node Type": "Hash Join"' not in text, name
+            assert '"Node Type": "Merge Join"' not in text, name
+        load_plan = await conn.fetchval(f"EXPLAIN (FORMAT JSON) EXECUTE load(ARRAY['{job.id}'])")
+    assert "ix_step_execution_running" in _index_names(load_plan)

@@ -7,7 +7,8 @@ CREATE TABLE schema_migrations (
     version    text PRIMARY KEY,
     applied_at timestamptz NOT NULL DEFAULT now()
 );
-INSERT INTO schema_migrations (version) VALUES ('0001_initial'), ('0002_instance_revision');
+INSERT INTO schema_migrations (version) VALUES ('0001_initial'), ('0002_instance_revision'),
+    ('0003_event_indexes');
 
 CREATE TABLE workflow_definition (
     pk                          bigserial PRIMARY KEY,
@@ -62,7 +63,9 @@ CREATE TABLE step_execution (
     failure_reason  text
 );
 CREATE INDEX ix_step_execution_instance_started ON step_execution (instance_id, started_at, id);
-CREATE INDEX ix_step_execution_instance_step ON step_execution (instance_id, step_id, attempt_number);
+-- an event reads its instance's running executions
+CREATE INDEX ix_step_execution_running ON step_execution (instance_id, started_at, id)
+    WHERE status = 'RUNNING';
 
 CREATE TABLE job (
     id                  text PRIMARY KEY,
@@ -82,7 +85,6 @@ CREATE TABLE job (
 -- Claiming reads only this partial index, so finished jobs never slow a poll down.
 CREATE INDEX ix_job_claimable ON job (job_type, created_at, id) WHERE status = 'UNLOCKED';
 CREATE INDEX ix_job_lease ON job (lock_expires_at) WHERE status = 'LOCKED';
-CREATE INDEX ix_job_step_execution ON job (step_execution_id);
 CREATE INDEX ix_job_instance_open ON job (instance_id) WHERE status IN ('UNLOCKED', 'LOCKED');
 -- The job table churns: vacuum it early so dead tuples do not pile up under load.
 ALTER TABLE job SET (autovacuum_vacuum_scale_factor = 0.02, autovacuum_analyze_scale_factor = 0.02);
