@@ -1028,7 +1028,7 @@ async def test_event_statements_plan_index_lookups_on_tables_planned_while_small
     async with store.transaction() as tx:
         conn = tx._conn
         await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-        for name, (sql, args) in statements.items():
+        for name, (sql, _args) in statements.items():
             await conn.execute(f"PREPARE {name} AS {sql}")
         # now the tables grow, unanalysed: the cached generic plans stay
         await conn.execute(
