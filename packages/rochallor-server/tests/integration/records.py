@@ -13,6 +13,7 @@ from rochallor_server.engine.model import (
     Job,
     JobStatus,
     StepExecution,
+    Timer,
 )
 
 T0 = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
@@ -65,3 +66,15 @@ def make_job(execution: StepExecution, job_type: str = "charge", **changes: Any)
         "created_at": T0,
     }
     return Job(**{**fields, **changes})
+
+
+def make_timer(execution: StepExecution, **changes: Any) -> Timer:
+    fields: dict[str, Any] = {
+        "id": new_id("T"),
+        "instance_id": execution.instance_id,
+        "step_execution_id": execution.id,
+        "target_step_id": "x",
+        "fire_at": at(60),
+        "interrupting": False,
+    }
+    return Timer(**{**fields, **changes})

@@ -49,7 +49,16 @@ from rochallor_server.store import postgres
 from rochallor_server.store.postgres import PostgresStore, apply_statement, create_pool
 from rochallor_server.store.postgres.queries import QUERIES
 
-from .records import LEASE, T0, at, make_execution, make_instance, make_job, new_id
+from .records import (
+    LEASE,
+    T0,
+    at,
+    make_execution,
+    make_instance,
+    make_job,
+    make_timer,
+    new_id,
+)
 
 
 @pytest.fixture
@@ -525,13 +534,12 @@ async def test_user_task_round_trip(store: PostgresStore) -> None:
 
 
 async def test_timers_round_trip_and_due_order(store: PostgresStore) -> None:
-    instance, execution, _ = await seed(store)
+    _, execution, _ = await seed(store)
 
     def timer(fire_at: dt.datetime, timer_id: str) -> Timer:
-        return Timer(
+        return make_timer(
+            execution,
             id=timer_id,
-            instance_id=instance.id,
-            step_execution_id=execution.id,
             target_step_id="escalate",
             fire_at=fire_at,
             interrupting=timer_id.endswith("i"),
@@ -598,16 +606,7 @@ async def _instance_with_work(store: PostgresStore) -> tuple[Instance, list[Step
                     created_at=T0,
                 )
             ),
-            InsertTimer(
-                timer=Timer(
-                    id=new_id("T"),
-                    instance_id=instance.id,
-                    step_execution_id=execution.id,
-                    target_step_id="x",
-                    fire_at=at(60),
-                    interrupting=False,
-                )
-            ),
+            InsertTimer(timer=make_timer(execution)),
         ]
     await apply(store, *commands)
     return instance, executions

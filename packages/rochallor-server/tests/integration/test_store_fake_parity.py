@@ -43,7 +43,7 @@ from rochallor_server.service.ports import InstanceFilter, Store
 from rochallor_server.store.postgres import PostgresStore, create_pool
 from rochallor_server.testing import InMemoryStore
 
-from .records import T0, at, make_execution, make_instance, make_job, new_id
+from .records import T0, at, make_execution, make_instance, make_job, make_timer, new_id
 
 
 @pytest.fixture(params=["memory", "postgres"])
@@ -283,14 +283,7 @@ async def test_commands_on_rows_inserted_by_the_same_event(store: Store) -> None
     instance = make_instance()
     execution = make_execution(instance)
     kept, ended, retried = (make_job(execution) for _ in range(3))
-    timer = Timer(
-        id=new_id("T"),
-        instance_id=instance.id,
-        step_execution_id=execution.id,
-        target_step_id="x",
-        fire_at=at(60),
-        interrupting=False,
-    )
+    timer = make_timer(execution)
     await apply(
         store,
         InsertInstance(instance=instance),
@@ -356,14 +349,7 @@ async def _with_work(store: Store) -> tuple[Instance, list[StepExecution], dict[
     for execution in executions:
         open_job = make_job(execution)
         done_job = make_job(execution, status=JobStatus.COMPLETED)
-        timer = Timer(
-            id=new_id("T"),
-            instance_id=instance.id,
-            step_execution_id=execution.id,
-            target_step_id="x",
-            fire_at=at(60),
-            interrupting=False,
-        )
+        timer = make_timer(execution)
         task = UserTask(
             id=new_id("U"),
             instance_id=instance.id,
@@ -438,15 +424,7 @@ async def test_due_timers_order_and_open_task_choice(store: Store) -> None:
     execution = make_execution(instance)
 
     def timer(fire_at: float, timer_id: str, **changes: Any) -> Timer:
-        return Timer(
-            id=timer_id,
-            instance_id=instance.id,
-            step_execution_id=execution.id,
-            target_step_id="x",
-            fire_at=at(fire_at),
-            interrupting=False,
-            **changes,
-        )
+        return make_timer(execution, id=timer_id, fire_at=at(fire_at), **changes)
 
     def task(task_id: str, created: float, status: UserTaskStatus) -> UserTask:
         return UserTask(
