@@ -366,3 +366,42 @@ async def test_concurrent_branch_arrivals_fire_the_join_once(api: Api) -> None:
         history = await api.history(inst["id"])
         assert [h["stepId"] for h in history].count("join") == 1
         assert len(await api.poll(["join-after"], max_jobs=10)) == 1
+
+
+async def test_a_wide_fan_in_completed_at_once_joins_once(api: Api) -> None:
+    """Forty branches of one instance complete together, in one batch request and as forty
+    single requests: every completion succeeds, each is applied once, the join fires once."""
+    branches = [f"b{n}" for n in range(40)]
+    await api.upload(
+        wf(
+            "t-wide",
+            {
+                "id": "fork",
+                "name": "Fork",
+                "type": "PARALLEL_GATEWAY",
+                "parallelNextSteps": branches,
+                "joinStep": "join",
+            },
+            *(task(b, "wide-branch", "join") for b in branches),
+            {"id": "join", "name": "Join", "type": "JOIN_GATEWAY", "nextStep": "end"},
+            END,
+        )
+    )
+    for batched in (True, False):
+        inst = await api.start("t-wide")
+        jobs = await api.poll(["wide-branch"], max_jobs=100)
+        assert len(jobs) == 40
+        if batched:
+            completions = [{"jobId": j["id"], "variables": {j["stepId"]: 1}} for j in jobs]
+            result = await api.ok("POST", "/v1/jobs/batch-complete", {"completions": completions})
+            statuses = [r["status"] for r in result["results"]]
+        else:
+            statuses = list(
+                await asyncio.gather(*(api.complete(j["id"], {j["stepId"]: 1}) for j in jobs))
+            )
+        assert statuses == [204] * 40
+        state = await api.wait_until(inst["id"], lambda i: i["status"] in TERMINAL)
+        assert state["status"] == "COMPLETED"
+        assert state["variables"] == {b: 1 for b in branches}
+        history = await api.history(inst["id"])
+        assert [h["stepId"] for h in history].count("join") == 1

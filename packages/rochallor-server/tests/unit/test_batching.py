@@ -15,13 +15,14 @@ class Recorder:
         self.bad = bad
         self.delay = delay
 
-    async def process(self, batch: list[Pending[int, int]]) -> None:
+    async def process(self, batch: list[Pending[int, int]]) -> list[Pending[int, int]]:
         self.batches.append([p.item for p in batch])
         await asyncio.sleep(self.delay)
         if self.bad is not None and self.bad in (p.item for p in batch):
             raise ValueError(f"bad item {self.bad}")
         for pending in batch:
             pending.done(pending.item * 10)
+        return []
 
 
 async def test_requests_arriving_together_are_processed_together() -> None:
@@ -51,8 +52,9 @@ async def test_a_failing_batch_is_run_again_one_by_one() -> None:
 
 
 async def test_a_request_the_batch_leaves_unsettled_fails() -> None:
-    async def forgetful(batch: list[Pending[int, int]]) -> None:
+    async def forgetful(batch: list[Pending[int, int]]) -> list[Pending[int, int]]:
         batch[0].done(1)
+        return []
 
     batcher: Batcher[int, int] = Batcher(forgetful, name="t", max_size=8, runners=1)
     first, second = await asyncio.gather(
@@ -72,3 +74,24 @@ async def test_drain_waits_for_queued_requests() -> None:
     await batcher.drain()
     assert all(t.done() for t in tasks)
     assert [t.result() for t in tasks] == [0, 10, 20]
+
+
+async def test_requests_returned_by_the_batch_lead_the_next_one() -> None:
+    """A request that cannot share a batch (here: an even item after another even one)."""
+    batches: list[list[int]] = []
+
+    async def one_even_per_batch(batch: list[Pending[int, int]]) -> list[Pending[int, int]]:
+        batches.append([p.item for p in batch])
+        await asyncio.sleep(0)
+        later, seen_even = [], False
+        for pending in batch:
+            if pending.item % 2 == 0 and seen_even:
+                later.append(pending)
+                continue
+            seen_even = seen_even or pending.item % 2 == 0
+            pending.done(pending.item)
+        return later
+
+    batcher: Batcher[int, int] = Batcher(one_even_per_batch, name="t", max_size=8, runners=1)
+    assert await asyncio.gather(*(batcher.submit(n) for n in (0, 1, 2, 4, 3))) == [0, 1, 2, 4, 3]
+    assert batches == [[0, 1, 2, 4, 3], [2, 4], [4]]

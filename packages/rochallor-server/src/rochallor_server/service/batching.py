@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
 import attrs
@@ -38,14 +38,17 @@ class Pending(Generic[T, R]):
             self.future.set_exception(exc)
 
 
-Process = Callable[[list[Pending[T, R]]], Awaitable[None]]
+Process = Callable[[list[Pending[T, R]]], Awaitable[Sequence[Pending[T, R]]]]
+"""Settles the requests of a batch, except those it returns: they go first into the next one."""
 
 
 class Batcher(Generic[T, R]):
     """Runs ``process`` over the requests submitted so far, up to ``max_size`` at a time, with
     at most ``runners`` batches in flight.
 
-    ``process`` must settle every request of its batch; one it leaves unsettled fails. When it
+    ``process`` must settle every request of its batch but those it returns, which lead the
+    next batch (a request that cannot share a batch with another one); one it leaves
+    unsettled otherwise fails. When it
     raises, the batch's unsettled requests are processed again one by one (a batch's write is
     one statement: nothing of it was written), and the error then fails those it leaves.
     Runners are started on demand and end when the queue is empty, so an idle batcher holds
@@ -81,7 +84,9 @@ class Batcher(Generic[T, R]):
 
     async def _settle(self, batch: list[Pending[T, R]]) -> None:
         try:
-            await self._process(batch)
+            again = await self._process(batch)
+            self._queue.extendleft(reversed(again))
+            batch = [pending for pending in batch if pending not in again]
         except Exception as exc:
             open_requests = [pending for pending in batch if not pending.future.done()]
             if len(open_requests) > 1:

@@ -391,7 +391,9 @@ class Engine:
         )
         return await self._starts.submit(request)
 
-    async def _run_starts(self, batch: list[Pending[_Start, Instance]]) -> None:
+    async def _run_starts(
+        self, batch: list[Pending[_Start, Instance]]
+    ) -> Sequence[Pending[_Start, Instance]]:
         """Start a batch of instances: one read of the latest versions, one write."""
         async with self._tx("start_instance", single_statement=True) as tx:
             wanted = sorted({p.item.definition_id for p in batch if p.item.version is None})
@@ -409,6 +411,7 @@ class Engine:
         for pending, commands, instance in writes:
             self._after_commit(commands)
             pending.done(instance)
+        return ()
 
     async def _decide_start(
         self, tx: Transaction, request: _Start, latest: dict[str, int]
@@ -531,41 +534,48 @@ class Engine:
     async def _job_event(self, job_id: str, decide: _Decide) -> None:
         await self._job_events.submit(_JobEvent(job_id=job_id, decide=decide))
 
-    async def _run_job_events(self, batch: list[Pending[_JobEvent, None]]) -> None:
-        """Decide a batch of job events on one read; write them with one statement."""
+    async def _run_job_events(
+        self, batch: list[Pending[_JobEvent, None]]
+    ) -> Sequence[Pending[_JobEvent, None]]:
+        """Decide a batch of job events on one read; write them with one statement.
+
+        One event per instance per write: a second event of an instance (parallel branches
+        completing together) leads the next batch, decided on what the first one wrote.
+        """
         async with self._tx("job_events", single_statement=True) as tx:
             loaded = await tx.load_job_events(list(dict.fromkeys(p.item.job_id for p in batch)))
-            writes: list[tuple[Pending[_JobEvent, None], list[cmd.Command]]] = []
-            instances: set[str] = set()
+            writes: dict[str, tuple[Pending[_JobEvent, None], list[cmd.Command]]] = {}
+            later: list[Pending[_JobEvent, None]] = []
             for pending in batch:
+                found = loaded.get(pending.item.job_id)
+                if found is not None and found[0].instance_id in writes:
+                    later.append(pending)
+                    continue
                 try:
-                    outcome = await self._decide_job_event(
-                        tx, pending.item, loaded.get(pending.item.job_id), instances
-                    )
+                    outcome = await self._decide_job_event(tx, pending.item, found)
                 except RochallorError as exc:
                     pending.failed(exc)
                     continue
                 if outcome is None:
                     pending.done(None)
                 else:
-                    writes.append((pending, outcome.commands))
-            applied = await self._write(tx, [c for _, c in writes]) if writes else []
-        for (pending, commands), ok in zip(writes, applied, strict=True):
+                    assert found is not None  # an event with an outcome has its job
+                    writes[found[0].instance_id] = (pending, outcome.commands)
+            # Instances in id order: concurrent batches lock the rows they share in one order.
+            ordered = [writes[instance_id] for instance_id in sorted(writes)]
+            applied = await self._write(tx, [c for _, c in ordered]) if ordered else []
+        for (pending, commands), ok in zip(ordered, applied, strict=True):
             if ok:
                 self._after_commit(commands)
                 pending.done(None)
             else:
                 pending.failed(InstanceChanged("the instance changed while the event was decided"))
+        return later
 
     async def _decide_job_event(
-        self,
-        tx: Transaction,
-        event: _JobEvent,
-        loaded: LoadedJob | None,
-        instances: set[str],
+        self, tx: Transaction, event: _JobEvent, loaded: LoadedJob | None
     ) -> core.Outcome | None:
-        """The event's outcome; ``None`` when it changes nothing. ``instances``: those already
-        written by the batch (one event per instance per write)."""
+        """The event's outcome; ``None`` when it changes nothing."""
         if loaded is None:
             raise NotFound(f'job "{event.job_id}" not found')
         job, instance = loaded
@@ -573,12 +583,8 @@ class Engine:
             return None  # finished jobs: idempotent no-op
         if instance is None:
             raise NotFound("instance not found")
-        if job.instance_id in instances:
-            raise InstanceChanged("another event of the instance is in the same batch")
         state, definition = await self._state(tx, instance)
         outcome: core.Outcome | None = event.decide(definition, state, job)
-        if outcome is not None:
-            instances.add(job.instance_id)
         return outcome
 
     @_operation
