@@ -170,7 +170,7 @@ class PostgresTransaction:
     async def history(self, instance_id: str) -> list[StepExecution]:
         return [rows.execution_from_row(r) for r in await self._conn.fetch(_HISTORY, instance_id)]
 
-    # loading an event's state (no row locks: apply_commands checks the revision)
+    # loading an event's state (no row locks: the apply statement checks the revision)
 
     async def load_instance(self, instance_id: str) -> tuple[Instance, list[StepExecution]] | None:
         row = await self._conn.fetchrow(_LOAD_INSTANCE, instance_id)
