@@ -75,7 +75,11 @@ class Batcher(Generic[T, R]):
     async def drain(self) -> None:
         """Until every submitted request is settled."""
         while self._runners:
-            await asyncio.gather(*self._runners, return_exceptions=True)
+            runners = set(self._runners)
+            await asyncio.gather(*runners, return_exceptions=True)
+            # Awaiting finished tasks need not yield to the loop, so their done callbacks
+            # (which discard them) may not have run: forget them here, or this would spin.
+            self._runners -= runners
 
     async def _run(self) -> None:
         while self._queue:
