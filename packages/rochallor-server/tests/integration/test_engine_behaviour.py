@@ -405,3 +405,53 @@ async def test_a_wide_fan_in_completed_at_once_joins_once(api: Api) -> None:
         assert state["variables"] == {b: 1 for b in branches}
         history = await api.history(inst["id"])
         assert [h["stepId"] for h in history].count("join") == 1
+
+
+async def test_two_replicas_completing_branches_of_one_instance_join_once(pg_dsn: str) -> None:
+    """Across processes only the instance's revision serialises events: each replica's
+    stale writes apply nothing and are decided again."""
+    branches = [f"b{n}" for n in range(24)]
+    a = await _server(pg_dsn)
+    b = await _server(pg_dsn)
+    try:
+        async with (
+            Api.connect(f"http://127.0.0.1:{a.rest_port}") as api_a,
+            Api.connect(f"http://127.0.0.1:{b.rest_port}") as api_b,
+        ):
+            await api_a.upload(
+                wf(
+                    "t-replicas",
+                    {
+                        "id": "fork",
+                        "name": "Fork",
+                        "type": "PARALLEL_GATEWAY",
+                        "parallelNextSteps": branches,
+                        "joinStep": "join",
+                    },
+                    *(task(name, "replica-branch", "join") for name in branches),
+                    {"id": "join", "name": "Join", "type": "JOIN_GATEWAY", "nextStep": "end"},
+                    END,
+                )
+            )
+            for _ in range(3):
+                inst = await api_a.start("t-replicas")
+                jobs = await api_b.poll(["replica-branch"], max_jobs=100)
+                assert len(jobs) == len(branches)
+                statuses = await asyncio.gather(
+                    *(
+                        (api_a if n % 2 else api_b).complete(job["id"], {job["stepId"]: n})
+                        for n, job in enumerate(jobs)
+                    )
+                )
+                assert statuses == [204] * len(branches)
+                state = await api_b.wait_until(inst["id"], lambda i: i["status"] in TERMINAL)
+                assert state["status"] == "COMPLETED"
+                assert set(state["variables"]) == set(branches)
+                history = await api_a.history(inst["id"])
+                assert [h["stepId"] for h in history].count("join") == 1
+                assert [h["stepId"] for h in history].count("fork") == 1
+        conflicts = sum(s.metrics.instance_conflicts._value.get() for s in (a, b))
+        assert conflicts > 0  # the replicas did race, and the revision check resolved it
+    finally:
+        await a.stop()
+        await b.stop()
