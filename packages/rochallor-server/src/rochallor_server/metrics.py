@@ -40,6 +40,13 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.batch_size = Histogram(
+            "engine_batch_size",
+            "Events decided and written together by one group-commit batch",
+            ["batcher"],
+            buckets=(1, 2, 4, 8, 16, 32, 64),
+            registry=r,
+        )
         self.instance_conflicts = Counter(
             "engine_instance_conflicts_total",
             "Events decided again because another event wrote their instance first",

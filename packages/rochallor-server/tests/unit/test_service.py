@@ -543,6 +543,9 @@ async def test_concurrent_events_are_written_in_batches(
         *(engine.complete_job(j.id, worker_id="w", variables={"done": j.id}) for j in jobs)
     )
     assert store.transactions - before <= 2
+    sizes = engine.metrics.batch_size.labels("job_events")
+    assert sizes._sum.get() == 20  # the 20 completions …
+    assert sum(bucket.get() for bucket in sizes._buckets) <= 2  # … in at most two batches
     for instance in instances:
         done = await engine.get_instance(instance.id)
         assert done.status is InstanceStatus.COMPLETED

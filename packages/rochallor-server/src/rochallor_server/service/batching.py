@@ -55,8 +55,18 @@ class Batcher(Generic[T, R]):
     no task; :meth:`drain` waits for them.
     """
 
-    def __init__(self, process: Process[T, R], *, name: str, max_size: int, runners: int) -> None:
+    def __init__(
+        self,
+        process: Process[T, R],
+        *,
+        name: str,
+        max_size: int,
+        runners: int,
+        observe: Callable[[int], None] | None = None,
+    ) -> None:
+        """``observe`` is given the size of every batch (a metric)."""
         self._process = process
+        self._observe = observe
         self._name = name
         self._max_size = max_size
         self._max_runners = runners
@@ -87,6 +97,8 @@ class Batcher(Generic[T, R]):
             await self._settle(batch)
 
     async def _settle(self, batch: list[Pending[T, R]]) -> None:
+        if self._observe is not None:
+            self._observe(len(batch))
         try:
             again = await self._process(batch)
             self._queue.extendleft(reversed(again))

@@ -174,10 +174,18 @@ class Engine:
         self._background: set[asyncio.Task[None]] = set()
         self._closing = asyncio.Event()
         self._starts: Batcher[_Start, Instance] = Batcher(
-            self._run_starts, name="starts", max_size=_BATCH_SIZE, runners=_BATCH_RUNNERS
+            self._run_starts,
+            name="starts",
+            max_size=_BATCH_SIZE,
+            runners=_BATCH_RUNNERS,
+            observe=metrics.batch_size.labels("starts").observe,
         )
         self._job_events: Batcher[_JobEvent, None] = Batcher(
-            self._run_job_events, name="job-events", max_size=_BATCH_SIZE, runners=_BATCH_RUNNERS
+            self._run_job_events,
+            name="job-events",
+            max_size=_BATCH_SIZE,
+            runners=_BATCH_RUNNERS,
+            observe=metrics.batch_size.labels("job_events").observe,
         )
 
     # -- plumbing -------------------------------------------------------------------------
