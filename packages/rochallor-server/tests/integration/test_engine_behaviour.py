@@ -368,25 +368,28 @@ async def test_concurrent_branch_arrivals_fire_the_join_once(api: Api) -> None:
         assert len(await api.poll(["join-after"], max_jobs=10)) == 1
 
 
+def fan_in(definition_id: str, job_type: str, branches: list[str]) -> dict[str, Any]:
+    """A parallel gateway into one SERVICE_TASK per branch, joined, then the end."""
+    return wf(
+        definition_id,
+        {
+            "id": "fork",
+            "name": "Fork",
+            "type": "PARALLEL_GATEWAY",
+            "parallelNextSteps": branches,
+            "joinStep": "join",
+        },
+        *(task(branch, job_type, "join") for branch in branches),
+        {"id": "join", "name": "Join", "type": "JOIN_GATEWAY", "nextStep": "end"},
+        END,
+    )
+
+
 async def test_a_wide_fan_in_completed_at_once_joins_once(api: Api) -> None:
     """Forty branches of one instance complete together, in one batch request and as forty
     single requests: every completion succeeds, each is applied once, the join fires once."""
     branches = [f"b{n}" for n in range(40)]
-    await api.upload(
-        wf(
-            "t-wide",
-            {
-                "id": "fork",
-                "name": "Fork",
-                "type": "PARALLEL_GATEWAY",
-                "parallelNextSteps": branches,
-                "joinStep": "join",
-            },
-            *(task(b, "wide-branch", "join") for b in branches),
-            {"id": "join", "name": "Join", "type": "JOIN_GATEWAY", "nextStep": "end"},
-            END,
-        )
-    )
+    await api.upload(fan_in("t-wide", "wide-branch", branches))
     for batched in (True, False):
         inst = await api.start("t-wide")
         jobs = await api.poll(["wide-branch"], max_jobs=100)
@@ -418,21 +421,7 @@ async def test_two_replicas_completing_branches_of_one_instance_join_once(pg_dsn
             Api.connect(f"http://127.0.0.1:{a.rest_port}") as api_a,
             Api.connect(f"http://127.0.0.1:{b.rest_port}") as api_b,
         ):
-            await api_a.upload(
-                wf(
-                    "t-replicas",
-                    {
-                        "id": "fork",
-                        "name": "Fork",
-                        "type": "PARALLEL_GATEWAY",
-                        "parallelNextSteps": branches,
-                        "joinStep": "join",
-                    },
-                    *(task(name, "replica-branch", "join") for name in branches),
-                    {"id": "join", "name": "Join", "type": "JOIN_GATEWAY", "nextStep": "end"},
-                    END,
-                )
-            )
+            await api_a.upload(fan_in("t-replicas", "replica-branch", branches))
             for _ in range(3):
                 inst = await api_a.start("t-replicas")
                 jobs = await api_b.poll(["replica-branch"], max_jobs=100)

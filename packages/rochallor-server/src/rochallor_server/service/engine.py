@@ -191,9 +191,9 @@ class Engine:
     # -- plumbing -------------------------------------------------------------------------
 
     @asynccontextmanager
-    async def _tx(self, kind: str, *, single_statement: bool = False) -> AsyncIterator[Transaction]:
+    async def _tx(self, kind: str, *, autocommit: bool = False) -> AsyncIterator[Transaction]:
         started = time.perf_counter()
-        scope = self.store.autocommit() if single_statement else self.store.transaction()
+        scope = self.store.autocommit() if autocommit else self.store.transaction()
         try:
             async with scope as tx:
                 yield tx
@@ -341,7 +341,7 @@ class Engine:
 
     async def get_definition(self, definition_id: str, version: int | None) -> DefinitionRecord:
         """Latest when ``version`` is None. Raises ``NotFound`` (``definition not found``)."""
-        async with self._tx("get_definition", single_statement=True) as tx:
+        async with self._tx("get_definition", autocommit=True) as tx:
             if version is None:
                 record = await tx.latest_definition(definition_id)
             else:
@@ -403,7 +403,7 @@ class Engine:
         self, batch: list[Pending[_Start, Instance]]
     ) -> Sequence[Pending[_Start, Instance]]:
         """Start a batch of instances: one read of the latest versions, one write."""
-        async with self._tx("start_instance", single_statement=True) as tx:
+        async with self._tx("start_instance", autocommit=True) as tx:
             wanted = sorted({p.item.definition_id for p in batch if p.item.version is None})
             latest = await tx.latest_versions(wanted) if wanted else {}
             writes: list[tuple[Pending[_Start, Instance], list[cmd.Command], Instance]] = []
@@ -459,7 +459,7 @@ class Engine:
         return commands, outcome.instance
 
     async def get_instance(self, instance_id: str) -> Instance:
-        async with self._tx("get_instance", single_statement=True) as tx:
+        async with self._tx("get_instance", autocommit=True) as tx:
             instance = await tx.get_instance(instance_id)
         if instance is None:
             raise NotFound(f'instance "{instance_id}" not found')
@@ -473,12 +473,12 @@ class Engine:
             return await tx.list_instances(filter=filter, offset=offset, limit=limit)
 
     async def history(self, instance_id: str) -> list[StepExecution]:
-        async with self._tx("history", single_statement=True) as tx:
+        async with self._tx("history", autocommit=True) as tx:
             return await tx.history(instance_id)
 
     @_operation
     async def cancel_instance(self, instance_id: str, reason: str) -> Instance:
-        async with self._tx("cancel_instance", single_statement=True) as tx:
+        async with self._tx("cancel_instance", autocommit=True) as tx:
             state, definition = await self._load(
                 tx, instance_id, f'instance "{instance_id}" not found'
             )
@@ -518,7 +518,7 @@ class Engine:
         while True:
             now = self.clock.now()
             expires = now + dt.timedelta(seconds=self.settings.job_lease_seconds)
-            async with self._tx("poll_jobs", single_statement=True) as tx:
+            async with self._tx("poll_jobs", autocommit=True) as tx:
                 jobs = await tx.claim_jobs(
                     worker_id=worker_id,
                     job_types=job_types,
@@ -550,7 +550,7 @@ class Engine:
         One event per instance per write: a second event of an instance (parallel branches
         completing together) leads the next batch, decided on what the first one wrote.
         """
-        async with self._tx("job_events", single_statement=True) as tx:
+        async with self._tx("job_events", autocommit=True) as tx:
             loaded = await tx.load_job_events(list(dict.fromkeys(p.item.job_id for p in batch)))
             writes: dict[str, tuple[Pending[_JobEvent, None], list[cmd.Command]]] = {}
             later: list[Pending[_JobEvent, None]] = []
@@ -640,7 +640,7 @@ class Engine:
         if not worker_id:
             raise BadRequest("workerId is required")
         expires = self.clock.now() + dt.timedelta(seconds=self.settings.job_lease_seconds)
-        async with self._tx("extend_job_lease", single_statement=True) as tx:
+        async with self._tx("extend_job_lease", autocommit=True) as tx:
             extended = await tx.extend_lease(
                 job_id=job_id, worker_id=worker_id, lease_expires_at=expires
             )
@@ -662,7 +662,7 @@ class Engine:
         variables: JsonObject | None,
         completed_by: str | None,
     ) -> None:
-        async with self._tx("complete_user_task", single_statement=True) as tx:
+        async with self._tx("complete_user_task", autocommit=True) as tx:
             state, definition = await self._load(tx, instance_id, "workflow instance not found")
             core.check_user_task(definition, state.instance, step_id)
             task = await tx.open_user_task(instance_id, step_id)
@@ -681,7 +681,7 @@ class Engine:
 
     @_operation
     async def signal(self, instance_id: str, step_id: str, variables: JsonObject | None) -> None:
-        async with self._tx("signal", single_statement=True) as tx:
+        async with self._tx("signal", autocommit=True) as tx:
             state, definition = await self._load(tx, instance_id, "workflow instance not found")
             outcome = core.signal(
                 definition,
@@ -699,7 +699,7 @@ class Engine:
     @_operation
     async def fire_timer(self, instance_id: str, timer_id: str) -> bool:
         """Fire one due timer in its own transaction; ``False`` if it no longer applies."""
-        async with self._tx("fire_timer", single_statement=True) as tx:
+        async with self._tx("fire_timer", autocommit=True) as tx:
             try:
                 state, definition = await self._load(tx, instance_id, "instance not found")
             except NotFound:
@@ -714,7 +714,7 @@ class Engine:
 
     async def fire_due_timers(self, limit: int = 100) -> int:
         now = self.clock.now()
-        async with self._tx("due_timers", single_statement=True) as tx:
+        async with self._tx("due_timers", autocommit=True) as tx:
             due = await tx.due_timers(now=now, limit=limit)
         fired = 0
         for timer in due:
