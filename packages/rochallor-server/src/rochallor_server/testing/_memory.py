@@ -327,6 +327,15 @@ class InMemoryTransaction:
                 stored = self.tables.instances.get(command.instance.id)
                 if stored is None or stored.revision != command.instance.revision:
                     return False  # ``WHERE revision = $expected`` matched nothing
+            if isinstance(command, RetryJob):
+                stored_job = self.tables.jobs.get(command.job.id)
+                read = command.job
+                if stored_job is not None and (
+                    stored_job.status,
+                    stored_job.worker_id,
+                    stored_job.locked_at,
+                ) != (read.status, read.worker_id, read.locked_at):
+                    return False  # the retry applies only to the job as the event read it
         for command in commands:
             self._apply(command, audit=audit, created=created)
         return True

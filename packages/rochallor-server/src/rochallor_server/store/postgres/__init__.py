@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias, assert_never
 
 import asyncpg
+import attrs
 from asyncpg.pool import PoolConnectionProxy
 
 from rochallor_server.engine.commands import (
@@ -253,7 +254,12 @@ class PostgresTransaction:
         row = await self._conn.fetchrow(apply_statement(frozenset(document)), document)
         assert row is not None  # a SELECT without FROM yields one row
         saved = set(row["saved"]) if "save" in document else set()
-        return [guard is None or guard in saved for guard in guards]
+        retried = set(row["retried"]) if "job_retries" in document else set()
+        return [
+            (guard.instance is None or guard.instance in saved)
+            and retried.issuperset(guard.retried_jobs)
+            for guard in guards
+        ]
 
 
 # The apply statement of a document: ``WITH`` + the ``apply_*`` fragment of each kind of row
@@ -283,9 +289,11 @@ _FRAGMENTS = (
 _RESULTS = (
     ("save", "apply_result_saved"),
     ("jobs", "apply_result_woken_new"),
+    ("job_retries", "apply_result_retried"),
     ("job_retries", "apply_result_woken_retried"),
 )
 _GUARD = "x.g IN (SELECT id FROM saved)"
+_RETRY_GUARD = "x.j IN (SELECT id FROM retried_jobs)"
 # Looked up at import, like the statements above.
 _FRAGMENT_SQL = {block: QUERIES[block] for _, block in (*_FRAGMENTS, *_RESULTS)}
 
@@ -299,15 +307,26 @@ def apply_statement(kinds: frozenset[str]) -> str:
         raise ValueError(f"nothing to write in a document with {sorted(kinds)}")
     if "save" not in kinds:
         ctes = [cte.replace(_GUARD, "false") for cte in ctes]
+    if "job_retries" not in kinds:
+        ctes = [cte.replace(_RETRY_GUARD, "false") for cte in ctes]
     results = [_FRAGMENT_SQL[block] for kind, block in _RESULTS if kind in kinds]
     return "WITH " + ",\n".join(ctes) + "\nSELECT " + (",\n       ".join(results) or "1")
 
 
+@attrs.frozen
+class Guard:
+    """What an event's writes depend on: the existing instance it saves (at the revision it
+    read), and the existing job it retries (as it read it: status, worker, lease)."""
+
+    instance: str | None = None
+    retried_jobs: tuple[str, ...] = ()
+
+
 def command_document(
     events: Sequence[Sequence[Command]], *, audit: bool
-) -> tuple[dict[str, Any] | None, list[str | None]]:
+) -> tuple[dict[str, Any] | None, list[Guard]]:
     """The apply statement's document for the commands of some events (``None`` when nothing
-    is written), and each event's guard: the existing instance it saves, if any.
+    is written), and each event's guard (:class:`Guard`).
 
     The rows of an event that saves an instance are guarded by it (``g``): they are written
     only if the save applies at the revision the event read. One statement sees one snapshot,
@@ -318,7 +337,7 @@ def command_document(
     """
     builder = _Document()
     guards = [builder.add_event(commands, audit=audit) for commands in events]
-    saved = [g for g in guards if g is not None]
+    saved = [g.instance for g in guards if g.instance is not None]
     if len(set(saved)) != len(saved):
         raise ValueError("two events of one instance in one apply")
     return (builder.rows or None), guards
@@ -330,9 +349,10 @@ class _Document:
     def __init__(self) -> None:
         self.rows: dict[str, Any] = {}
         self.guard: str | None = None
+        self.retry_guard: tuple[str, ...] = ()
         self.new: dict[str, dict[str, dict[str, Any]]] = {}
 
-    def add_event(self, commands: Sequence[Command], *, audit: bool) -> str | None:
+    def add_event(self, commands: Sequence[Command], *, audit: bool) -> Guard:
         created = {c.instance.id for c in commands if isinstance(c, InsertInstance)}
         # The guard: the existing instance this event saves (a new one cannot have moved on).
         self.guard = next(
@@ -344,12 +364,20 @@ class _Document:
             None,
         )
         self.new = {"instances": {}, "executions": {}, "jobs": {}, "tasks": {}, "timers": {}}
+        inserted_jobs = {c.job.id for c in commands if isinstance(c, InsertJob)}
+        # The jobs of existing rows it retries; the first guards the event's audit entries
+        # (the core's retry outcome is one retry and its audit entry).
+        self.retry_guard = tuple(
+            c.job.id for c in commands if isinstance(c, RetryJob) and c.job.id not in inserted_jobs
+        )
         for c in commands:
             self.add(c, audit=audit)
-        return self.guard
+        return Guard(self.guard, self.retry_guard)
 
     def _row(self, kind: str, row: dict[str, Any]) -> None:
         row["g"] = self.guard
+        if kind == "audits":
+            row["j"] = self.retry_guard[0] if self.retry_guard else None
         self.rows.setdefault(kind, []).append(row)
         if kind in self.new:
             self.new[kind][row["id"]] = row
@@ -434,9 +462,14 @@ class _Document:
                         retries_remaining=c.retries_remaining,
                     )
                 else:
-                    self._row(
-                        "job_retries", {"id": c.job.id, "retries_remaining": c.retries_remaining}
-                    )
+                    # the job as the event read it: the retry applies only to that
+                    expected = {
+                        "status": c.job.status.value,
+                        "worker_id": c.job.worker_id,
+                        "locked_at": c.job.locked_at,
+                    }
+                    retry = {"id": c.job.id, "retries_remaining": c.retries_remaining}
+                    self._row("job_retries", {**retry, **expected})
             case InsertUserTask(task=t):
                 self._row(
                     "tasks",

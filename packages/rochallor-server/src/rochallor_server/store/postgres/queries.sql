@@ -339,17 +339,24 @@ ended_jobs AS (
 )
 
 -- apply_retried_jobs --
--- Fragment of the apply statement: jobs claimable again with a new retry budget.
+-- Fragment of the apply statement: jobs claimable again with a new retry budget, only if still as the event read them.
 -- $1 document jsonb
 retried_jobs AS (
-    -- claimable again with a new retry budget, keeping created_at
+    -- claimable again with a new retry budget, keeping created_at; only while the job is as
+    -- the failing event read it (status, worker and lease), like every other job write: a
+    -- cancel, a completion, a lease reclaim or another replica that got there first wins,
+    -- and the event (reported not applied) is decided again
     UPDATE job
     SET status = 'UNLOCKED', worker_id = NULL, locked_at = NULL, lock_expires_at = NULL,
         retries_remaining = x.retries_remaining
     FROM jsonb_to_recordset($1::jsonb -> 'job_retries') AS x(
-        g text, id text, retries_remaining integer)
+        g text, id text, retries_remaining integer, status text, worker_id text,
+        locked_at timestamptz)
     WHERE job.id = x.id AND (x.g IS NULL OR x.g IN (SELECT id FROM saved))
-    RETURNING job.job_type
+      AND job.status = x.status
+      AND job.worker_id IS NOT DISTINCT FROM x.worker_id
+      AND job.locked_at IS NOT DISTINCT FROM x.locked_at
+    RETURNING job.id, job.job_type
 )
 
 -- apply_new_tasks --
@@ -464,20 +471,26 @@ cancelled_timers AS (
 )
 
 -- apply_audits --
--- Fragment of the apply statement: audit log entries.
+-- Fragment of the apply statement: audit log entries (an entry of an event that retries a job, ``j``, only if the retry applied).
 -- $1 document jsonb
 audits AS (
     INSERT INTO audit_log (actor, kind, instance_id, detail)
     SELECT x.actor, x.kind, x.instance_id, x.detail
     FROM jsonb_to_recordset($1::jsonb -> 'audits') AS x(
-        g text, actor text, kind text, instance_id text, detail jsonb)
-    WHERE x.g IS NULL OR x.g IN (SELECT id FROM saved)
+        g text, j text, actor text, kind text, instance_id text, detail jsonb)
+    WHERE (x.g IS NULL OR x.g IN (SELECT id FROM saved))
+      AND (x.j IS NULL OR x.j IN (SELECT id FROM retried_jobs))
 )
 
 -- apply_result_saved --
 -- Result column of the apply statement (with apply_saved): the ids of the instances saved.
 -- (no parameters)
 ARRAY(SELECT id FROM saved) AS saved
+
+-- apply_result_retried --
+-- Result column of the apply statement (with apply_retried_jobs): the ids of the jobs retried.
+-- (no parameters)
+ARRAY(SELECT id FROM retried_jobs) AS retried
 
 -- apply_result_woken_new --
 -- Result column of the apply statement (with apply_new_jobs): wake the pollers of each type that got a claimable job (sent at commit).
