@@ -35,8 +35,13 @@ T = TypeVar("T")
 LEASE_RENEW_FRACTION = 1 / 3
 #: Lease assumed when the engine's ``lockExpiresAt`` is already past on arrival (clock skew).
 FALLBACK_LEASE_SECONDS = 30.0
-#: Attempts to report a completion (idempotent on the engine, so safe to repeat).
+#: Attempts to report a completion (idempotent on the engine, so safe to repeat) at least;
+#: while the engine answers "unavailable" (a database outage) or cannot be reached, the
+#: completion is kept and retried until the job's lease ends, so that an outage shorter
+#: than the lease costs no redelivery.
 COMPLETE_ATTEMPTS = 3
+#: Longest pause between two attempts to report a completion.
+COMPLETE_BACKOFF_MAX = 5.0
 
 
 def backoff_delay(
@@ -99,6 +104,8 @@ class _JobRun:
     lost: bool = False
     released: bool = False
     lease_extensions: int = 0
+    #: The latest lease end the engine gave (on claim, then on each extension).
+    lease_ends: datetime.datetime | None = None
 
 
 _Outcome = (
@@ -503,22 +510,36 @@ class Worker:
 
     async def _report_complete(self, run: _JobRun, variables: dict[str, Any]) -> bool:
         """Send the completion (batched with others, see ``CompletionSender``), retrying
-        transport and server-side errors; completion is idempotent on the engine."""
+        transport and server-side errors with backoff and jitter: at least
+        ``COMPLETE_ATTEMPTS`` times, and on until the job's lease ends (after it, the engine
+        offers the job again anyway); completion is idempotent on the engine."""
         assert self._completions is not None
-        for attempt in range(1, COMPLETE_ATTEMPTS + 1):
+        lease_ends = run.lease_ends or run.job.lock_expires_at
+        attempt = 0
+        while True:
+            attempt += 1
             exc = await self._completions.complete(run.job.id, variables)
             if exc is None:
                 return True
             retry = isinstance(exc, _errors.TransportError) or (
                 isinstance(exc, _errors.ApiError) and _server_side(exc)
             )
-            if retry and attempt < COMPLETE_ATTEMPTS:
-                await asyncio.sleep(backoff_delay(attempt, self.settings.backoff_initial, 5.0))
+            delay = backoff_delay(attempt, self.settings.backoff_initial, COMPLETE_BACKOFF_MAX)
+            left = 0.0 if lease_ends is None else (lease_ends - _utcnow()).total_seconds()
+            if retry and (attempt < COMPLETE_ATTEMPTS or delay < left):
+                if attempt == COMPLETE_ATTEMPTS:
+                    logger.warning(
+                        "job %s: completion not accepted yet (%s); keeping it for the %.0fs "
+                        "left of its lease",
+                        run.job.id,
+                        exc,
+                        left,
+                    )
+                await asyncio.sleep(delay)
                 continue
             self.metrics.report_errors.labels("complete").inc()
             logger.error("job %s: completion not accepted: %s", run.job.id, exc)
             return False
-        return False  # pragma: no cover - the loop always returns
 
     async def _report_fail(
         self, run: _JobRun, message: str, retryable: bool, client: client_base.JobClient
@@ -590,7 +611,7 @@ class Worker:
                 continue
             self.metrics.lease_extensions.labels("ok").inc()
             run.lease_extensions += 1
-            expires = new_expires
+            expires = run.lease_ends = new_expires
             lease = max((expires - _utcnow()).total_seconds(), 0.0)
             if lease <= 0:
                 self._lose(run, "extension returned a lease end in the past")

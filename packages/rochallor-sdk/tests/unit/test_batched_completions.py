@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -209,7 +210,7 @@ async def test_a_lone_completion_goes_out_at_once_in_its_own_call() -> None:
 async def test_per_item_errors_keep_the_single_call_retry_policy(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    client = GatedClient()
+    client = GatedClient(lease=1.0)  # a completion is kept until its lease ends
     attempts: dict[str, int] = {}
 
     def flaky_engine(job_id: str) -> None:
@@ -232,10 +233,13 @@ async def test_per_item_errors_keep_the_single_call_retry_policy(
     worker = make_worker(registry, client, parallelism=8)
     with caplog.at_level(logging.ERROR, logger="rochallor_sdk.worker"):
         async with worker:
-            await eventually(lambda: attempts.get("always-down") == 3 and worker.in_flight == 0)
+            await eventually(lambda: attempts.get("always-down", 0) > 3 and worker.in_flight == 0)
 
-    # Retried: transport errors and 5xx; dropped at once: the 404 for one job.
-    assert attempts == {"fine": 1, "down-once": 2, "busy-twice": 3, "gone": 1, "always-down": 3}
+    # Retried: transport errors and 5xx (until the lease ends); dropped at once: the 404.
+    kept = attempts.pop("always-down")
+    assert attempts == {"fine": 1, "down-once": 2, "busy-twice": 3, "gone": 1}
+    assert kept > 3
+    attempts["always-down"] = kept
     assert set(client.completed) == {"fine", "down-once", "busy-twice"}
     assert sample(worker, COMPLETED, job_type="work") == 3
     assert sample(worker, REPORT_ERRORS, operation="complete") == 2
@@ -319,3 +323,30 @@ async def test_stop_sends_the_queued_completions_before_the_worker_ends() -> Non
     assert sorted(job_id for batch in client.batches for job_id in batch) == sorted(ids)
     assert client.single_calls == []
     assert client.failures == []
+
+
+async def test_a_completion_is_kept_through_an_outage_shorter_than_the_lease() -> None:
+    """503 "unavailable" (the engine's database restarting) for a while: the completion is
+    retried with backoff past ``COMPLETE_ATTEMPTS`` and lands before the lease ends."""
+    client = GatedClient(lease=30.0)
+    loop = asyncio.get_running_loop()
+    outage_ends = loop.time() + 1.0
+    attempts: list[float] = []
+
+    def restarting_database(job_id: str) -> None:
+        attempts.append(loop.time())
+        if loop.time() < outage_ends:
+            raise ApiError("database unavailable", status=503, operation="complete")
+
+    client.on_complete = restarting_database
+    registry = Registry()
+    registry.register("work")(lambda ctx: {"done": True})
+    job_id = client.add_job("work")
+    worker = make_worker(registry, client)
+    async with worker:
+        await eventually(lambda: job_id in client.completed, within=10)
+    assert len(attempts) > 3
+    assert attempts[-1] >= outage_ends
+    gaps = [b - a for a, b in itertools.pairwise(attempts)]
+    assert max(gaps) <= 5.0  # bounded backoff
+    assert sample(worker, REPORT_ERRORS, operation="complete") == 0
