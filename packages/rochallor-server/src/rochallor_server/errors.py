@@ -42,6 +42,16 @@ class StorageError(RochallorError):
     """The database failed."""
 
 
+class StorageUnavailable(StorageError):
+    """The database cannot be reached (restarting, refusing connections, connection lost).
+
+    The operation may or may not have been applied; every write is idempotent or guarded, so
+    the client tries again later (REST 503 with ``Retry-After``, gRPC ``UNAVAILABLE``).
+    """
+
+    retry_after_seconds = 2
+
+
 class TransientStorageError(StorageError):
     """The database aborted the transaction (deadlock or serialization failure); retry it."""
 

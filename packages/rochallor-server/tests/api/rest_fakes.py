@@ -109,6 +109,7 @@ class FakeEngine(Engine):
             "extend_job_lease": T2,
             "complete_user_task": None,
             "signal": None,
+            "check_database": None,
         }
 
     def fail(self, method: str, error: BaseException) -> None:
@@ -156,6 +157,9 @@ class FakeEngine(Engine):
             variables=variables,
             business_key=business_key,
         )
+
+    async def check_database(self) -> None:
+        self._answer("check_database")
 
     async def get_instance(self, instance_id: str) -> Instance:
         return self._answer("get_instance", instance_id=instance_id)  # type: ignore[no-any-return]

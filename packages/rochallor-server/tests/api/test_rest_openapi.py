@@ -18,7 +18,13 @@ from rest_fakes import Client, ClientFactory, FakeEngine
 from rochallor_server.api.rest import app as rest_app
 from rochallor_server.api.rest import routes
 from rochallor_server.config import DispatchMode
-from rochallor_server.errors import BadRequest, Conflict, NotFound, StorageError
+from rochallor_server.errors import (
+    BadRequest,
+    Conflict,
+    NotFound,
+    StorageError,
+    StorageUnavailable,
+)
 from rochallor_server.metrics import Metrics
 
 _METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
@@ -56,7 +62,8 @@ def _errors(
 
 
 TOO_LARGE = Scenario(path="", body=b'{"x": "' + b"y" * 100 + b'"}', options={"client_max_size": 32})
-STORAGE = StorageError("database unavailable")
+STORAGE = StorageError("database failure")
+UNAVAILABLE = StorageUnavailable("database unavailable: ConnectionRefusedError")
 BATCH = b'{"completions": [{"jobId": "j"}]}'
 DEFINITION = b'{"id": "d", "name": "D", "steps": [{"id": "a", "name": "A", "type": "END"}]}'
 
@@ -64,6 +71,8 @@ DEFINITION = b'{"id": "d", "name": "D", "steps": [{"id": "a", "name": "A", "type
 def _scenarios() -> dict[tuple[str, str, int], Scenario]:
     table: dict[tuple[str, str, int], Scenario] = {
         ("GET", "/healthz", 200): Scenario(path="/healthz"),
+        ("GET", "/readyz", 200): Scenario(path="/readyz"),
+        ("GET", "/readyz", 503): Scenario(path="/readyz", fail=("check_database", UNAVAILABLE)),
         ("GET", "/v1/openapi.json", 200): Scenario(path="/v1/openapi.json"),
         # definitions
         ("POST", "/v1/definitions", 201): Scenario(path="/v1/definitions", body=DEFINITION),
@@ -150,6 +159,8 @@ def _scenarios() -> dict[tuple[str, str, int], Scenario]:
          {400: b"{}", 404: NotFound("job not found"), 409: Conflict("not yours"), 500: STORAGE}),
     ]  # fmt: skip
     for method, template, path, engine_method, body, statuses in errors:
+        if 500 in statuses:  # every operation that reads or writes the database
+            statuses = {**statuses, 503: UNAVAILABLE}
         table.update(_errors(method, template, path, engine_method, body=body, statuses=statuses))
         if method == "POST":
             table[(method, template, 413)] = attrs.evolve(TOO_LARGE, path=path)
@@ -235,6 +246,8 @@ async def test_scenario_produces_the_documented_status(
     )
 
     assert response.status == status
+    if status == 503:
+        assert response.headers["Retry-After"] == "2"
     if status >= 400:
         assert response.headers["Content-Type"] == "application/json"
         body = await response.json()

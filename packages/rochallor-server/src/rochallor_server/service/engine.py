@@ -722,6 +722,10 @@ class Engine:
                 fired += 1
         return fired
 
+    async def check_database(self) -> None:
+        """Raise ``StorageUnavailable`` unless the database answers now (readiness)."""
+        await self.store.ping()
+
     async def reclaim_expired_leases(self, limit: int = 1000) -> int:
         """Expired leases back to claimable; retries are not spent (``semantics.md`` §8.4)."""
         async with self._tx("reclaim_leases") as tx:

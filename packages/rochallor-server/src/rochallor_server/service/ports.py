@@ -144,6 +144,10 @@ class Store(Protocol):
         """Try a session advisory lock, held while the context is open; ``False`` if taken."""
         ...
 
+    async def ping(self) -> None:
+        """Return if the database answers now; raise ``StorageUnavailable`` otherwise."""
+        ...
+
     async def wait_for_jobs(self, job_types: Sequence[str], timeout: float) -> None:  # noqa: ASYNC109
         """Return when a job of one of ``job_types`` may have become claimable, or on timeout."""
         ...

@@ -537,6 +537,9 @@ class InMemoryStore:
         finally:
             self._advisory_locks.discard(key)
 
+    async def ping(self) -> None:
+        """The in-memory store is always reachable."""
+
     async def wait_for_jobs(self, job_types: Sequence[str], timeout: float) -> None:  # noqa: ASYNC109
         event = asyncio.Event()
         types = set(job_types)

@@ -7,6 +7,7 @@ error                              status                   message
 ``BadRequest``                     ``INVALID_ARGUMENT``     the REST ``reason``
 ``NotFound``                       ``NOT_FOUND``            the REST ``reason``
 ``Conflict``                       ``FAILED_PRECONDITION``  the REST ``reason``
+``StorageUnavailable``             ``UNAVAILABLE``          the REST ``reason``
 ``StorageError``, other domain     ``INTERNAL``             ``internal error: <message>``
 anything else                      ``INTERNAL``             ``internal error: unexpected error``
 =================================  =======================  ===============================
@@ -22,7 +23,14 @@ import logging
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 
-from rochallor_server.errors import BadRequest, Conflict, NotFound, RochallorError, StorageError
+from rochallor_server.errors import (
+    BadRequest,
+    Conflict,
+    NotFound,
+    RochallorError,
+    StorageError,
+    StorageUnavailable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +48,9 @@ def to_grpc(exc: BaseException, *, method: str = "") -> GRPCError:
         return GRPCError(Status.NOT_FOUND, exc.message)
     if isinstance(exc, Conflict):
         return GRPCError(Status.FAILED_PRECONDITION, exc.message)
+    if isinstance(exc, StorageUnavailable):
+        log.warning("gRPC %s: %s", method, exc.message)
+        return GRPCError(Status.UNAVAILABLE, exc.message)
     if isinstance(exc, StorageError):
         log.error("gRPC %s: storage failure: %s", method, exc.message)
         return GRPCError(Status.INTERNAL, INTERNAL_PREFIX + exc.message)

@@ -10,6 +10,7 @@ error                              status  body
 ``BadRequest``                     400     ``bad-request``
 ``NotFound``                       404     ``not-found``
 ``Conflict``                       409     ``conflict``
+``StorageUnavailable``             503     ``unavailable`` + ``Retry-After`` header
 ``UnsupportedFormat``              415     ``unsupported-format``
 body over ``client_max_size``      413     ``bad-request``
 ``StorageError``, anything else    500     ``internal-error`` (logged, no traceback)
@@ -33,6 +34,7 @@ from rochallor_server.errors import (
     NotFound,
     RochallorError,
     StorageError,
+    StorageUnavailable,
 )
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,7 @@ _ANSWERS: tuple[tuple[type[RochallorError], type[web.HTTPException], str], ...] 
     (NotFound, web.HTTPNotFound, "not-found"),
     (Conflict, web.HTTPConflict, "conflict"),
     (UnsupportedFormat, web.HTTPUnsupportedMediaType, "unsupported-format"),
+    (StorageUnavailable, web.HTTPServiceUnavailable, "unavailable"),
 )
 
 
@@ -81,7 +84,10 @@ def to_http(exc: RochallorError) -> web.HTTPException:
     if isinstance(exc, DefinitionRejected):
         details = [serde.violation(v) for v in exc.violations]
         return _json(answer, code, exc.message, details=details)
-    return _json(answer, code, exc.message)
+    answer_exc = _json(answer, code, exc.message)
+    if isinstance(exc, StorageUnavailable):
+        answer_exc.headers["Retry-After"] = str(exc.retry_after_seconds)
+    return answer_exc
 
 
 def item_result(exc: Exception) -> tuple[int, str, str]:
@@ -91,7 +97,9 @@ def item_result(exc: Exception) -> tuple[int, str, str]:
         log.error("batch item: unexpected error", exc_info=exc)
         return 500, "internal-error", "internal error"
     answer, code = _answer(exc)
-    if isinstance(exc, StorageError):
+    if isinstance(exc, StorageUnavailable):
+        log.warning("batch item: %s", exc.message)
+    elif isinstance(exc, StorageError):
         log.error("batch item: storage failure: %s", exc.message)
     return answer.status_code, code, exc.message
 
@@ -120,6 +128,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException:
         raise
     except (BadRequest, NotFound, Conflict, UnsupportedFormat) as exc:
+        raise to_http(exc) from None
+    except StorageUnavailable as exc:
+        log.warning("%s %s: %s", request.method, request.path, exc.message)
         raise to_http(exc) from None
     except StorageError as exc:
         log.error("%s %s: storage failure: %s", request.method, request.path, exc.message)

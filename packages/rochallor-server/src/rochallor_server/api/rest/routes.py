@@ -294,6 +294,15 @@ async def healthz(_request: web.Request) -> web.Response:
     return web.Response(status=200)
 
 
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    """200 while the database answers; 503 ``unavailable`` (with ``Retry-After``) otherwise.
+
+    ``/healthz`` stays a liveness check (the wire contract: 2xx, empty body, no database)."""
+    await _engine(request).check_database()
+    return _json({"database": "up"})
+
+
 @routes.get("/v1/openapi.json")
 async def openapi(request: web.Request) -> web.Response:
     return web.Response(body=request.app[OPENAPI_KEY], content_type="application/json")

@@ -47,7 +47,7 @@ from rochallor_server.engine.model import (
     Timer,
     UserTask,
 )
-from rochallor_server.errors import TransientStorageError
+from rochallor_server.errors import StorageUnavailable, TransientStorageError
 from rochallor_server.service import ports
 from rochallor_server.store.postgres import rows
 from rochallor_server.store.postgres.pool import create_pool
@@ -96,6 +96,31 @@ def like_pattern(keyword: str) -> str:
 
 def _by_age(jobs: list[Job]) -> list[Job]:
     return sorted(jobs, key=lambda job: (job.created_at, job.id))
+
+
+# What a database that is away looks like from here: the connection refused, reset or lost
+# (OSError, SQLSTATE class 08), the server shutting down or starting (57P01-57P03), no
+# connection slot left (53300), or a connection asyncpg already knows to be closed.
+_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.InterfaceError,
+)
+_PING_ERRORS: tuple[type[BaseException], ...] = (*_CONNECTION_ERRORS, TimeoutError)
+_PING_TIMEOUT = 2.0
+
+
+def _outage(exc: BaseException) -> bool:
+    # an InterfaceError is a misuse of a connection unless the connection is closed
+    return not isinstance(exc, asyncpg.InterfaceError) or "closed" in str(exc)
+
+
+def _unavailable(exc: BaseException) -> StorageUnavailable:
+    return StorageUnavailable(f"database unavailable: {type(exc).__name__}: {exc}".rstrip(": "))
 
 
 class PostgresTransaction:
@@ -743,6 +768,10 @@ class PostgresStore:
         except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError) as exc:
             # Rolled back whole; the service runs the operation again.
             raise TransientStorageError(str(exc)) from exc
+        except _CONNECTION_ERRORS as exc:
+            if not _outage(exc):
+                raise
+            raise _unavailable(exc) from exc
 
     @contextlib.asynccontextmanager
     async def autocommit(self) -> AsyncIterator[PostgresTransaction]:
@@ -751,6 +780,21 @@ class PostgresStore:
                 yield PostgresTransaction(conn)
         except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError) as exc:
             raise TransientStorageError(str(exc)) from exc
+        except _CONNECTION_ERRORS as exc:
+            if not _outage(exc):
+                raise
+            raise _unavailable(exc) from exc
+
+    async def ping(self) -> None:
+        """Raise :class:`StorageUnavailable` unless the database answers now."""
+        try:
+            async with asyncio.timeout(_PING_TIMEOUT):
+                async with self._pool.acquire() as conn:
+                    await conn.fetchval(_PING)
+        except _PING_ERRORS as exc:
+            if not _outage(exc):
+                raise
+            raise _unavailable(exc) from exc
 
     @contextlib.asynccontextmanager
     async def advisory_lock(self, key: int) -> AsyncIterator[bool]:

@@ -124,7 +124,8 @@ class EmbeddedPostgres:
     def initialised(self) -> bool:
         return (self.data_dir / "PG_VERSION").exists()
 
-    def start(self) -> str:
+    def start(self, port: int | None = None) -> str:
+        """Start the cluster (initialising it first if needed) on ``port``, else a free one."""
         self._prepare_dirs()
         if not self.initialised():
             args = ["-D", str(self.data_dir), "--auth=trust", "-U", "postgres", "-E", "UTF8"]
@@ -133,7 +134,7 @@ class EmbeddedPostgres:
             log.info("initialising embedded PostgreSQL in %s", self.data_dir)
             self._tool("initdb", *args, timeout=120)
         self._stop_leftover()
-        self.port = free_port()
+        self.port = port or free_port()
         options = [f"-h 127.0.0.1 -p {self.port} -k {self.data_dir}"]
         if self.ephemeral:
             options.append(
