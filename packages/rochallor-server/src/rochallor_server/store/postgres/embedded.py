@@ -11,6 +11,7 @@ import time; only its bundled binaries are used.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import importlib.util
 import logging
 import os
@@ -83,6 +84,7 @@ class EmbeddedPostgres:
         self.port: int | None = None
         self._bin = bin_dir()
         self._user = _run_as()
+        self._lock_fd: int | None = None
 
     @property
     def dsn(self) -> str:
@@ -125,8 +127,13 @@ class EmbeddedPostgres:
         return (self.data_dir / "PG_VERSION").exists()
 
     def start(self, port: int | None = None) -> str:
-        """Start the cluster (initialising it first if needed) on ``port``, else a free one."""
+        """Start the cluster (initialising it first if needed) on ``port``, else a free one.
+
+        Refuses (:class:`EmbeddedPostgresError`) a data directory that another live server
+        owns: the directory is ``flock``-ed for as long as this object runs the cluster.
+        """
         self._prepare_dirs()
+        self._lock()
         if not self.initialised():
             args = ["-D", str(self.data_dir), "--auth=trust", "-U", "postgres", "-E", "UTF8"]
             if self.ephemeral:
@@ -159,13 +166,60 @@ class EmbeddedPostgres:
         log.info("embedded PostgreSQL running on 127.0.0.1:%d (data %s)", self.port, self.data_dir)
         return self.dsn
 
+    def _lock(self) -> None:
+        """Own the data directory: an exclusive ``flock`` on it, held until :meth:`stop`.
+
+        The lock goes with the process (a SIGKILLed owner releases it); the postmaster does
+        not inherit it (the descriptor is not inheritable).
+        """
+        if self._lock_fd is not None:
+            return
+        fd = os.open(self.data_dir, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            owner = _read_pid(self.data_dir / _MARKER)
+            raise EmbeddedPostgresError(
+                f"the data directory {self.data_dir} is in use by another running server"
+                + (f" (pid {owner})" if owner else "")
+                + "; stop it first, or give this one its own directory (WE_DATA_DIR)"
+            ) from None
+        self._lock_fd = fd
+
+    def _unlock(self) -> None:
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            os.close(fd)  # releases the flock
+
     def _stop_leftover(self) -> None:
-        """A crashed earlier run may have left its postmaster behind: stop it first."""
-        if (self.data_dir / "postmaster.pid").exists():
-            with contextlib.suppress(EmbeddedPostgresError, subprocess.TimeoutExpired):
-                self._tool("pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "stop")
+        """A crashed earlier run may have left its postmaster behind: stop it first.
+
+        Only a postmaster this product started (its owner marker is there, and the owner is
+        gone: the data directory's lock was free) is stopped; any other live postmaster on
+        the directory belongs to someone else, and the start is refused.
+        """
+        postmaster = _read_pid(self.data_dir / "postmaster.pid")
+        if postmaster is None or not _alive(postmaster):
+            return  # none, or a stale pid file that PostgreSQL itself ignores
+        if not (self.data_dir / _MARKER).exists():
+            self._unlock()
+            raise EmbeddedPostgresError(
+                f"a PostgreSQL server (pid {postmaster}) that this product did not start is "
+                f"running on the data directory {self.data_dir}; stop it first, or give this "
+                "server its own directory (WE_DATA_DIR)"
+            )
+        log.warning(
+            "stopping the PostgreSQL server (pid %d) a crashed earlier run left on %s",
+            postmaster,
+            self.data_dir,
+        )
+        with contextlib.suppress(EmbeddedPostgresError, subprocess.TimeoutExpired):
+            self._tool("pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "stop")
 
     def stop(self, *, remove: bool = False) -> None:
+        if self._lock_fd is None:
+            return  # not started here (or refused): not ours to stop
         if (self.data_dir / "postmaster.pid").exists():
             mode = "immediate" if self.ephemeral else "fast"
             try:
@@ -175,6 +229,7 @@ class EmbeddedPostgres:
         self.port = None
         with contextlib.suppress(FileNotFoundError):
             (self.data_dir / _MARKER).unlink()
+        self._unlock()
         if remove:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
@@ -198,9 +253,23 @@ def reap_orphans(parent: Path, prefix: str) -> int:
             owner = -1
         if owner > 0 and _alive(owner):
             continue
-        EmbeddedPostgres(candidate, ephemeral=True).stop(remove=True)
+        orphan = EmbeddedPostgres(candidate, ephemeral=True)
+        try:
+            orphan._lock()
+        except EmbeddedPostgresError:
+            continue  # a live process still owns it
+        orphan.stop(remove=True)
         reaped += 1
     return reaped
+
+
+def _read_pid(path: Path) -> int | None:
+    """The pid on the first line of ``path`` (a pid file), ``None`` if absent or unreadable."""
+    try:
+        first = path.read_text().split("\n", 1)[0].strip()
+    except (FileNotFoundError, PermissionError, NotADirectoryError):
+        return None
+    return int(first) if first.isdigit() and int(first) > 0 else None
 
 
 def _alive(pid: int) -> bool:
