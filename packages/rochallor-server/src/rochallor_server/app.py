@@ -29,6 +29,7 @@ from rochallor_server.store.postgres import PostgresStore, migrate
 from rochallor_server.store.postgres import pool as pg_pool
 from rochallor_server.store.postgres.embedded import EmbeddedPostgres
 from rochallor_server.sweepers.base import PeriodicTask
+from rochallor_server.sweepers.chains import chain_sweeper
 from rochallor_server.sweepers.leases import lease_sweeper
 from rochallor_server.sweepers.timers import timer_sweeper
 
@@ -97,6 +98,8 @@ class Server:
         self.sweepers = [
             lease_sweeper(self.engine, self.store, settings.engine.lease_sweep_interval),
             timer_sweeper(self.engine, self.store, settings.engine.timer_sweep_interval),
+            # chained starts a crash left undone: as often as timers are swept
+            chain_sweeper(self.engine, settings.engine.timer_sweep_interval),
         ]
         for sweeper in self.sweepers:
             sweeper.start()

@@ -44,6 +44,7 @@ from rochallor_server.errors import (
     InstanceChanged,
     NotFound,
     RochallorError,
+    StorageError,
     TransientStorageError,
     Violation,
 )
@@ -172,6 +173,8 @@ class Engine:
         self.ids = ids
         self._definitions: OrderedDict[tuple[str, int], CompiledDefinition] = OrderedDict()
         self._background: set[asyncio.Task[None]] = set()
+        self._chain_runner: asyncio.Task[None] | None = None
+        self._chains_again = False
         self._closing = asyncio.Event()
         self._starts: Batcher[_Start, Instance] = Batcher(
             self._run_starts,
@@ -243,12 +246,22 @@ class Engine:
             elif isinstance(c, cmd.RetryJob):
                 m.job_retries.inc()
             elif isinstance(c, cmd.ChainNext):
-                self._spawn(self._chain(c), name=f"chain-{c.parent_instance_id}")
+                self._kick_chains()  # the request itself is in the committed write
 
-    def _spawn(self, coro: Any, *, name: str) -> None:
+    def _spawn(self, coro: Any, *, name: str) -> asyncio.Task[None]:
         task = asyncio.create_task(coro, name=name)
         self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        task.add_done_callback(self._background_done)
+        return task
+
+    def _background_done(self, task: asyncio.Task[None]) -> None:
+        """Forget a finished background task; log its failure (it has nobody to raise to)."""
+        self._background.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.error("background task %s failed", task.get_name(), exc_info=exc)
 
     def begin_shutdown(self) -> None:
         """End waiting long polls now (they answer with what they have: nothing)."""
@@ -276,28 +289,73 @@ class Engine:
         for task in pending:
             task.cancel()
 
-    async def _chain(self, c: cmd.ChainNext) -> None:
-        try:
-            child = await self._start(
-                definition_id=c.definition_id,
-                version=None,
-                variables=c.variables,
-                business_key=c.business_key,
-                actor="engine",
-                parent=c.parent_instance_id,
-            )
-        except Exception as exc:
-            log.warning("chaining %s -> %s failed: %s", c.parent_instance_id, c.definition_id, exc)
-            entry = AuditEntry(
-                kind="instance-chain-failed",
-                actor="engine",
-                instance_id=c.parent_instance_id,
-                detail={"target": c.definition_id, "error": str(exc)},
-            )
-            async with self._tx("chain") as tx:
-                await self._persist(tx, [cmd.Audit(entry=entry)])
+    def _kick_chains(self) -> None:
+        """Make the chained starts asked for now (one runner at a time; the chain sweeper
+        makes those a crash or a shutdown left)."""
+        if self._chain_runner is not None and not self._chain_runner.done():
+            self._chains_again = True
             return
-        log.debug("chained %s -> %s", c.parent_instance_id, child.id)
+        self._chain_runner = self._spawn(self._chains_until_none(), name="chains")
+
+    async def _chains_until_none(self) -> None:
+        while True:
+            self._chains_again = False
+            await self.run_pending_chains()
+            if not self._chains_again:
+                return
+
+    async def run_pending_chains(self, limit: int = 1000) -> int:
+        """Start the chained instances that parents' final transactions asked for.
+
+        Each child is started in one transaction with the removal of its request, so every
+        request starts exactly one child, whoever makes it (this replica right after the
+        parent's commit, the chain sweeper after a crash, another replica). Returns how many
+        requests were made (started, or audited as failed on the parent).
+        """
+        made = 0
+        while made < limit and await self._chain_one():
+            made += 1
+        return made
+
+    @_operation
+    async def _chain_one(self) -> bool:
+        async with self._tx("chain") as tx:
+            chain = await tx.next_pending_chain()
+            if chain is None:
+                return False
+            request = _Start(
+                definition_id=chain.definition_id,
+                version=None,
+                variables=chain.variables,
+                business_key=chain.business_key,
+                actor="engine",
+                parent=chain.parent_instance_id,
+            )
+            try:
+                latest = await tx.latest_versions([chain.definition_id])
+                commands, child = await self._decide_start(tx, request, latest)
+            except StorageError:
+                raise
+            except RochallorError as exc:  # the target cannot be started: say so on the parent
+                log.warning(
+                    "chaining %s -> %s failed: %s",
+                    chain.parent_instance_id,
+                    chain.definition_id,
+                    exc,
+                )
+                entry = AuditEntry(
+                    kind="instance-chain-failed",
+                    actor="engine",
+                    instance_id=chain.parent_instance_id,
+                    detail={"target": chain.definition_id, "error": str(exc)},
+                )
+                commands = [cmd.Audit(entry=entry)]
+            else:
+                log.debug("chained %s -> %s", chain.parent_instance_id, child.id)
+            await self._write(tx, [commands])
+            await tx.delete_pending_chain(chain.id)
+        self._after_commit(commands)
+        return True
 
     # -- definitions ----------------------------------------------------------------------
 

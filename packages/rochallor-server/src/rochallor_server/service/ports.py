@@ -23,6 +23,18 @@ from rochallor_server.engine.model import (
 
 T = TypeVar("T")
 
+
+@attrs.frozen(kw_only=True)
+class PendingChain:
+    """A chained start a parent's final transaction asked for, not made yet."""
+
+    id: int
+    parent_instance_id: str
+    definition_id: str
+    variables: JsonObject
+    business_key: str | None
+
+
 LoadedJob = tuple[Job, tuple[Instance, list[StepExecution]] | None]
 """A job, and its instance with its running executions (``None`` if it does not exist)."""
 
@@ -114,6 +126,15 @@ class Transaction(Protocol):
         """PENDING timers with ``fire_at <= now``, oldest first (read without locking)."""
         ...
 
+    async def next_pending_chain(self) -> PendingChain | None:
+        """The oldest chained start not made yet, locked until the transaction ends; requests
+        other transactions hold are skipped."""
+        ...
+
+    async def delete_pending_chain(self, chain_id: int) -> None:
+        """Forget a chained start (in the transaction that made it)."""
+        ...
+
     # writes
     async def apply_events(self, events: Sequence[Sequence[Command]], *, audit: bool) -> list[bool]:
         """Persist the commands of some events at once; one result per event.
@@ -155,4 +176,12 @@ class Store(Protocol):
     async def close(self) -> None: ...
 
 
-__all__ = ["InstanceFilter", "InstanceStatus", "LoadedJob", "Page", "Store", "Transaction"]
+__all__ = [
+    "InstanceFilter",
+    "InstanceStatus",
+    "LoadedJob",
+    "Page",
+    "PendingChain",
+    "Store",
+    "Transaction",
+]

@@ -40,6 +40,7 @@ class PeriodicTask:
         self.ticks = 0
 
     def start(self) -> None:
+        self._stop.clear()  # a stopped task may be started again
         self._task = asyncio.create_task(self.run(), name=self.name)
 
     async def run(self) -> None:

@@ -93,6 +93,7 @@ class MemoryTables:
     user_task_results: dict[str, UserTaskResult] = attrs.field(factory=dict)
     timers: dict[str, Timer] = attrs.field(factory=dict)
     audit_log: tuple[AuditEntry, ...] = ()
+    pending_chains: dict[int, ports.PendingChain] = attrs.field(factory=dict)
 
 
 def _deep(value: _V) -> _V:
@@ -315,6 +316,16 @@ class InMemoryTransaction:
         )
         return sorted(due, key=lambda t: (t.fire_at, t.id))[:limit]
 
+    # chaining
+
+    async def next_pending_chain(self) -> ports.PendingChain | None:
+        chains = self.tables.pending_chains
+        return chains[min(chains)] if chains else None  # transactions are serialised
+
+    async def delete_pending_chain(self, chain_id: int) -> None:
+        if chain_id in self.tables.pending_chains:
+            del self._write("pending_chains")[chain_id]
+
     # writes
 
     async def apply_events(self, events: Sequence[Sequence[Command]], *, audit: bool) -> list[bool]:
@@ -431,7 +442,15 @@ class InMemoryTransaction:
                     copied = attrs.evolve(entry, detail=_deep(entry.detail))
                     self.tables.audit_log = (*self.tables.audit_log, copied)
             case ChainNext():
-                pass  # the service starts the chained instance after commit
+                chains = self._write("pending_chains")
+                chain_id = max(chains, default=0) + 1
+                chains[chain_id] = ports.PendingChain(
+                    id=chain_id,
+                    parent_instance_id=command.parent_instance_id,
+                    definition_id=command.definition_id,
+                    variables=_deep(command.variables),
+                    business_key=command.business_key,
+                )
             case _:
                 assert_never(command)
 

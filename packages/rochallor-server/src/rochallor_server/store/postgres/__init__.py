@@ -79,6 +79,8 @@ _NOTIFY_JOB_TYPES = QUERIES["notify_job_types"]
 _OPEN_USER_TASK = QUERIES["open_user_task"]
 _GET_TIMER = QUERIES["get_timer"]
 _DUE_TIMERS = QUERIES["due_timers"]
+_NEXT_PENDING_CHAIN = QUERIES["next_pending_chain"]
+_DELETE_PENDING_CHAIN = QUERIES["delete_pending_chain"]
 _TRY_ADVISORY_LOCK = QUERIES["try_advisory_lock"]
 _ADVISORY_UNLOCK = QUERIES["advisory_unlock"]
 _PING = QUERIES["ping"]
@@ -270,6 +272,23 @@ class PostgresTransaction:
             return []
         return [rows.timer_from_row(r) for r in await self._conn.fetch(_DUE_TIMERS, now, limit)]
 
+    # chaining
+
+    async def next_pending_chain(self) -> ports.PendingChain | None:
+        row = await self._conn.fetchrow(_NEXT_PENDING_CHAIN)
+        if row is None:
+            return None
+        return ports.PendingChain(
+            id=row["id"],
+            parent_instance_id=row["parent_instance_id"],
+            definition_id=row["definition_id"],
+            variables=row["variables"],
+            business_key=row["business_key"],
+        )
+
+    async def delete_pending_chain(self, chain_id: int) -> None:
+        await self._conn.execute(_DELETE_PENDING_CHAIN, chain_id)
+
     # writes
 
     async def apply_events(self, events: Sequence[Sequence[Command]], *, audit: bool) -> list[bool]:
@@ -309,6 +328,7 @@ _FRAGMENTS = (
     ("cancels", "apply_cancelled_jobs"),
     ("cancels", "apply_cancelled_tasks"),
     ("cancels", "apply_cancelled_timers"),
+    ("chains", "apply_chains"),
     ("audits", "apply_audits"),
 )
 _RESULTS = (
@@ -560,7 +580,16 @@ class _Document:
                         },
                     )
             case ChainNext():
-                pass  # the service starts the chained instance after commit
+                # made after commit (or by the chain sweeper after a crash), exactly once
+                self._row(
+                    "chains",
+                    {
+                        "parent_instance_id": c.parent_instance_id,
+                        "definition_id": c.definition_id,
+                        "variables": c.variables,
+                        "business_key": c.business_key,
+                    },
+                )
             case _:
                 assert_never(c)
 

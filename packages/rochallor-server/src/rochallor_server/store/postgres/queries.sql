@@ -470,6 +470,18 @@ cancelled_timers AS (
           SELECT x.id FROM jsonb_to_recordset($1::jsonb -> 'timers_fired') AS x(id text))
 )
 
+-- apply_chains --
+-- Fragment of the apply statement: chained starts asked for (made after commit, or by the chain sweeper).
+-- $1 document jsonb
+chains AS (
+    INSERT INTO pending_chain (parent_instance_id, definition_id, variables, business_key)
+    SELECT x.parent_instance_id, x.definition_id, x.variables, x.business_key
+    FROM jsonb_to_recordset($1::jsonb -> 'chains') AS x(
+        g text, parent_instance_id text, definition_id text, variables jsonb,
+        business_key text)
+    WHERE x.g IS NULL OR x.g IN (SELECT id FROM saved)
+)
+
 -- apply_audits --
 -- Fragment of the apply statement: audit log entries (an entry of an event that retries a job, ``j``, only if the retry applied).
 -- $1 document jsonb
@@ -503,6 +515,20 @@ ARRAY(SELECT id FROM retried_jobs) AS retried
 -- (no parameters)
 (SELECT count(pg_notify('rochallor_jobs', t.job_type))
  FROM (SELECT DISTINCT job_type FROM retried_jobs) AS t) AS woken_retried
+
+-- next_pending_chain --
+-- The oldest chained start not made yet, locked until the transaction ends (rows other transactions hold are skipped).
+-- (no parameters)
+SELECT id, parent_instance_id, definition_id, variables, business_key
+FROM pending_chain
+ORDER BY id
+LIMIT 1
+FOR UPDATE SKIP LOCKED;
+
+-- delete_pending_chain --
+-- Forget a chained start, in the transaction that made it.
+-- $1 id bigint
+DELETE FROM pending_chain WHERE id = $1;
 
 -- try_advisory_lock --
 -- Take a session-level advisory lock if it is free.

@@ -8,7 +8,7 @@ CREATE TABLE schema_migrations (
     applied_at timestamptz NOT NULL DEFAULT now()
 );
 INSERT INTO schema_migrations (version) VALUES ('0001_initial'), ('0002_instance_revision'),
-    ('0003_event_indexes');
+    ('0003_event_indexes'), ('0004_pending_chain');
 
 CREATE TABLE workflow_definition (
     pk                          bigserial PRIMARY KEY,
@@ -143,3 +143,14 @@ CREATE TABLE dispatch_outbox (
     created_at  timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX ix_dispatch_outbox_created ON dispatch_outbox (created_at);
+
+-- Chained starts asked for by a parent's final transaction, not made yet (deleted in the
+-- transaction that starts the child).
+CREATE TABLE pending_chain (
+    id                 bigserial PRIMARY KEY,
+    parent_instance_id text NOT NULL,
+    definition_id      text NOT NULL,
+    variables          jsonb NOT NULL,
+    business_key       text,
+    created_at         timestamptz NOT NULL DEFAULT now()
+);
