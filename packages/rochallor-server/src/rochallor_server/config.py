@@ -48,6 +48,8 @@ class EngineSettings:
     lease_sweep_interval: float = 15.0
     timer_sweep_interval: float = 5.0
     max_poll_wait_seconds: float = 60.0
+    max_poll_waiters: int = 1000
+    """Long polls that may wait at once; past it a poll answers without waiting."""
 
 
 @attrs.frozen(kw_only=True)
@@ -168,6 +170,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             lease_sweep_interval=env.duration("WE_LEASE_SWEEP_INTERVAL", 15.0),
             timer_sweep_interval=env.duration("WE_TIMER_SWEEP_INTERVAL", 5.0),
             max_poll_wait_seconds=env.duration("WE_MAX_POLL_WAIT", 60.0),
+            max_poll_waiters=env.integer("WE_MAX_POLL_WAITERS", 1000, minimum=0),
         ),
         log_level=level,
     )

@@ -5,7 +5,7 @@ Each :class:`Metrics` owns its registry, so several servers can run in one proce
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -50,6 +50,14 @@ class Metrics:
         self.instance_conflicts = Counter(
             "engine_instance_conflicts_total",
             "Events decided again because another event wrote their instance first",
+            registry=r,
+        )
+        self.poll_waiters = Gauge(
+            "engine_poll_waiters", "Long polls waiting for jobs now", registry=r
+        )
+        self.poll_waiters_refused = Counter(
+            "engine_poll_waiters_refused_total",
+            "Long polls answered without waiting: the waiter cap (WE_MAX_POLL_WAITERS) was reached",
             registry=r,
         )
         self.lock_wait = Histogram(

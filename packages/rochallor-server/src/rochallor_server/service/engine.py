@@ -50,13 +50,12 @@ from rochallor_server.errors import (
 )
 from rochallor_server.metrics import Metrics
 from rochallor_server.service.batching import Batcher, Pending
+from rochallor_server.service.polling import PollHub, Waiter
 from rochallor_server.service.ports import InstanceFilter, LoadedJob, Page, Store, Transaction
 
 log = logging.getLogger(__name__)
 
 MAX_PAGE_SIZE = 200
-# A long poll re-checks the table at least this often, in case a wake-up was missed.
-_POLL_RECHECK_SECONDS = 0.5
 _DEFINITION_CACHE_SIZE = 512
 
 
@@ -173,6 +172,8 @@ class Engine:
         self.ids = ids
         self._definitions: OrderedDict[tuple[str, int], CompiledDefinition] = OrderedDict()
         self._background: set[asyncio.Task[None]] = set()
+        self._polls = PollHub(store.wait_for_jobs, max_waiters=settings.max_poll_waiters)
+        metrics.poll_waiters.set_function(lambda: self._polls.waiting)
         self._chain_runner: asyncio.Task[None] | None = None
         self._chains_again = False
         self._closing = asyncio.Event()
@@ -266,16 +267,12 @@ class Engine:
     def begin_shutdown(self) -> None:
         """End waiting long polls now (they answer with what they have: nothing)."""
         self._closing.set()
+        self._polls.wake_all()
 
-    async def _wait_for_jobs(self, job_types: Sequence[str], seconds: float) -> None:
-        """Until a job may be claimable, the engine is shutting down, or ``seconds`` pass."""
-        woken = asyncio.ensure_future(self.store.wait_for_jobs(job_types, seconds))
-        closing = asyncio.ensure_future(self._closing.wait())
-        try:
-            await asyncio.wait({woken, closing}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            woken.cancel()
-            closing.cancel()
+    @property
+    def poll_waiters(self) -> int:
+        """Long polls waiting for jobs now."""
+        return self._polls.waiting
 
     async def drain(self, grace: float = 10.0) -> None:
         """Wait for batched events and after-commit work (chaining); cancel what is left."""
@@ -573,21 +570,24 @@ class Engine:
         job_types = list(dict.fromkeys(job_types))  # each type once in the claim
         wait_seconds = min(max(wait_seconds, 0.0), self.settings.max_poll_wait_seconds)
         deadline = time.monotonic() + wait_seconds
-        while True:
-            now = self.clock.now()
-            expires = now + dt.timedelta(seconds=self.settings.job_lease_seconds)
-            async with self._tx("poll_jobs", autocommit=True) as tx:
-                jobs = await tx.claim_jobs(
-                    worker_id=worker_id,
-                    job_types=job_types,
-                    limit=max_jobs,
-                    now=now,
-                    lease_expires_at=expires,
-                )
-            remaining = deadline - time.monotonic()
-            if jobs or remaining <= 0 or self._closing.is_set():
-                break
-            await self._wait_for_jobs(job_types, min(remaining, _POLL_RECHECK_SECONDS))
+        waiter: Waiter | None = None
+        if wait_seconds > 0 and not self._closing.is_set():
+            # Joined before the first claim: a job arriving during it wakes this poll.
+            waiter = self._polls.join(job_types)
+            if waiter is None:
+                self.metrics.poll_waiters_refused.inc()
+        try:
+            while True:
+                now, jobs = await self._claim(worker_id, job_types, max_jobs)
+                remaining = deadline - time.monotonic()
+                if waiter is not None:
+                    self._polls.claimed(waiter, full=len(jobs) >= max_jobs)
+                if jobs or waiter is None or remaining <= 0 or self._closing.is_set():
+                    break
+                await waiter.wait(remaining)
+        finally:
+            if waiter is not None:
+                self._polls.leave(waiter)
         if self.metrics.polling:
             if not jobs:
                 self.metrics.job_lock_conflicts.inc()
@@ -596,6 +596,21 @@ class Engine:
                 self.metrics.job_pickup_latency.observe(latency)
                 self.metrics.job_poll_latency.observe(latency)
         return jobs
+
+    async def _claim(
+        self, worker_id: str, job_types: Sequence[str], max_jobs: int
+    ) -> tuple[dt.datetime, list[Job]]:
+        now = self.clock.now()
+        expires = now + dt.timedelta(seconds=self.settings.job_lease_seconds)
+        async with self._tx("poll_jobs", autocommit=True) as tx:
+            jobs = await tx.claim_jobs(
+                worker_id=worker_id,
+                job_types=job_types,
+                limit=max_jobs,
+                now=now,
+                lease_expires_at=expires,
+            )
+        return now, jobs
 
     async def _job_event(self, job_id: str, decide: _Decide) -> None:
         await self._job_events.submit(_JobEvent(job_id=job_id, decide=decide))
