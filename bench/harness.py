@@ -26,7 +26,7 @@ from rochallor_server.store.postgres.migrate import migrate_dsn
 from rochallor_server.store.postgres.pool import INDEX_PLANS, init_connection
 from rochallor_server.testing import TestCluster
 
-ALL_SCENARIOS = ("raw", "finished", "single", "grpc", "five", "latency", "backlog")
+ALL_SCENARIOS = ("raw", "finished", "single", "grpc", "five", "latency", "backlog", "idle")
 
 
 def _env_float(name: str, default: float) -> float:
@@ -66,6 +66,10 @@ class BenchSettings:
     # 5a. backlog burn-down
     backlog_jobs: int = 50_000
     backlog_max_s: float = 150.0
+    # 6. idle long polls
+    idle_waiters: int = 1000
+    idle_settle_s: float = 15.0  # PostgreSQL flushes an idle backend's statistics after 10 s
+    idle_s: float = 20.0
     # optional py-spy profile of the engine during scenario 2 (a file name; empty = off)
     profile: str = ""
 

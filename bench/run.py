@@ -18,6 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import e2e
+import idle
 import raw_sql
 from harness import (
     BenchSettings,
@@ -56,7 +57,7 @@ async def main() -> None:
         if "finished" in settings.scenarios:
             note("scenario 5b: claiming with finished jobs in the table")
             await raw_sql.run_finished(db, settings)
-        engine_scenarios = {"single", "grpc", "five", "latency", "backlog"}
+        engine_scenarios = {"single", "grpc", "five", "latency", "backlog", "idle"}
         if engine_scenarios & set(settings.scenarios):
             await _engine_scenarios(db, settings, raw)
     finally:
@@ -91,6 +92,9 @@ async def _engine_scenarios(db: Database, settings: BenchSettings, raw: float | 
         if "backlog" in settings.scenarios:
             note("scenario 5a: backlog burn-down")
             await e2e.run_backlog(load, raw)
+        if "idle" in settings.scenarios:
+            note("scenario 6: idle long polls")
+            await idle.run_idle(engine, conn, settings)
         rss, peak = engine.rss_mb()
         figure("server_rss_mb", rss)
         figure("server_rss_peak_mb", peak)
