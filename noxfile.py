@@ -14,6 +14,7 @@ nox.options.sessions = [
     "tests_validator",
     "tests_server",
     "tests_sdk",
+    "faults_quick",
 ]
 
 PYTHON = "3.11"
@@ -99,3 +100,32 @@ def bench(session: nox.Session) -> None:
     session.run("python", f"{VALIDATOR}/bench/bench_validator.py")
     session.run("python", f"{SERVER}/bench/bench_grpc_convert.py")
     session.run("python", "bench/run.py")
+
+
+def _faults(session: nox.Session, scale: str) -> None:
+    session.install("-e", VALIDATOR, "-e", f"{SERVER}[test]", "-e", f"{SDK}[test]")
+    session.run(
+        "pytest",
+        "faults",
+        "-q",
+        "-p",
+        "no:randomly",
+        "-p",
+        "no:cacheprovider",
+        *session.posargs,
+        env={"FAULTS_SCALE": scale},
+    )
+
+
+@nox.session(python=PYTHON)
+def faults(session: nox.Session) -> None:
+    """Fault suite, full size (on demand): real processes on an embedded PostgreSQL, one
+    line of figures per scenario; fails on a lost, stuck or double-advanced instance or an
+    invariant violation (faults/invariants.sql). See docs/reliability.md."""
+    _faults(session, "full")
+
+
+@nox.session(python=PYTHON)
+def faults_quick(session: nox.Session) -> None:
+    """Fault suite with fewer instances and faults (part of the default run)."""
+    _faults(session, "quick")
