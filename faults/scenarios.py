@@ -30,7 +30,7 @@ async def worker_sigkill(workdir: Path, scale: h.Scale) -> h.Result:
                 h.start_instances(http, [engine.url], "fault-flow", scale.instances)
             )
             for _ in range(scale.kills * 2):
-                await asyncio.sleep(random.uniform(0.5, 1.5))
+                await asyncio.sleep(random.uniform(0.3, 1.0))
                 workers.kill_one()
                 workers.spawn(engine.url)
             confirmed = await starting
