@@ -10,6 +10,7 @@ import os
 import random
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -51,14 +52,23 @@ class Scale:
     kills: int
     pg_down_s: float
     settle_s: float
+    timer_s: int
 
     @classmethod
     def from_env(cls) -> Scale:
         if os.environ.get("FAULTS_SCALE", "quick") == "full":
             return cls(
-                instances=2000, workers=4, parallelism=16, kills=6, pg_down_s=8.0, settle_s=180
+                instances=2000,
+                workers=4,
+                parallelism=16,
+                kills=6,
+                pg_down_s=8.0,
+                settle_s=180,
+                timer_s=30,
             )
-        return cls(instances=100, workers=2, parallelism=8, kills=2, pg_down_s=5.0, settle_s=90)
+        return cls(
+            instances=100, workers=2, parallelism=8, kills=2, pg_down_s=5.0, settle_s=90, timer_s=4
+        )
 
 
 # -- workflow definitions ----------------------------------------------------------------------
@@ -145,11 +155,20 @@ def log(message: str) -> None:
 class Engine:
     """One engine process on fixed ports: killed and started again, it answers where it did."""
 
-    def __init__(self, workdir: Path, name: str, *, dsn: str | None, data_dir: Path | None) -> None:
-        env = dict(ENGINE_ENV)
+    def __init__(
+        self,
+        workdir: Path,
+        name: str,
+        *,
+        dsn: str | None,
+        data_dir: Path | None,
+        **settings: str,
+    ) -> None:
+        env = {**ENGINE_ENV, **settings}
         if data_dir is not None:
             env["WE_DATA_DIR"] = str(data_dir)
         self.process = EngineProcess(dsn or "", workdir / f"{name}.log", env=env)
+        self._ports()
         if dsn is None:
             self.process.env.pop("WE_POSTGRES_DSN")  # the engine's own embedded PostgreSQL
         self.name = name
@@ -158,7 +177,23 @@ class Engine:
     def url(self) -> str:
         return self.process.rest_url
 
+    def _ports(self, *, rest: bool = True) -> None:
+        """Ports below the ephemeral range: while the engine is down, no outgoing connection
+        of this machine can take them as its source port (the REST port must survive a
+        restart: the workers know it)."""
+        p = self.process
+        if rest:
+            p.rest_port = _listenable_port()
+        p.grpc_port, p.metrics_port = _listenable_port(), _listenable_port()
+        p.env.update(
+            WE_REST_PORT=str(p.rest_port),
+            WE_GRPC_PORT=str(p.grpc_port),
+            WE_METRICS_PORT=str(p.metrics_port),
+        )
+
     async def start(self) -> None:
+        if self.process.proc is None:
+            self._ports(rest=False)  # nobody but the suite uses gRPC and metrics here
         await asyncio.to_thread(self.process.start, 90.0)
 
     def kill(self) -> None:
@@ -174,6 +209,18 @@ class Engine:
             await asyncio.to_thread(self.process.stop, 30.0)
 
 
+def _listenable_port() -> int:
+    """A free port in 20000-32767 (below Linux's default ephemeral range, 32768-60999)."""
+    while True:
+        port = random.randint(20000, 32767)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+
+
 class Workers:
     """SDK worker processes (``worker.py``), each logging its deliveries to its own file."""
 
@@ -182,12 +229,15 @@ class Workers:
         self.job_types = job_types
         self.parallelism = parallelism
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.engine_of: dict[str, str] = {}
         self._count = 0
         self.killed = 0
+        self.killed_ids: list[str] = []
 
     def spawn(self, url: str) -> str:
         self._count += 1
         worker_id = f"w{self._count}"
+        self.engine_of[worker_id] = url
         out = (self.workdir / f"{worker_id}.out").open("ab")
         self.procs[worker_id] = subprocess.Popen(
             [
@@ -205,12 +255,43 @@ class Workers:
         )
         return worker_id
 
+    def busy(self) -> list[str]:
+        """Workers handling jobs now (their delivery log was written in the last 0.3 s)."""
+        now = time.time()
+        found = []
+        for worker_id in sorted(self.procs):
+            path = self.workdir / f"{worker_id}.deliveries"
+            with contextlib.suppress(FileNotFoundError):
+                if now - path.stat().st_mtime < 0.3:
+                    found.append(worker_id)
+        return found
+
+    async def wait_busy(self, url: str | None = None, within: float = 30.0) -> None:
+        """Until a worker (of the engine at ``url``) handles jobs: faults hit work in flight."""
+        deadline = time.monotonic() + within
+        while not [w for w in self.busy() if url is None or self.engine_of[w] == url]:
+            if time.monotonic() > deadline:
+                raise AssertionError("no worker got busy: the fault would hit nothing")
+            await asyncio.sleep(0.05)
+
+    async def kill_busy(self, within: float = 10.0) -> str | None:
+        """SIGKILL a worker while it holds jobs (``None`` if none got busy in time)."""
+        deadline = time.monotonic() + within
+        while not (busy := self.busy()):
+            if time.monotonic() > deadline:
+                return None
+            await asyncio.sleep(0.05)
+        return self.kill(random.choice(busy))
+
     def kill_one(self) -> str:
-        worker_id = random.choice(sorted(self.procs))
+        return self.kill(random.choice(sorted(self.procs)))
+
+    def kill(self, worker_id: str) -> str:
         proc = self.procs.pop(worker_id)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         self.killed += 1
+        self.killed_ids.append(worker_id)
         return worker_id
 
     def stop(self) -> None:

@@ -31,12 +31,20 @@ async def worker_sigkill(workdir: Path, scale: h.Scale) -> h.Result:
             )
             for _ in range(scale.kills * 2):
                 await asyncio.sleep(random.uniform(0.3, 1.0))
-                workers.kill_one()
+                if await workers.kill_busy() is None:
+                    break  # the load is over
                 workers.spawn(engine.url)
             confirmed = await starting
             recovery = await h.settle(dsn, scale.settle_s)
         result = h.Result("worker_sigkill", instances=len(confirmed), recovery_s=recovery)
         result.extra["workers_killed"] = workers.killed
+        async with h.connect(dsn) as conn:
+            # jobs the killed workers held: offered again once their leases ran out
+            result.extra["jobs_held_by_killed"] = await conn.fetchval(
+                "SELECT count(*) FROM audit_log WHERE kind = 'job-lease-expired'"
+                " AND detail->>'previousWorker' = ANY($1::text[])",
+                workers.killed_ids,
+            )
         return await h.check(result, dsn, confirmed, workers)
     finally:
         workers.stop()
@@ -60,7 +68,8 @@ async def engine_sigkill(workdir: Path, scale: h.Scale) -> h.Result:
                 h.start_instances(http, [engine.url], "fault-flow", scale.instances)
             )
             for _ in range(scale.kills):
-                await asyncio.sleep(random.uniform(1.0, 2.5))
+                await asyncio.sleep(random.uniform(0.5, 1.5))
+                await workers.wait_busy()
                 engine.kill()
                 await asyncio.sleep(random.uniform(0.2, 1.0))
                 await engine.start()
@@ -81,7 +90,9 @@ async def postgres_restart(workdir: Path, scale: h.Scale) -> h.Result:
     reconnects by itself (no restart), the SDK keeps its completions meanwhile."""
     db = h.Database(workdir)
     dsn = await db.start()
-    engine = h.Engine(workdir, "engine", dsn=dsn, data_dir=None)
+    # The default lease (30 s), longer than the outage: the SDK keeps its completions through
+    # it, so no job should need to be offered again.
+    engine = h.Engine(workdir, "engine", dsn=dsn, data_dir=None, WE_JOB_LEASE="30s")
     workers = h.Workers(workdir, h.FLOW_TYPES, scale.parallelism)
     try:
         await engine.start()
@@ -92,7 +103,8 @@ async def postgres_restart(workdir: Path, scale: h.Scale) -> h.Result:
             starting = asyncio.create_task(
                 h.start_instances(http, [engine.url], "fault-flow", scale.instances)
             )
-            await asyncio.sleep(1.5)
+            await workers.wait_busy()
+            await asyncio.sleep(0.5)
             await db.stop()
             down = time.monotonic()
             await asyncio.sleep(scale.pg_down_s)
@@ -128,7 +140,8 @@ async def replica_sigkill(workdir: Path, scale: h.Scale) -> h.Result:
                 h.start_instances(http, urls, "fault-flow", scale.instances),
                 h.start_instances(http, urls, "fault-timer", scale.instances // 4),
             )
-            await asyncio.sleep(random.uniform(1.5, 3.0))
+            await workers.wait_busy(urls[1])  # the doomed replica's workers hold jobs
+            await asyncio.sleep(random.uniform(0.2, 1.0))
             engines[1].kill()
             flows, timers = await starting
             recovery = await h.settle(dsn, scale.settle_s)
@@ -154,7 +167,7 @@ async def timers_while_down(workdir: Path, scale: h.Scale) -> h.Result:
             await engine.start()
         urls = [e.url for e in engines]
         async with await h.http_session() as http:
-            await h.upload(http, urls, h.timer_flow(4))
+            await h.upload(http, urls, h.timer_flow(scale.timer_s))
             confirmed = await h.start_instances(http, urls, "fault-timer", scale.instances)
             for engine in engines:
                 engine.kill()
@@ -175,8 +188,9 @@ async def timers_while_down(workdir: Path, scale: h.Scale) -> h.Result:
             workers.spawn(urls[0])
             recovery = await h.settle(dsn, scale.settle_s)
         result = h.Result("timers_while_down", instances=len(confirmed), recovery_s=recovery)
+        result.extra["pending_at_kill"] = pending
         result.extra["overdue_at_restart"] = overdue
-        assert pending == overdue == len(confirmed), (pending, overdue, len(confirmed))
+        assert overdue == pending > 0, (pending, overdue)  # all came due while down
         return await h.check(result, dsn, confirmed, workers)
     finally:
         workers.stop()
@@ -203,7 +217,8 @@ async def chain_engine_kill(workdir: Path, scale: h.Scale) -> h.Result:
                 h.start_instances(http, [engine.url], "fault-parent", scale.instances)
             )
             for _ in range(scale.kills):
-                await asyncio.sleep(random.uniform(1.0, 2.0))
+                await asyncio.sleep(random.uniform(0.5, 1.5))
+                await workers.wait_busy()
                 engine.kill()
                 async with h.connect(dsn) as conn:
                     pending_at_kill.append(

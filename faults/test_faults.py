@@ -7,6 +7,7 @@ default run)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import sys
 import tempfile
@@ -28,7 +29,10 @@ def test_scenario(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     except BaseException:
         sys.stderr.write(f"logs kept in {workdir}\n")
         raise
-    shutil.rmtree(workdir, ignore_errors=True)
+    if os.environ.get("FAULTS_KEEP"):
+        sys.stderr.write(f"logs kept in {workdir}\n")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
     with capsys.disabled():
         sys.stdout.write("\n" + result.line() + "\n")
         for check, rows in result.violations.items():

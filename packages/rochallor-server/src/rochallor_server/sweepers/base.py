@@ -9,6 +9,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 
+from rochallor_server.errors import StorageUnavailable
 from rochallor_server.service.ports import Store
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,8 @@ class PeriodicTask:
                 await self.tick_once()
             except asyncio.CancelledError:
                 raise
+            except StorageUnavailable as exc:  # an outage, not a bug: no traceback every tick
+                log.warning("%s: tick skipped: %s", self.name, exc.message)
             except Exception:
                 log.exception("%s: tick failed", self.name)
             delay = self.interval * random.uniform(0.9, 1.1)
