@@ -266,7 +266,7 @@ class Workers:
                     found.append(worker_id)
         return found
 
-    async def wait_busy(self, url: str | None = None, within: float = 30.0) -> None:
+    async def wait_busy(self, url: str | None = None, within: float = 90.0) -> None:
         """Until a worker (of the engine at ``url``) handles jobs: faults hit work in flight."""
         deadline = time.monotonic() + within
         while not [w for w in self.busy() if url is None or self.engine_of[w] == url]:

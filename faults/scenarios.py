@@ -29,6 +29,7 @@ async def worker_sigkill(workdir: Path, scale: h.Scale) -> h.Result:
             starting = asyncio.create_task(
                 h.start_instances(http, [engine.url], "fault-flow", scale.instances)
             )
+            await workers.wait_busy()  # worker processes take a while to start
             for _ in range(scale.kills * 2):
                 await asyncio.sleep(random.uniform(0.3, 1.0))
                 if await workers.kill_busy() is None:
