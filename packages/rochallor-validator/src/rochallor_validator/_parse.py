@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
@@ -13,6 +14,12 @@ from cattrs.errors import ForbiddenExtraKeysError, IterableValidationError
 
 from rochallor_validator import _rules
 from rochallor_validator._errors import DefinitionInvalid, ValidationIssue
+from rochallor_validator._limits import (
+    MAX_DOCUMENT_DEPTH,
+    MAX_FLOAT_MAGNITUDE,
+    MAX_INT,
+    MIN_INT,
+)
 from rochallor_validator._model import CONVERTER, WireError, WorkflowDefinition, to_camel
 
 _PLAIN_KEY_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -74,6 +81,14 @@ def load_document(data: str | bytes | Mapping[str, Any]) -> tuple[Any, list[Vali
         return None, [
             ValidationIssue(code="PARSE_ERROR", path="$", message=f"malformed JSON: {exc}")
         ]
+    except RecursionError:
+        return None, [
+            ValidationIssue(
+                code="PARSE_ERROR",
+                path="$",
+                message="malformed JSON: arrays and objects nested too deeply",
+            )
+        ]
     if not isinstance(doc, dict):
         return None, [
             ValidationIssue(
@@ -81,6 +96,82 @@ def load_document(data: str | bytes | Mapping[str, Any]) -> tuple[Any, list[Vali
             )
         ]
     return doc, []
+
+
+#: At most this many ``NUMBER_RANGE`` issues are listed for one document.
+_MAX_NUMBER_ISSUES: Final = 20
+
+
+def _number_problem(value: int | float) -> str | None:
+    """Why a JSON number cannot be stored and read back exactly, or None."""
+    if isinstance(value, int):
+        if MIN_INT <= value <= MAX_INT:
+            return None
+        return "integer outside the signed 64-bit range"
+    if not math.isfinite(value):
+        return "number is not finite"
+    if abs(value) >= MAX_FLOAT_MAGNITUDE:
+        return "number of magnitude 2^63 or more"
+    return None
+
+
+def limit_issues(raw: Any) -> list[ValidationIssue]:
+    """``NESTING_DEPTH`` and ``NUMBER_RANGE`` issues of a decoded JSON document.
+
+    Iterative, so a document of any depth is walked without exhausting the stack. The integer
+    ``version`` and the ``retryCount`` of a SERVICE_TASK are left to their own rules
+    (``VERSION_RANGE``, ``RETRY_COUNT_RANGE``).
+    """
+    own_rule: set[tuple[str | int, ...]] = {("version",)}
+    steps = raw.get("steps") if isinstance(raw, Mapping) else None
+    if isinstance(steps, list):
+        own_rule.update(
+            ("steps", i, "retryCount")
+            for i, step in enumerate(steps)
+            if isinstance(step, Mapping) and step.get("type") == "SERVICE_TASK"
+        )
+    issues: list[ValidationIssue] = []
+    numbers = 0
+    deep_reported = False
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(raw, ())]
+    while stack:
+        value, segments = stack.pop()
+        if isinstance(value, Mapping | list):
+            if len(segments) >= MAX_DOCUMENT_DEPTH:
+                if not deep_reported:
+                    deep_reported = True
+                    issues.append(
+                        ValidationIssue(
+                            code="NESTING_DEPTH",
+                            path=format_path(segments),
+                            message=f"arrays and objects are nested deeper than "
+                            f"{MAX_DOCUMENT_DEPTH} levels",
+                        )
+                    )
+                continue
+            items = list(value.items() if isinstance(value, Mapping) else enumerate(value))
+            stack.extend(
+                (item, (*segments, key if isinstance(key, str | int) else str(key)))
+                for key, item in reversed(items)
+            )
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            problem = _number_problem(value)
+            if problem is None:
+                continue
+            if isinstance(value, int) and segments in own_rule:
+                continue
+            path = format_path(segments)
+            numbers += 1
+            if numbers <= _MAX_NUMBER_ISSUES:
+                issues.append(
+                    ValidationIssue(
+                        code="NUMBER_RANGE",
+                        path=path,
+                        message=f"{path}: {problem}; numbers must be integers from -2^63 to "
+                        "2^63-1 or finite numbers smaller than 2^63 in magnitude",
+                    )
+                )
+    return issues
 
 
 def decode(raw: Any) -> tuple[WorkflowDefinition | None, list[ValidationIssue]]:
@@ -136,10 +227,13 @@ def check_definition(data: str | bytes | Mapping[str, Any]) -> ValidationReport:
     raw, issues = load_document(data)
     if issues:
         return ValidationReport(definition=None, errors=issues, warnings=[])
+    limits = limit_issues(raw)
     definition, issues = decode(raw)
     if definition is None:
-        return ValidationReport(definition=None, errors=_with_step_ids(issues, raw), warnings=[])
-    found = _with_step_ids(_rules.run_rules(definition), raw)
+        return ValidationReport(
+            definition=None, errors=_with_step_ids(issues + limits, raw), warnings=[]
+        )
+    found = _with_step_ids(limits + _rules.run_rules(definition), raw)
     return ValidationReport(
         definition=definition,
         errors=[i for i in found if i.severity == "error"],
