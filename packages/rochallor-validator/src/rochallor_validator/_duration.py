@@ -40,12 +40,14 @@ class IsoDuration:
 
     @property
     def longest(self) -> timedelta | None:
-        """The longest this duration can last (a year 366 days, a month 31 days).
+        """The longest this duration can last from any start.
 
-        None when that is beyond what a :class:`~datetime.timedelta` can hold.
+        Every 12 months (a year) count as 366 days and each remaining month as 31 days, their
+        longest lengths. None when that is beyond what a :class:`~datetime.timedelta` holds.
         """
+        years, months = divmod(12 * self.years + self.months, 12)
         try:
-            return timedelta(days=366 * self.years + 31 * self.months) + self.fixed
+            return timedelta(days=366 * years + 31 * months) + self.fixed
         except OverflowError:
             return None
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Final
 
-#: A boundary timer comes due at most this many days after it is scheduled, counting each year
-#: as 366 days and each month as 31 days (their longest lengths). 36 600 days is 100 years of
-#: 366 days, so ``P100Y`` is accepted and a timer scheduled at any time before year 9 000 comes
-#: due well before Python's ``datetime.max`` (year 9 999).
+#: A boundary timer comes due at most this many days after it is scheduled, counting every 12
+#: months as 366 days and each remaining month as 31 days (their longest lengths). 36 600 days
+#: is 100 years of 366 days, so ``P100Y`` and ``P1200M`` are accepted, and a timer scheduled at
+#: any time before year 9 000 comes due well before Python's ``datetime.max`` (year 9 999).
 MAX_DURATION_DAYS: Final = 36_600
 
 #: ``retryCount``: 0 to one million (the engine stores it in a 32-bit column).

@@ -381,7 +381,7 @@ class _Checker:
                     "BOUNDARY_DURATION_RANGE",
                     f"{path}.duration",
                     f'step "{sid}": boundary duration {shown!r} is longer than '
-                    f"{MAX_DURATION_DAYS} days (a year counted as 366 days, a month as 31)",
+                    f"{MAX_DURATION_DAYS} days (12 months counted as 366 days, a month as 31)",
                     sid,
                 )
         if _blank(event.target_step_id) or event.target_step_id not in self.ids:
