@@ -98,7 +98,7 @@ def load_document(data: str | bytes | Mapping[str, Any]) -> tuple[Any, list[Vali
     return doc, []
 
 
-#: At most this many ``NUMBER_RANGE`` issues are listed for one document.
+#: At most this many ``NUMBER_RANGE`` (and as many ``NUL_CHARACTER``) issues are listed.
 _MAX_NUMBER_ISSUES: Final = 20
 
 
@@ -116,7 +116,7 @@ def _number_problem(value: int | float) -> str | None:
 
 
 def limit_issues(raw: Any) -> list[ValidationIssue]:
-    """``NESTING_DEPTH`` and ``NUMBER_RANGE`` issues of a decoded JSON document.
+    """``NESTING_DEPTH``, ``NUMBER_RANGE`` and ``NUL_CHARACTER`` issues of a decoded document.
 
     Iterative, so a document of any depth is walked without exhausting the stack. The integer
     ``version`` and the ``retryCount`` of a SERVICE_TASK are left to their own rules
@@ -132,7 +132,23 @@ def limit_issues(raw: Any) -> list[ValidationIssue]:
         )
     issues: list[ValidationIssue] = []
     numbers = 0
+    nuls = 0
     deep_reported = False
+
+    def nul(segments: tuple[str | int, ...], what: str) -> None:
+        nonlocal nuls
+        nuls += 1
+        if nuls <= _MAX_NUMBER_ISSUES:
+            path = format_path(segments)
+            issues.append(
+                ValidationIssue(
+                    code="NUL_CHARACTER",
+                    path=path,
+                    message=f"{path}: {what} contains a NUL character (U+0000), which cannot "
+                    "be stored",
+                )
+            )
+
     stack: list[tuple[Any, tuple[str | int, ...]]] = [(raw, ())]
     while stack:
         value, segments = stack.pop()
@@ -150,10 +166,16 @@ def limit_issues(raw: Any) -> list[ValidationIssue]:
                     )
                 continue
             items = list(value.items() if isinstance(value, Mapping) else enumerate(value))
+            for key, _ in items:
+                if isinstance(key, str) and "\x00" in key:
+                    nul((*segments, key), "the key")
             stack.extend(
                 (item, (*segments, key if isinstance(key, str | int) else str(key)))
                 for key, item in reversed(items)
             )
+        elif isinstance(value, str):
+            if "\x00" in value:
+                nul(segments, "the string")
         elif isinstance(value, int | float) and not isinstance(value, bool):
             problem = _number_problem(value)
             if problem is None:

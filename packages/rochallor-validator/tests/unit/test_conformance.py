@@ -33,7 +33,7 @@ ERROR_CODES = {
     "DECISION_TABLE_AGGREGATION_VALUES",
     # limits (docs/validator.md, "Limits")
     "BOUNDARY_DURATION_RANGE", "VERSION_RANGE", "NUMBER_RANGE", "NESTING_DEPTH", "STRING_LENGTH",
-    "EXPR_LIMIT",
+    "EXPR_LIMIT", "NUL_CHARACTER",
 }  # fmt: skip
 
 
