@@ -825,6 +825,4 @@ def compile_expression(source: str) -> CompiledExpression:
     try:
         return CompiledExpression(source, parse_expression(source))
     except RecursionError:
-        raise ExpressionLimitError(
-            source, "expression nested too deeply", 0, "nesting"
-        ) from None
+        raise ExpressionLimitError(source, "expression nested too deeply", 0, "nesting") from None

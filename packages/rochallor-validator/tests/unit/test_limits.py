@@ -168,9 +168,7 @@ def test_retry_count_range() -> None:
     assert issues(with_task(retryCount=MAX_RETRY_COUNT)) == []
     assert issues(with_task(retryCount=0)) == []
     for bad in (MAX_RETRY_COUNT + 1, 10**12, 10**30, -1):
-        assert issues(with_task(retryCount=bad)) == [
-            ("RETRY_COUNT_RANGE", "$.steps[0].retryCount")
-        ]
+        assert issues(with_task(retryCount=bad)) == [("RETRY_COUNT_RANGE", "$.steps[0].retryCount")]
 
 
 def test_retry_count_of_a_step_that_ignores_it_is_still_a_storable_number() -> None:
@@ -202,13 +200,13 @@ def test_numbers_out_of_range_are_refused_with_their_path(value: Any) -> None:
     assert issues(with_transformation({"x": value})) == [
         ("NUMBER_RANGE", "$.steps[1].transformations.x")
     ]
-    assert issues(base(metadata={"a b": [1, value]})) == [
-        ("NUMBER_RANGE", '$.metadata["a b"][1]')
-    ]
+    assert issues(base(metadata={"a b": [1, value]})) == [("NUMBER_RANGE", '$.metadata["a b"][1]')]
 
 
 def test_non_finite_numbers_in_json_text_are_refused() -> None:
-    text = json.dumps(base()).replace('"Limits"', '"Limits", "metadata": {"n": [NaN, -Infinity, 1e999]}')
+    text = json.dumps(base()).replace(
+        '"Limits"', '"Limits", "metadata": {"n": [NaN, -Infinity, 1e999]}'
+    )
     assert issues(text) == [
         ("NUMBER_RANGE", "$.metadata.n[0]"),
         ("NUMBER_RANGE", "$.metadata.n[1]"),
@@ -431,7 +429,12 @@ def test_deep_values_compare_without_recursion() -> None:
 
 def test_entry_numbers_out_of_range_are_entry_syntax_errors() -> None:
     assert parse_input_entry(f"[{MIN_INT}..{MAX_INT}]").intervals
-    for entry in (f"< {MAX_INT + 1}", f"> {MIN_INT - 1}", "< " + "9" * 5000, "< 1" + "0" * 400 + ".5"):
+    for entry in (
+        f"< {MAX_INT + 1}",
+        f"> {MIN_INT - 1}",
+        "< " + "9" * 5000,
+        "< 1" + "0" * 400 + ".5",
+    ):
         with pytest.raises(EntrySyntaxError, match="out of range"):
             parse_input_entry(entry)
 
