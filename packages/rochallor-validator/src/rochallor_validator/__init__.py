@@ -32,6 +32,7 @@ from rochallor_validator._expression import (
     to_stored_value,
 )
 from rochallor_validator._limits import (
+    LIMIT_CODES,
     MAX_DOCUMENT_DEPTH,
     MAX_DURATION_DAYS,
     MAX_EXPRESSION_DEPTH,
@@ -84,6 +85,7 @@ from rochallor_validator._runtime import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "LIMIT_CODES",
     "MAX_DOCUMENT_DEPTH",
     "MAX_DURATION_DAYS",
     "MAX_EXPRESSION_DEPTH",

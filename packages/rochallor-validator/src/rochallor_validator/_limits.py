@@ -47,3 +47,17 @@ MAX_EXPRESSION_NESTING: Final = 32
 #: Depth of the operator tree of one expression (``a && b && c`` has depth 3: each binary
 #: operator adds a level above its operands).
 MAX_EXPRESSION_DEPTH: Final = 128
+
+#: Codes of the issues that report a limit of this module (``RETRY_COUNT_RANGE`` also reports a
+#: negative ``retryCount``, so it is not listed).
+LIMIT_CODES: Final = frozenset(
+    {
+        "BOUNDARY_DURATION_RANGE",
+        "VERSION_RANGE",
+        "NUMBER_RANGE",
+        "NESTING_DEPTH",
+        "NUL_CHARACTER",
+        "STRING_LENGTH",
+        "EXPR_LIMIT",
+    }
+)

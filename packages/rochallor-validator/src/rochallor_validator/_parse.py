@@ -239,8 +239,14 @@ def _with_step_ids(issues: list[ValidationIssue], raw: Any) -> list[ValidationIs
     return out
 
 
-def check_definition(data: str | bytes | Mapping[str, Any]) -> ValidationReport:
+def check_definition(
+    data: str | bytes | Mapping[str, Any], *, limits: bool = True
+) -> ValidationReport:
     """Decode and validate; never raises for bad input (only for programming errors).
+
+    ``limits=False`` leaves out the limits of ``docs/validator.md`` section 7 (codes
+    ``LIMIT_CODES`` and the upper bound of ``retryCount``). It exists only to read back a
+    definition stored before a limit was introduced; every upload must use the default.
 
     Decoding problems (``PARSE_ERROR``, ``UNKNOWN_FIELD``, ``INVALID_TYPE``,
     ``STEP_TYPE_VALID``) are all reported together; the semantic rules run only on a document
@@ -249,13 +255,13 @@ def check_definition(data: str | bytes | Mapping[str, Any]) -> ValidationReport:
     raw, issues = load_document(data)
     if issues:
         return ValidationReport(definition=None, errors=issues, warnings=[])
-    limits = limit_issues(raw)
+    past_limits = limit_issues(raw) if limits else []
     definition, issues = decode(raw)
     if definition is None:
         return ValidationReport(
-            definition=None, errors=_with_step_ids(issues + limits, raw), warnings=[]
+            definition=None, errors=_with_step_ids(issues + past_limits, raw), warnings=[]
         )
-    found = _with_step_ids(limits + _rules.run_rules(definition), raw)
+    found = _with_step_ids(past_limits + _rules.run_rules(definition, limits=limits), raw)
     return ValidationReport(
         definition=definition,
         errors=[i for i in found if i.severity == "error"],
@@ -268,9 +274,14 @@ def validate_definition(data: str | bytes | Mapping[str, Any]) -> list[Validatio
     return check_definition(data).errors
 
 
-def parse_definition(data: str | bytes | Mapping[str, Any]) -> WorkflowDefinition:
-    """Decode and validate; raises :class:`DefinitionInvalid` listing every error."""
-    report = check_definition(data)
+def parse_definition(
+    data: str | bytes | Mapping[str, Any], *, limits: bool = True
+) -> WorkflowDefinition:
+    """Decode and validate; raises :class:`DefinitionInvalid` listing every error.
+
+    ``limits``: as for :func:`check_definition`.
+    """
+    report = check_definition(data, limits=limits)
     if report.errors or report.definition is None:
         raise DefinitionInvalid(report.errors)
     return report.definition

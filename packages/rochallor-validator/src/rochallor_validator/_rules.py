@@ -65,8 +65,10 @@ def _key(name: str) -> str:
 
 
 class _Checker:
-    def __init__(self, definition: WorkflowDefinition) -> None:
+    def __init__(self, definition: WorkflowDefinition, *, limits: bool = True) -> None:
         self.definition = definition
+        #: Check the limits of ``_limits`` (off only to read back definitions stored earlier).
+        self.limits = limits
         self.issues: list[ValidationIssue] = []
         self.ids: dict[str, Step] = {}
         for step in definition.steps:
@@ -81,6 +83,8 @@ class _Checker:
     ) -> None:
         """Report a bad expression: ``EXPR_LIMIT`` past a limit, otherwise ``code``."""
         if isinstance(exc, ExpressionLimitError):
+            if not self.limits:
+                return
             self.error(
                 "EXPR_LIMIT", path, f"{prefix}: {exc.detail} (at offset {exc.position})", sid
             )
@@ -89,7 +93,7 @@ class _Checker:
 
     def too_long(self, value: str | None, path: str, what: str, sid: str | None = None) -> None:
         """``STRING_LENGTH`` when ``value`` has more than ``MAX_IDENTIFIER_LENGTH`` characters."""
-        if value is not None and len(value) > MAX_IDENTIFIER_LENGTH:
+        if self.limits and value is not None and len(value) > MAX_IDENTIFIER_LENGTH:
             self.error(
                 "STRING_LENGTH",
                 path,
@@ -117,7 +121,7 @@ class _Checker:
             )
         if _blank(d.name):
             self.error("NAME_REQUIRED", "$.name", "definition name is required")
-        if d.version is not None and not MIN_VERSION <= d.version <= MAX_VERSION:
+        if self.limits and d.version is not None and not MIN_VERSION <= d.version <= MAX_VERSION:
             self.error(
                 "VERSION_RANGE",
                 "$.version",
@@ -215,7 +219,8 @@ class _Checker:
                     f'service task "{sid}" needs a jobType',
                     sid,
                 )
-            if step.retry_count is not None and not 0 <= step.retry_count <= MAX_RETRY_COUNT:
+            highest = MAX_RETRY_COUNT if self.limits else step.retry_count
+            if step.retry_count is not None and not 0 <= step.retry_count <= highest:
                 self.error(
                     "RETRY_COUNT_RANGE",
                     f"{path}.retryCount",
@@ -376,7 +381,7 @@ class _Checker:
                 sid,
             )
         else:
-            if not duration.within_limit:
+            if self.limits and not duration.within_limit:
                 self.error(
                     "BOUNDARY_DURATION_RANGE",
                     f"{path}.duration",
@@ -730,6 +735,9 @@ class _Checker:
         yield from self.boundary_edges(step)
 
 
-def run_rules(definition: WorkflowDefinition) -> list[ValidationIssue]:
-    """Errors and warnings (``severity``) of a decoded definition."""
-    return _Checker(definition).run()
+def run_rules(definition: WorkflowDefinition, *, limits: bool = True) -> list[ValidationIssue]:
+    """Errors and warnings (``severity``) of a decoded definition.
+
+    ``limits=False`` leaves out the limits of ``docs/validator.md`` section 7.
+    """
+    return _Checker(definition, limits=limits).run()

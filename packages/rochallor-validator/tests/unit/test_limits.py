@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rochallor_validator import (
+    LIMIT_CODES,
     MAX_DOCUMENT_DEPTH,
     MAX_DURATION_DAYS,
     MAX_EXPRESSION_DEPTH,
@@ -32,6 +33,7 @@ from rochallor_validator import (
     ExpressionError,
     ExpressionLimitError,
     ExpressionSyntaxError,
+    ServiceTaskStep,
     check_definition,
     compile_decision_table,
     compile_expression,
@@ -478,3 +480,31 @@ def test_nul_characters_are_refused_with_their_path() -> None:
     escaped = json.dumps(base(description="\x00"))
     assert "\\u0000" in escaped
     assert issues(escaped) == [("NUL_CHARACTER", "$.description")]
+
+
+# ------------------------------------------------------------------------------------------
+# Reading back a definition stored before the limits
+
+
+def test_limits_can_be_left_out_to_read_back_stored_definitions() -> None:
+    deep = "(" * 40 + "flag" + ")" * 40
+    doc = with_task(
+        retryCount=10**12,
+        jobType="w" * 300,
+        conditionalNextSteps={deep: "end"},
+        boundaryEvents=[{"type": "TIMER", "duration": "P200Y", "targetStepId": "end"}],
+    )
+    doc.update(version=2**40, metadata={"big": 1e300})
+    found = {i.code for i in validate_definition(doc)}
+    assert found == LIMIT_CODES - {"NESTING_DEPTH", "NUL_CHARACTER"} | {"RETRY_COUNT_RANGE"}
+    definition = parse_definition(doc, limits=False)
+    assert check_definition(doc, limits=False).errors == []
+    # what the limits guard against now fails cleanly where it is used
+    step = definition.steps[0]
+    assert isinstance(step, ServiceTaskStep)
+    with pytest.raises(ExpressionLimitError):
+        select_branch(step.conditional_next_steps or (), {"flag": True})
+    # the other rules still apply
+    assert [i.code for i in check_definition(with_task(retryCount=-1), limits=False).errors] == [
+        "RETRY_COUNT_RANGE"
+    ]
