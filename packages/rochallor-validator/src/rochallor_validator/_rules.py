@@ -219,8 +219,8 @@ class _Checker:
                     f'service task "{sid}" needs a jobType',
                     sid,
                 )
-            highest = MAX_RETRY_COUNT if self.limits else step.retry_count
-            if step.retry_count is not None and not 0 <= step.retry_count <= highest:
+            retry = step.retry_count
+            if retry is not None and (retry < 0 or (self.limits and retry > MAX_RETRY_COUNT)):
                 self.error(
                     "RETRY_COUNT_RANGE",
                     f"{path}.retryCount",
