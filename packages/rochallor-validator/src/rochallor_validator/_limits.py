@@ -24,18 +24,18 @@ MIN_VERSION: Final = -(2**31)
 MAX_VERSION: Final = 2**31 - 1
 
 #: Any JSON number in a definition (literal values, decision-table outputs and defaults,
-#: metadata, ...): an integer within the signed 64-bit range, or a finite float whose magnitude
-#: is below 2**63 (PostgreSQL writes an integral float back as an integer).
+#: metadata, ...): an integer within the signed 64-bit range, or a finite double; the same rule
+#: as the server's for variables (an integer past 64 bits would be rounded by every SDK).
 MIN_INT: Final = -(2**63)
 MAX_INT: Final = 2**63 - 1
-MAX_FLOAT_MAGNITUDE: Final = 2.0**63
 
 #: Nesting of arrays and objects in the whole definition document (the document itself is 1).
 MAX_DOCUMENT_DEPTH: Final = 64
 
-#: Characters in a step id, a ``jobType`` and ``nextWorkflowId`` (they are indexed columns of
-#: the store; the definition ``id`` has the same limit through ``ID_FORMAT``).
-MAX_IDENTIFIER_LENGTH: Final = 256
+#: Characters in a step id, a ``jobType`` and ``nextWorkflowId``: the server's limit on the
+#: identifiers a client sends (job types to poll, step ids in paths), which are indexed columns
+#: of the store. (The definition ``id`` is 1-256 characters through ``ID_FORMAT``.)
+MAX_IDENTIFIER_LENGTH: Final = 255
 
 #: Characters in one expression (conditions, ``${...}`` values, decision-table inputs).
 MAX_EXPRESSION_LENGTH: Final = 4_096

@@ -16,7 +16,6 @@ from rochallor_validator import _rules
 from rochallor_validator._errors import DefinitionInvalid, ValidationIssue
 from rochallor_validator._limits import (
     MAX_DOCUMENT_DEPTH,
-    MAX_FLOAT_MAGNITUDE,
     MAX_INT,
     MIN_INT,
 )
@@ -110,8 +109,6 @@ def _number_problem(value: int | float) -> str | None:
         return "integer outside the signed 64-bit range"
     if not math.isfinite(value):
         return "number is not finite"
-    if abs(value) >= MAX_FLOAT_MAGNITUDE:
-        return "number of magnitude 2^63 or more"
     return None
 
 
@@ -190,7 +187,7 @@ def limit_issues(raw: Any) -> list[ValidationIssue]:
                         code="NUMBER_RANGE",
                         path=path,
                         message=f"{path}: {problem}; numbers must be integers from -2^63 to "
-                        "2^63-1 or finite numbers smaller than 2^63 in magnitude",
+                        "2^63-1 or finite numbers",
                     )
                 )
     return issues

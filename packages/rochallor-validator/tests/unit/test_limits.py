@@ -189,14 +189,14 @@ def test_version_range() -> None:
 # Numbers and nesting anywhere in the document
 
 
-@pytest.mark.parametrize("value", [MAX_INT, MIN_INT, 9.2e18, -9.2e18, 5e-324, 0.1, 0])
+@pytest.mark.parametrize("value", [MAX_INT, MIN_INT, 1e300, -1e25, 2.0**64, 5e-324, 0.1, 0])
 def test_numbers_in_range_are_accepted(value: Any) -> None:
     assert issues(with_transformation({"x": value})) == []
     assert issues(base(metadata={"x": [value]})) == []
 
 
 @pytest.mark.parametrize(
-    "value", [MAX_INT + 1, MIN_INT - 1, 2**64, 2.0**63, -1e25, 1e300, float("inf"), float("nan")]
+    "value", [MAX_INT + 1, MIN_INT - 1, 2**64, -(2**70), float("inf"), float("-inf"), float("nan")]
 )
 def test_numbers_out_of_range_are_refused_with_their_path(value: Any) -> None:
     assert issues(with_transformation({"x": value})) == [
@@ -494,7 +494,7 @@ def test_limits_can_be_left_out_to_read_back_stored_definitions() -> None:
         conditionalNextSteps={deep: "end"},
         boundaryEvents=[{"type": "TIMER", "duration": "P200Y", "targetStepId": "end"}],
     )
-    doc.update(version=2**40, metadata={"big": 1e300})
+    doc.update(version=2**40, metadata={"big": 2**64})
     found = {i.code for i in validate_definition(doc)}
     assert found == LIMIT_CODES - {"NESTING_DEPTH", "NUL_CHARACTER"} | {"RETRY_COUNT_RANGE"}
     definition = parse_definition(doc, limits=False)
