@@ -86,7 +86,7 @@ async def test_start_without_positive_version_means_latest(
             "definitionVersion must be an integer",
         ),
         (
-            b'{"definitionId": "d", "definitionVersion": 2.0}',
+            b'{"definitionId": "d", "definitionVersion": 2.5}',
             "definitionVersion must be an integer",
         ),
         (b'{"definitionId": "d", "businessKey": 7}', "businessKey must be a string"),

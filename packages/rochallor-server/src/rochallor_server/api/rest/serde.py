@@ -221,10 +221,13 @@ class Body:
         raise BadRequest(f"{name} must be a string")
 
     def integer(self, name: str) -> int | None:
+        """An integer; ``2.0`` is one too, as JSON Schema reads it (the OpenAPI document)."""
         value = self._fields.get(name)
         # bool is an int subclass in Python, never in JSON.
         if value is None or (isinstance(value, int) and not isinstance(value, bool)):
             return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
         raise BadRequest(f"{name} must be an integer")
 
     def boolean(self, name: str) -> bool | None:
