@@ -94,7 +94,7 @@ def main() -> int:
             finally:
                 engine.stop()
                 if code != 0:
-                    print(engine.log()[-4000:], file=sys.stderr)
+                    sys.stderr.write(engine.log()[-4000:])
     finally:
         cluster.stop()
     return code
