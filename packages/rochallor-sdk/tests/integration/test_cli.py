@@ -72,9 +72,14 @@ def test_order_fulfilment_from_deploy_to_completed(engine: EngineProcess, tmp_pa
         worker.wait_for("polling")
         # The console script with its output piped: plain progress lines, no control codes.
         result = rochallor_process(
-            "start", "SHOP::order-fulfilment", *ORDER_VARS, "--business-key", "o-1001", "--wait",
+            "start",
+            "SHOP::order-fulfilment",
+            *ORDER_VARS,
+            "--business-key",
+            "o-1001",
+            "--wait",
             engine_url=url,
-        )  # fmt: skip
+        )
         out = ok(result)
         assert not ANSI.search(out), out
         lines = out.splitlines()
@@ -96,9 +101,14 @@ def test_order_fulfilment_from_deploy_to_completed(engine: EngineProcess, tmp_pa
 
         # In a terminal: the live view redraws in place (cursor up, erase line).
         code, screen = run_in_terminal(
-            "start", "SHOP::order-fulfilment", *ORDER_VARS, "--business-key", "o-1002", "--wait",
+            "start",
+            "SHOP::order-fulfilment",
+            *ORDER_VARS,
+            "--business-key",
+            "o-1002",
+            "--wait",
             engine_url=url,
-        )  # fmt: skip
+        )
         assert code == 0, screen
         assert "\x1b[1A" in screen and "\x1b[2K" in screen, screen
         assert re.search(r"instance \w+ COMPLETED in", screen), screen
@@ -136,10 +146,20 @@ def test_order_fulfilment_from_deploy_to_completed(engine: EngineProcess, tmp_pa
     definitions = ok(rochallor("definitions", "list", engine_url=url))
     assert definitions.splitlines()[1].split()[:2] == ["SHOP::order-fulfilment", "1"]
     definition = _json(
-        ok(rochallor("-o", "json", "definitions", "show", "SHOP::order-fulfilment",
-                     "--version", "1", engine_url=url))
-    )  # fmt: skip
-    assert [step["id"] for step in definition["steps"]][0] == "reserve-stock"
+        ok(
+            rochallor(
+                "-o",
+                "json",
+                "definitions",
+                "show",
+                "SHOP::order-fulfilment",
+                "--version",
+                "1",
+                engine_url=url,
+            )
+        )
+    )
+    assert definition["steps"][0]["id"] == "reserve-stock"
     steps = ok(rochallor("definitions", "show", "SHOP::order-fulfilment", engine_url=url))
     assert re.search(
         r"^charge-payment\s+SERVICE_TASK\s+charge-payment\s+payment-status$", steps, re.M
@@ -150,8 +170,14 @@ def test_user_task_signal_cancel_and_a_failed_instance(
     engine: EngineProcess, tmp_path: Path
 ) -> None:
     url = engine.rest_url
-    ok(rochallor("deploy", _write(tmp_path, "approval.json", APPROVAL),
-                 _write(tmp_path, "router.json", ROUTER), engine_url=url))  # fmt: skip
+    ok(
+        rochallor(
+            "deploy",
+            _write(tmp_path, "approval.json", APPROVAL),
+            _write(tmp_path, "router.json", ROUTER),
+            engine_url=url,
+        )
+    )
 
     started = _json(ok(rochallor("-o", "json", "start", "CLI::approval", engine_url=url)))
     instance_id = started["id"]
@@ -164,8 +190,17 @@ def test_user_task_signal_cancel_and_a_failed_instance(
 
     # complete the user task, variables from a file and the command line
     vars_file = _write(tmp_path, "vars.json", {"approved": False, "reviewer": "ann"})
-    done = rochallor("user-task", "complete", instance_id, "review",
-                     "--vars-file", vars_file, "--var", "approved=true", engine_url=url)  # fmt: skip
+    done = rochallor(
+        "user-task",
+        "complete",
+        instance_id,
+        "review",
+        "--vars-file",
+        vars_file,
+        "--var",
+        "approved=true",
+        engine_url=url,
+    )
     assert ok(done) == f"completed user task review of instance {instance_id}\n"
 
     # signal: a step that is not a WAIT is refused; the WAIT step resumes the instance
@@ -190,8 +225,9 @@ def test_user_task_signal_cancel_and_a_failed_instance(
     watch_cancelled = rochallor("instances", "watch", second, engine_url=url)
     assert watch_cancelled.returncode == 1
     assert watch_cancelled.stdout.splitlines()[-1].endswith(": customer withdrew")
-    waiting = _json(ok(rochallor("-o", "json", "instances", "list", "--status", "cancelled",
-                                 engine_url=url)))  # fmt: skip
+    waiting = _json(
+        ok(rochallor("-o", "json", "instances", "list", "--status", "cancelled", engine_url=url))
+    )
     assert [item["id"] for item in waiting["items"]] == [second]
 
     # start --wait exits 1 when the instance FAILS, and says why
@@ -200,8 +236,9 @@ def test_user_task_signal_cancel_and_a_failed_instance(
     assert re.search(r"FAILED in \S+: no conditionalNextSteps branch matched", failed.stdout), (
         failed
     )
-    routed = rochallor("-o", "json", "start", "CLI::router", "--var", "route=1", "--wait",
-                       engine_url=url)  # fmt: skip
+    routed = rochallor(
+        "-o", "json", "start", "CLI::router", "--var", "route=1", "--wait", engine_url=url
+    )
     assert _json(ok(routed))["status"] == "COMPLETED"
 
 
@@ -244,8 +281,11 @@ def test_bad_input_is_one_line_on_stderr_and_a_non_zero_exit(
 
 def test_an_unreachable_engine_is_one_line_and_exit_6() -> None:
     url = f"http://127.0.0.1:{closed_port()}"
-    for args in (["instances", "list"], ["start", "SHOP::order-fulfilment", "--wait"],
-                 ["deploy", str(EXAMPLES / "order-fulfilment.json")]):  # fmt: skip
+    for args in (
+        ["instances", "list"],
+        ["start", "SHOP::order-fulfilment", "--wait"],
+        ["deploy", str(EXAMPLES / "order-fulfilment.json")],
+    ):
         assert_one_error(rochallor(*args, engine_url=url), 6, f"cannot reach the engine at {url}")
     # the console script itself: one line, no traceback
     result = rochallor_process("cancel", "01JNQ7Z3K5V2M8R4T6W9XBCDEF", engine_url=url)
