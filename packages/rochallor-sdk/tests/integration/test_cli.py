@@ -296,7 +296,7 @@ def test_worker_command_refuses_a_bad_registry_in_one_line(tmp_path: Path) -> No
     (tmp_path / "handlers.py").write_text("registry = 42\n")
     result = rochallor_process("worker", "handlers:registry", engine_url=None, cwd=tmp_path)
     assert_one_error(result, 2, "handlers:registry is a int, not a rochallor_sdk.Registry")
-    unknown_type = rochallor_process(
+    unknown_type = rochallor(
         "worker", str(EXAMPLES / "order_fulfilment.py"), "--job-type", "ship", engine_url=None
     )
     assert_one_error(unknown_type, 2, "job type 'ship' is not in")
