@@ -1,5 +1,5 @@
 """``--token`` / ``ROCHALLOR_TOKEN`` and the worker's ``token`` reach the engine as
-``Authorization: Bearer …`` (read off a real HTTP server that records the headers)."""
+``Authorization: Bearer …`` (read off real HTTP and gRPC servers that record them)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,13 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from grpclib.const import Cardinality, Handler
+from grpclib.server import Server, Stream
 
-from rochallor_sdk import Registry, Worker
+from rochallor_sdk import GrpcClient, Registry, Worker
+from rochallor_sdk._gen.workflow import v1 as pb
 
-from ._cli import ok, rochallor
+from ._cli import closed_port, ok, rochallor
 from ._support import settings
 
 
@@ -91,3 +94,49 @@ async def test_the_worker_sends_its_token(recorder: _Recorder) -> None:
             await asyncio.sleep(0.01)
     assert recorder.seen, "the worker never polled"
     assert {header for _path, header in recorder.seen} == {"Bearer w0rk"}
+
+
+class _MetadataRecorder:
+    """A gRPC service whose GetInstance records the call's metadata (grpclib server)."""
+
+    def __init__(self) -> None:
+        self.seen: list[str | None] = []
+
+    async def _get_instance(
+        self, stream: Stream[pb.GetInstanceRequest, pb.GetInstanceResponse]
+    ) -> None:
+        request = await stream.recv_message()
+        assert request is not None
+        value = stream.metadata.get("authorization") if stream.metadata else None
+        self.seen.append(value if isinstance(value, str) else None)
+        await stream.send_message(
+            pb.GetInstanceResponse(
+                instance=pb.WorkflowInstance(id=request.id, status=pb.InstanceStatus.COMPLETED)
+            )
+        )
+
+    def __mapping__(self) -> dict[str, Handler]:
+        return {
+            "/workflow.v1.WorkflowEngine/GetInstance": Handler(
+                self._get_instance,
+                Cardinality.UNARY_UNARY,
+                pb.GetInstanceRequest,
+                pb.GetInstanceResponse,
+            )
+        }
+
+
+async def test_the_grpc_client_sends_the_token_as_metadata() -> None:
+    service = _MetadataRecorder()
+    server = Server([service])
+    port = closed_port()
+    await server.start("127.0.0.1", port)
+    try:
+        async with GrpcClient(f"127.0.0.1:{port}", token="grpc-t0k") as client:
+            assert (await client.get_instance("I1"))["id"] == "I1"
+        async with GrpcClient(f"127.0.0.1:{port}") as client:
+            await client.get_instance("I2")
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert service.seen == ["Bearer grpc-t0k", None]
