@@ -66,10 +66,23 @@ def test_order_fulfilment_from_deploy_to_completed(engine: EngineProcess, tmp_pa
     deployed = ok(rochallor("deploy", str(EXAMPLES / "order-fulfilment.json"), engine_url=url))
     assert deployed.startswith("deployed SHOP::order-fulfilment version 1 "), deployed
 
-    with worker_command(
-        "examples.order_fulfilment:registry", engine_url=url, log=tmp_path / "worker.log"
-    ) as worker:
-        worker.wait_for("polling")
+    # Two workers share the job types: the README's command over REST, and one over gRPC.
+    with (
+        worker_command(
+            "examples.order_fulfilment:registry",
+            "--job-type", "reserve-stock", "--job-type", "dispatch-order",
+            engine_url=url, log=tmp_path / "worker.log",
+        ) as worker,
+        worker_command(
+            "examples/order_fulfilment.py", "--job-type", "charge-payment",
+            "--transport", "grpc", "--engine", engine.grpc_target, "--parallelism", "2",
+            engine_url=url, log=tmp_path / "grpc-worker.log",
+        ) as grpc_worker,
+    ):  # fmt: skip
+        worker.wait_for("over rest for reserve-stock, dispatch-order (parallelism 16)")
+        grpc_worker.wait_for(
+            f"polling {engine.grpc_target} over grpc for charge-payment (parallelism 2)"
+        )
         # The console script with its output piped: plain progress lines, no control codes.
         result = rochallor_process(
             "start",
@@ -114,6 +127,8 @@ def test_order_fulfilment_from_deploy_to_completed(engine: EngineProcess, tmp_pa
         assert re.search(r"instance \w+ COMPLETED in", screen), screen
         assert "dispatch-order" in screen
     assert "reserve-stock: job" in worker.output()
+    assert "charge-payment: job" in grpc_worker.output()
+    assert "charge-payment" not in worker.output().split("\n", 1)[1]
 
     # list: an aligned table, and JSON for scripts
     table = ok(rochallor("instances", "list", "--business-key", "o-1001", engine_url=url))
