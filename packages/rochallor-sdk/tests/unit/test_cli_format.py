@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from rich.console import Console
 
 from rochallor_sdk import ApiError, Conflict, NotFound, Registry, TransportError
-from rochallor_sdk.cli import CliError, ExitCode, _app, _format, cli
+from rochallor_sdk.cli import CliError, ExitCode, _common, _format, _worker_command, cli
 
 
 def _render(renderable: Any) -> str:
@@ -269,7 +269,7 @@ def test_definition_view_lists_the_steps_and_where_they_lead() -> None:
 )
 def test_api_failures_map_to_exit_codes(error: Exception, code: ExitCode, line: str) -> None:
     assert isinstance(error, TransportError | ApiError)
-    failure = _app.api_failure(error, "http://e:1", "instance I9")
+    failure = _common.api_failure(error, "http://e:1", "instance I9")
     assert failure.exit_code == code
     assert line in failure.message
     assert "\n" not in failure.message
@@ -311,9 +311,9 @@ def test_global_options_may_follow_the_command() -> None:
     seen: dict[str, Any] = {}
 
     @cli.command("probe-options", hidden=True)
-    @_app.common_options
+    @_common.common_options
     def probe() -> None:
-        opts = _app._options()
+        opts = _common.options()
         seen.update(engine=opts.engine, token=opts.token, output=opts.output)
 
     try:
@@ -356,10 +356,10 @@ def test_load_registry_from_a_module_or_a_file(module_dir: Any) -> None:
         "jobs = Registry()\n"
         "jobs.register('a', lambda ctx: None)\n"
     )
-    by_module = _app.load_registry("cli_handlers_ok:jobs")
+    by_module = _worker_command.load_registry("cli_handlers_ok:jobs")
     assert isinstance(by_module, Registry)
     assert by_module.job_types == ["a"]
-    by_file = _app.load_registry(str(module_dir / "cli_handlers_ok.py") + ":jobs")
+    by_file = _worker_command.load_registry(str(module_dir / "cli_handlers_ok.py") + ":jobs")
     assert by_file.job_types == ["a"]
 
 
@@ -382,6 +382,6 @@ def test_load_registry_errors_say_what_is_wrong(
         name = spec.split(":")[0].removesuffix(".py")
         (module_dir / f"{name}.py").write_text(source)
     with pytest.raises(CliError) as caught:
-        _app.load_registry(spec)
+        _worker_command.load_registry(spec)
     assert caught.value.exit_code == ExitCode.USAGE
     assert message in caught.value.message
