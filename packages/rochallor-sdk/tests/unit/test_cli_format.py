@@ -385,3 +385,11 @@ def test_load_registry_errors_say_what_is_wrong(
         _worker_command.load_registry(spec)
     assert caught.value.exit_code == ExitCode.USAGE
     assert message in caught.value.message
+
+
+def test_dry_run_needs_the_validator(tmp_path: Any) -> None:
+    path = tmp_path / "flow.json"
+    path.write_text("{}")
+    result = CliRunner().invoke(cli, ["deploy", "--dry-run", "--no-validate", str(path)])
+    assert result.exit_code == ExitCode.USAGE
+    assert result.stderr.startswith("error: --dry-run needs the validator: pip install")
