@@ -30,8 +30,12 @@ _GRPC_KINDS = {
 class EngineError(ConformanceError):
     """The engine answered an error (or could not be reached: kind ``other``)."""
 
-    def __init__(self, kind: str, status: int | str, text: str, body: Any = None) -> None:
+    def __init__(
+        self, kind: str, status: int | str, text: str, body: Any = None, *, codes: bool = True
+    ) -> None:
         self.kind = kind
+        #: whether this surface names validation codes in its errors (gRPC does not)
+        self.codes = codes
         self.status = status
         self.text = text
         self.body = body
@@ -248,7 +252,8 @@ class GrpcEngine:
             return await coro
         except ApiError as exc:
             status = str(exc.status)
-            raise EngineError(_GRPC_KINDS.get(status, "other"), status, exc.reason) from exc
+            kind = _GRPC_KINDS.get(status, "other")
+            raise EngineError(kind, status, exc.reason, codes=False) from exc
         except TransportError as exc:
             raise EngineError("other", "transport", exc.message) from exc
 
