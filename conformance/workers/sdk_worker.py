@@ -17,7 +17,8 @@ import os
 import signal
 import sys
 from collections.abc import Mapping
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 from rochallor_sdk import LeaseLost, NonRetryableError, Registry, Worker, create_client
 
@@ -56,7 +57,9 @@ def lease_seconds(lock_expires_at: str | dt.datetime | None) -> float:
 
 
 def delay_of(behaviour: Mapping[str, Any], lease: float) -> float:
-    return float(behaviour.get("delaySeconds") or 0) + float(behaviour.get("delayLeases") or 0) * lease
+    return (
+        float(behaviour.get("delaySeconds") or 0) + float(behaviour.get("delayLeases") or 0) * lease
+    )
 
 
 def sdk_handler(script: Script, job_type: str) -> Any:
@@ -125,11 +128,9 @@ async def lapse_loop(script: Script, job_types: list[str], url: str, transport: 
         await client.close()
 
 
-async def main() -> None:
-    transport = "grpc" if "--grpc" in sys.argv[1:] else "rest"
+async def main(script: Script) -> None:
+    transport: Literal["rest", "grpc"] = "grpc" if "--grpc" in sys.argv[1:] else "rest"
     url = os.environ["ROCHALLOR_GRPC_TARGET" if transport == "grpc" else "ROCHALLOR_ENGINE_URL"]
-    with open(os.environ["ROCHALLOR_CONFORMANCE_SCRIPT"], encoding="utf-8") as handle:
-        script = Script(json.load(handle))
     lapsing = [t for t in script.job_types if script.needs_lapse(t)]
     registry = Registry()
     for job_type in script.job_types:
@@ -152,7 +153,9 @@ async def main() -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def run_sdk_worker(registry: Registry, url: str, transport: str, stop: asyncio.Event) -> None:
+async def run_sdk_worker(
+    registry: Registry, url: str, transport: Literal["rest", "grpc"], stop: asyncio.Event
+) -> None:
     worker = Worker(
         registry,
         engine_url=url,
@@ -169,4 +172,6 @@ async def run_sdk_worker(registry: Registry, url: str, transport: str, stop: asy
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    asyncio.run(main())
+    asyncio.run(
+        main(Script(json.loads(Path(os.environ["ROCHALLOR_CONFORMANCE_SCRIPT"]).read_bytes())))
+    )

@@ -70,16 +70,20 @@ def check_instance(
             problems.append(f"variable {name!r} missing, expected {value!r}")
         elif not json_equal(variables[name], value, exact=True):
             problems.append(f"variable {name!r} is {variables[name]!r}, expected exactly {value!r}")
-    for name in expected.get("absentVariables") or ():
-        if name in variables:
-            problems.append(f"variable {name!r} is {variables[name]!r}, expected absent")
+    problems.extend(
+        f"variable {name!r} is {variables[name]!r}, expected absent"
+        for name in expected.get("absentVariables") or ()
+        if name in variables
+    )
     if "currentStepIds" in expected:
         current = list(instance.get("currentStepIds") or [])
         if sorted(current) != sorted(expected["currentStepIds"]):
             problems.append(f"currentStepIds is {current}, expected {expected['currentStepIds']}")
-    for key in ("businessKey", "definitionId", "definitionVersion"):
-        if key in expected and instance.get(key) != expected[key]:
-            problems.append(f"{key} is {instance.get(key)!r}, expected {expected[key]!r}")
+    problems.extend(
+        f"{key} is {instance.get(key)!r}, expected {expected[key]!r}"
+        for key in ("businessKey", "definitionId", "definitionVersion")
+        if key in expected and instance.get(key) != expected[key]
+    )
     items = history_items(history)
     if "history" in expected:
         wanted = list(expected["history"])
@@ -87,12 +91,11 @@ def check_instance(
             _entry_matches(w, a) for w, a in zip(wanted, items, strict=False)
         ):
             problems.append(f"history is {items}, expected {wanted}")
-    if "historyUnordered" in expected:
-        if Counter(items) != Counter(expected["historyUnordered"]):
-            problems.append(
-                f"history is {sorted(items)}, expected (any order) "
-                f"{sorted(expected['historyUnordered'])}"
-            )
+    if "historyUnordered" in expected and Counter(items) != Counter(expected["historyUnordered"]):
+        problems.append(
+            f"history is {sorted(items)}, expected (any order) "
+            f"{sorted(expected['historyUnordered'])}"
+        )
     for step_id, count in (expected.get("historyCount") or {}).items():
         seen = sum(1 for item in history if item.get("stepId") == step_id)
         if seen != count:
@@ -100,7 +103,9 @@ def check_instance(
     for step_id, pattern in (expected.get("historyReasons") or {}).items():
         reasons = [item.get("failureReason") for item in history if item.get("stepId") == step_id]
         if not any(isinstance(r, str) and re.search(pattern, r) for r in reasons):
-            problems.append(f"no execution of {step_id!r} has a reason matching /{pattern}/: {reasons}")
+            problems.append(
+                f"no execution of {step_id!r} has a reason matching /{pattern}/: {reasons}"
+            )
     return problems
 
 
@@ -126,11 +131,13 @@ def check_invariants(
         problems.append(f"{status} without completedAt")
     for item in history:
         if item.get("status") == "RUNNING":
-            problems.append(f"I9: execution of {item.get('stepId')!r} still RUNNING in a {status} instance")
+            problems.append(
+                f"I9: execution of {item.get('stepId')!r} still RUNNING in a {status} instance"
+            )
         if item.get("status") not in ("COMPLETED", "FAILED", "SKIPPED", "RUNNING"):
             problems.append(f"I4: unknown execution status {item.get('status')!r}")
         if step_types is not None:
-            step_id = item.get("stepId")
+            step_id = str(item.get("stepId"))
             if step_id not in step_types:
                 problems.append(f"I3: history names {step_id!r}, not a step of the definition")
             elif item.get("stepType") != step_types[step_id]:

@@ -35,7 +35,7 @@ ENV_SCRIPT = "ROCHALLOR_CONFORMANCE_SCRIPT"
 
 
 def default_suite() -> Path:
-    """The repository's ``conformance/`` directory (this package lives in ``conformance/driver``)."""
+    """The repository's ``conformance/`` directory (this package is ``conformance/driver``)."""
     return Path(__file__).resolve().parents[3]
 
 
@@ -63,10 +63,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--suite", type=Path, default=None, help="suite directory")
     parser.add_argument(
-        "--only", action="append", default=[], metavar="PATTERN", help="run only matching scenarios (glob; repeatable)"
+        "--only",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="run only matching scenarios (glob; repeatable)",
     )
     parser.add_argument(
-        "--skip", action="append", default=[], metavar="PATTERN", help="skip matching scenarios (glob; repeatable)"
+        "--skip",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="skip matching scenarios (glob; repeatable)",
     )
     parser.add_argument("--junit", type=Path, help="write a JUnit XML report here")
     parser.add_argument("--parallel", type=int, default=16, help="scenarios run at once")
@@ -97,9 +105,7 @@ def collect(suite: Path, run: str) -> list[Scenario]:
     fixtures = definitions / "valid"
     scenarios = definition_scenarios(definitions, run)
     scenarios += expression_scenarios(suite / "vectors" / "expressions.json", run, fixtures)
-    scenarios += decision_table_scenarios(
-        suite / "vectors" / "decision-tables.json", run, fixtures
-    )
+    scenarios += decision_table_scenarios(suite / "vectors" / "decision-tables.json", run, fixtures)
     scenarios += [
         load_scenario(path, run, fixtures) for path in sorted((suite / "scenarios").glob("*.json"))
     ]
@@ -186,7 +192,9 @@ def write_junit(path: Path, results: Sequence[Result], elapsed: float) -> None:
             f'time="{r.seconds:.3f}">'
         )
         if not r.passed:
-            lines.append(f"    <failure message={quoteattr(r.message[:500])}>{escape(r.message)}</failure>")
+            lines.append(
+                f"    <failure message={quoteattr(r.message[:500])}>{escape(r.message)}</failure>"
+            )
         lines.append("  </testcase>")
     lines.append("</testsuite>")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -203,7 +211,7 @@ async def _main(args: argparse.Namespace) -> int:
         return 0
     if not scenarios:
         raise ConformanceError("no scenario selected")
-    await wait_healthy(args.engine_url, 30.0)
+    await wait_healthy(args.engine_url, within=30.0)
     script = worker_script(scenarios)
     worker: WorkerProcess | None = None
     with tempfile.TemporaryDirectory(prefix="rochallor-conformance-") as tmp:

@@ -341,9 +341,9 @@ class GrpcEngine:
         await self._client.close()
 
 
-async def wait_healthy(base_url: str, timeout: float) -> None:
+async def wait_healthy(base_url: str, *, within: float) -> None:
     """Wait until ``GET /healthz`` answers 2xx."""
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + within
     last = ""
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
         while True:

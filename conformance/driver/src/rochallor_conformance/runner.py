@@ -203,7 +203,7 @@ class _Run:
             await asyncio.sleep(POLL_INTERVAL)
         raise CheckFailed("; ".join(problems))
 
-    async def do_completeUserTask(self, action: Mapping[str, Any]) -> None:  # noqa: N802
+    async def do_completeUserTask(self, action: Mapping[str, Any]) -> None:
         instance_id = self._instance(action)
         await self._expecting_error(
             action,
@@ -257,7 +257,7 @@ class _Run:
                 )
             await asyncio.sleep(POLL_INTERVAL)
 
-    async def do_claimJob(self, action: Mapping[str, Any]) -> None:  # noqa: N802
+    async def do_claimJob(self, action: Mapping[str, Any]) -> None:
         worker = str(action.get("workerId", DRIVER_WORKER))
         job_type = str(action["jobType"])
         while True:
@@ -272,8 +272,13 @@ class _Run:
         if "sameAs" in action:
             other = self.jobs[str(action["sameAs"])]
             if job.get("id") != other.get("id"):
-                problems.append(f"claimed job {job.get('id')}, expected the same job as {action['sameAs']!r}")
-        if "expectRetriesRemaining" in action and job.get("retriesRemaining") != action["expectRetriesRemaining"]:
+                problems.append(
+                    f"claimed job {job.get('id')}, expected the same job as {action['sameAs']!r}"
+                )
+        if (
+            "expectRetriesRemaining" in action
+            and job.get("retriesRemaining") != action["expectRetriesRemaining"]
+        ):
             problems.append(
                 f"retriesRemaining is {job.get('retriesRemaining')!r}, "
                 f"expected {action['expectRetriesRemaining']!r}"
@@ -285,19 +290,23 @@ class _Run:
             raise CheckFailed("; ".join(problems))
         self.jobs[str(action.get("as", "job"))] = job
 
-    async def do_noJob(self, action: Mapping[str, Any]) -> None:  # noqa: N802
-        jobs = await self.engine.poll(str(action.get("workerId", DRIVER_WORKER)), [str(action["jobType"])])
+    async def do_noJob(self, action: Mapping[str, Any]) -> None:
+        jobs = await self.engine.poll(
+            str(action.get("workerId", DRIVER_WORKER)), [str(action["jobType"])]
+        )
         if jobs:
-            raise CheckFailed(f"a job of type {action['jobType']!r} was claimable: {jobs[0].get('id')}")
+            raise CheckFailed(
+                f"a job of type {action['jobType']!r} was claimable: {jobs[0].get('id')}"
+            )
 
-    async def do_completeJob(self, action: Mapping[str, Any]) -> None:  # noqa: N802
+    async def do_completeJob(self, action: Mapping[str, Any]) -> None:
         job_id, _ = self._job(action)
         worker = str(action.get("workerId", DRIVER_WORKER))
         await self._expecting_error(
             action, lambda: self.engine.complete_job(job_id, worker, action.get("variables"))
         )
 
-    async def do_failJob(self, action: Mapping[str, Any]) -> None:  # noqa: N802
+    async def do_failJob(self, action: Mapping[str, Any]) -> None:
         job_id, _ = self._job(action)
         worker = str(action.get("workerId", DRIVER_WORKER))
         await self._expecting_error(

@@ -34,9 +34,7 @@ ACTIONS: dict[str, frozenset[str]] = {
     ),
     "noJob": frozenset({"jobType", "workerId"}),
     "completeJob": frozenset({"job", "jobId", "workerId", "variables", "expectError"}),
-    "failJob": frozenset(
-        {"job", "jobId", "workerId", "retryable", "errorMessage", "expectError"}
-    ),
+    "failJob": frozenset({"job", "jobId", "workerId", "retryable", "errorMessage", "expectError"}),
 }
 
 #: Keys of an ``expect`` action that describe the instance (see ``checks.py``).
@@ -60,7 +58,15 @@ EXPECTATIONS = frozenset(
 
 BEHAVIOUR_ACTIONS = frozenset({"complete", "fail", "abandon"})
 BEHAVIOUR_KEYS = frozenset(
-    {"action", "variables", "retryable", "errorMessage", "delaySeconds", "delayLeases", "extendLease"}
+    {
+        "action",
+        "variables",
+        "retryable",
+        "errorMessage",
+        "delaySeconds",
+        "delayLeases",
+        "extendLease",
+    }
 )
 
 DEFAULT_TIMEOUT = 30.0

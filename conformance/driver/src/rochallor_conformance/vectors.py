@@ -183,9 +183,7 @@ def definition_scenarios(definitions: Path, run: str) -> list[Scenario]:
                 covers=("definitions",),
                 definitions=(),
                 workers={},
-                actions=(
-                    {"do": "upload", "definition": body, "raw": True, "expectError": code},
-                ),
+                actions=({"do": "upload", "definition": body, "raw": True, "expectError": code},),
                 timeout=30.0,
                 source=f"definitions/invalid/{path.name}",
                 group="definitions",

@@ -1,0 +1,69 @@
+"""Fixtures: the engine under test (a real server on an embedded PostgreSQL) and a helper that
+runs the driver's command line as a subprocess, the way anyone runs the suite."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+CONFORMANCE = Path(__file__).resolve().parents[2]
+WORKERS = CONFORMANCE / "workers"
+
+#: Short leases and sweeps so that lease and timer scenarios take seconds, not minutes.
+FAST_ENGINE = {
+    "WE_JOB_LEASE": "2s",
+    "WE_LEASE_SWEEP_INTERVAL": "0.5s",
+    "WE_TIMER_SWEEP_INTERVAL": "0.5s",
+}
+
+
+@pytest.fixture(scope="session")
+def engine(pg_cluster: object, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    from rochallor_server.testing import EngineProcess, TestCluster
+
+    assert isinstance(pg_cluster, TestCluster)
+    dsn = pg_cluster.new_database()
+    log = tmp_path_factory.mktemp("engine") / "engine.log"
+    process = EngineProcess(dsn, log, env=FAST_ENGINE)
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def sdk_worker(*args: str) -> str:
+    return " ".join([sys.executable, str(WORKERS / "sdk_worker.py"), *args])
+
+
+def node_worker() -> str:
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("Node.js is required for the second-language worker (node on PATH)")
+    return f"{node} {WORKERS / 'node' / 'worker.mjs'}"
+
+
+def run_driver(*args: str, timeout: float = 400) -> subprocess.CompletedProcess[str]:
+    """``python -m rochallor_conformance ARGS``; its output is echoed so the table shows up in
+    the session log."""
+    result = subprocess.run(
+        [sys.executable, "-m", "rochallor_conformance", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    sys.stdout.write(result.stdout)
+    sys.stdout.write(result.stderr)
+    return result
+
+
+def last_line(result: subprocess.CompletedProcess[str]) -> str:
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
