@@ -49,6 +49,17 @@ def node_worker() -> str:
     return f"{node} {WORKERS / 'node' / 'worker.mjs'}"
 
 
+#: (driver arguments, last line of its output) of every run, shown at the end of the session.
+SUMMARIES: list[tuple[str, str]] = []
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if SUMMARIES:
+        terminalreporter.section("conformance driver runs")
+        for args, summary in SUMMARIES:
+            terminalreporter.write_line(f"{summary:<24} {args}")
+
+
 def run_driver(*args: str, timeout: float = 400) -> subprocess.CompletedProcess[str]:
     """``python -m rochallor_conformance ARGS``; its output is echoed so the table shows up in
     the session log."""
@@ -61,6 +72,8 @@ def run_driver(*args: str, timeout: float = 400) -> subprocess.CompletedProcess[
     )
     sys.stdout.write(result.stdout)
     sys.stdout.write(result.stderr)
+    shown = " ".join(a for a in args if "://" not in a and not a.startswith("127.0.0.1"))
+    SUMMARIES.append((shown, last_line(result)))
     return result
 
 

@@ -219,3 +219,22 @@ def test_vector_files_are_valid_json_with_ids() -> None:
         "C<",
         "C>",
     }
+
+
+def test_list_and_selection(capsys: pytest.CaptureFixture[str]) -> None:
+    from rochallor_conformance.cli import main
+
+    code = main(
+        ["--engine-url", "http://unused", "--list", "--only", "timer-*", "--skip", "*-user-task"]
+    )
+    assert code == 0
+    names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert names and all(n.startswith("timer-") and not n.endswith("-user-task") for n in names)
+    assert "timer-interrupting-service-task" in names
+
+
+def test_no_selection_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
+    from rochallor_conformance.cli import main
+
+    assert main(["--engine-url", "http://unused", "--only", "no-such-scenario"]) == 2
+    assert "no scenario selected" in capsys.readouterr().err

@@ -70,6 +70,12 @@ def check_instance(
             problems.append(f"variable {name!r} missing, expected {value!r}")
         elif not json_equal(variables[name], value, exact=True):
             problems.append(f"variable {name!r} is {variables[name]!r}, expected exactly {value!r}")
+    if "allVariables" in expected and not json_equal(
+        variables, expected["allVariables"], exact=True
+    ):
+        problems.append(
+            f"variables are {variables!r}, expected exactly {expected['allVariables']!r}"
+        )
     problems.extend(
         f"variable {name!r} is {variables[name]!r}, expected absent"
         for name in expected.get("absentVariables") or ()

@@ -44,6 +44,7 @@ EXPECTATIONS = frozenset(
         "failureReason",
         "variables",
         "exactVariables",
+        "allVariables",
         "absentVariables",
         "currentStepIds",
         "businessKey",
