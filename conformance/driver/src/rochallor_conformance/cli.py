@@ -15,8 +15,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
+from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 from rochallor_conformance.engine import Engine, GrpcEngine, RestEngine, wait_healthy
@@ -122,19 +123,26 @@ class WorkerProcess:
     def __init__(self, command: str, env: dict[str, str], log: Path | None) -> None:
         self.command = command
         self._log = log.open("ab") if log is not None else None
-        self.proc = subprocess.Popen(
-            shlex.split(command),
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log or subprocess.DEVNULL,
-            stderr=subprocess.STDOUT if self._log else subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        try:
+            self.proc = subprocess.Popen(
+                shlex.split(command),
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=self._log or subprocess.DEVNULL,
+                stderr=subprocess.STDOUT if self._log else subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            if self._log is not None:
+                self._log.close()
+            raise ConformanceError(f"cannot start worker {command!r}: {exc}") from exc
 
-    def check_alive(self) -> None:
-        code = self.proc.poll()
-        if code is not None:
-            raise ConformanceError(f"worker {self.command!r} exited with {code}")
+    async def watch(self) -> None:
+        """Return when the worker exits (it should run until the driver stops it)."""
+        while True:
+            if self.proc.poll() is not None:
+                return
+            await asyncio.sleep(0.5)
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.proc.poll() is None:
@@ -201,6 +209,27 @@ def write_junit(path: Path, results: Sequence[Result], elapsed: float) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+async def _run_watching(
+    worker: WorkerProcess | None, suite: Coroutine[Any, Any, list[Result]]
+) -> list[Result]:
+    """Run the suite; abort it if the worker dies, since every scenario would then time out."""
+    if worker is None:
+        return await suite
+    run = asyncio.ensure_future(suite)
+    watch = asyncio.ensure_future(worker.watch())
+    done, _ = await asyncio.wait({run, watch}, return_when=asyncio.FIRST_COMPLETED)
+    if run in done:
+        watch.cancel()
+        return run.result()
+    run.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await run
+    raise ConformanceError(
+        f"the worker {worker.command!r} exited with code {worker.proc.returncode} during the "
+        "run (use --worker-log FILE to see why)"
+    )
+
+
 async def _main(args: argparse.Namespace) -> int:
     suite = (args.suite or default_suite()).resolve()
     run = secrets.token_hex(3)
@@ -237,16 +266,15 @@ async def _main(args: argparse.Namespace) -> int:
                 f"{args.grpc or args.engine_url} ({'gRPC' if args.grpc else 'REST'}), "
                 f"worker {args.worker or '-'}"
             )
-            results = await run_all(engine, rest, scenarios, args.parallel, args.time_scale)
+            results = await _run_watching(
+                worker, run_all(engine, rest, scenarios, args.parallel, args.time_scale)
+            )
         finally:
             await engine.close()
             await rest.close()
             if worker is not None:
-                worker_code = worker.proc.poll()
                 worker.stop()
         elapsed = time.monotonic() - started
-    if worker is not None and worker_code is not None:
-        _out(f"warning: the worker exited early with code {worker_code}")
     print_table(results)
     if args.junit:
         write_junit(args.junit, results, elapsed)
