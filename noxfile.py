@@ -51,7 +51,7 @@ def typecheck(session: nox.Session) -> None:
         "-e",
         f"{SDK}[test]",
         "-e",
-        f"{CONFORMANCE}[grpc,test]",
+        f"{CONFORMANCE}[grpc,audit,test]",
     )
     session.run(
         "mypy",
@@ -89,7 +89,7 @@ def conformance(session: nox.Session) -> None:
     """Conformance suite against our server on an embedded PostgreSQL: every scenario, vector and
     definition fixture with the SDK worker over REST and over gRPC and with the Node.js worker;
     plus the proof that injected engine faults make it fail (docs/conformance.md)."""
-    session.install("-e", VALIDATOR, "-e", SERVER, "-e", SDK, "-e", f"{CONFORMANCE}[grpc,test]")
+    session.install("-e", VALIDATOR, "-e", SERVER, "-e", SDK, "-e", f"{CONFORMANCE}[grpc,audit,test]")
     _pytest(session, CONFORMANCE)
 
 

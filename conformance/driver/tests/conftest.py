@@ -60,6 +60,20 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             terminalreporter.write_line(f"{summary:<24} {args}")
 
 
+def _label(args: tuple[str, ...]) -> str:
+    """``driver over gRPC, worker sdk_worker.py --grpc, only a b``: what a run was."""
+    label = "driver over gRPC" if "--grpc" in args else "driver over REST"
+    if "--worker" in args:
+        words = args[args.index("--worker") + 1].split()
+        script = next((Path(w).name for w in words if w.endswith((".py", ".mjs"))), words[0])
+        flags = [w for w in words if w.startswith("--")]
+        label += ", worker " + " ".join([script, *flags])
+    only = [args[i + 1] for i, a in enumerate(args) if a == "--only"]
+    if only:
+        label += ", only " + " ".join(only)
+    return label
+
+
 def run_driver(*args: str, timeout: float = 400) -> subprocess.CompletedProcess[str]:
     """``python -m rochallor_conformance ARGS``; its output is echoed so the table shows up in
     the session log."""
@@ -72,8 +86,7 @@ def run_driver(*args: str, timeout: float = 400) -> subprocess.CompletedProcess[
     )
     sys.stdout.write(result.stdout)
     sys.stdout.write(result.stderr)
-    shown = " ".join(a for a in args if "://" not in a and not a.startswith("127.0.0.1"))
-    SUMMARIES.append((shown, last_line(result)))
+    SUMMARIES.append((_label(args), last_line(result)))
     return result
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import CONFORMANCE
 
-from rochallor_conformance.checks import check_instance, check_invariants, json_equal
+from rochallor_conformance.checks import check_audit, check_instance, check_invariants, json_equal
 from rochallor_conformance.cli import collect, print_table, write_junit
 from rochallor_conformance.engine import EngineError
 from rochallor_conformance.errors import ScenarioFormatError
@@ -238,3 +238,14 @@ def test_no_selection_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
 
     assert main(["--engine-url", "http://unused", "--only", "no-such-scenario"]) == 2
     assert "no scenario selected" in capsys.readouterr().err
+
+
+def test_audit_expectations() -> None:
+    log = [{"kind": k} for k in ("instance-started", "job-retried", "timer-fired", "job-completed")]
+    assert check_audit(log, {"audit": ["instance-started", "job-completed"]}) == []
+    assert check_audit(log, {"auditCount": {"job-retried": 1, "job-failed": 0}}) == []
+    out_of_order = check_audit(log, {"audit": ["job-completed", "job-retried"]})
+    assert len(out_of_order) == 1 and "in this order" in out_of_order[0]
+    assert check_audit(log, {"auditCount": {"job-retried": 2}}) == [
+        "audit log has 1 'job-retried' entries, expected 2"
+    ]

@@ -28,9 +28,17 @@ def _assert_all_passed(result: object, junit: Path | None = None) -> None:
 def test_sdk_worker_over_rest(engine, tmp_path):  # type: ignore[no-untyped-def]
     junit = tmp_path / "rest.xml"
     result = run_driver(
-        "--engine-url", engine.rest_url, "--worker", sdk_worker(), "--junit", str(junit)
+        "--engine-url",
+        engine.rest_url,
+        "--worker",
+        sdk_worker(),
+        "--junit",
+        str(junit),
+        "--audit-dsn",
+        engine.env["WE_POSTGRES_DSN"],
     )
     _assert_all_passed(result, junit)
+    assert "audit checked" in result.stdout
 
 
 def test_sdk_worker_over_grpc(engine):  # type: ignore[no-untyped-def]
@@ -41,11 +49,20 @@ def test_sdk_worker_over_grpc(engine):  # type: ignore[no-untyped-def]
         engine.grpc_target,
         "--worker",
         sdk_worker("--grpc"),
+        "--audit-dsn",
+        engine.env["WE_POSTGRES_DSN"],
     )
     _assert_all_passed(result)
     assert "(gRPC)" in result.stdout
 
 
 def test_node_worker_over_rest(engine):  # type: ignore[no-untyped-def]
-    result = run_driver("--engine-url", engine.rest_url, "--worker", node_worker())
+    result = run_driver(
+        "--engine-url",
+        engine.rest_url,
+        "--worker",
+        node_worker(),
+        "--audit-dsn",
+        engine.env["WE_POSTGRES_DSN"],
+    )
     _assert_all_passed(result)

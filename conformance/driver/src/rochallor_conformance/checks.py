@@ -162,3 +162,22 @@ def subset_problems(actual: Mapping[str, Any], expected: Mapping[str, Any], what
         elif not json_equal(actual[name], value):
             problems.append(f"{what}: {name!r} is {actual[name]!r}, expected {value!r}")
     return problems
+
+
+def check_audit(entries: Sequence[Mapping[str, Any]], expected: Mapping[str, Any]) -> list[str]:
+    """``audit``: these kinds appear in this order (other entries may come between);
+    ``auditCount``: kind -> exact number of entries."""
+    problems: list[str] = []
+    kinds = [str(entry.get("kind")) for entry in entries]
+    wanted = list(expected.get("audit") or [])
+    position = 0
+    for kind in kinds:
+        if position < len(wanted) and kind == wanted[position]:
+            position += 1
+    if position < len(wanted):
+        problems.append(f"audit log is {kinds}, expected {wanted} in this order")
+    for kind, count in (expected.get("auditCount") or {}).items():
+        seen = kinds.count(kind)
+        if seen != count:
+            problems.append(f"audit log has {seen} {kind!r} entries, expected {count}")
+    return problems

@@ -20,7 +20,13 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
-from rochallor_conformance.engine import Engine, GrpcEngine, RestEngine, wait_healthy
+from rochallor_conformance.engine import (
+    AuditReader,
+    Engine,
+    GrpcEngine,
+    RestEngine,
+    wait_healthy,
+)
 from rochallor_conformance.errors import ConformanceError
 from rochallor_conformance.runner import Result, run_scenario
 from rochallor_conformance.scenario import Scenario, load_scenario, worker_script
@@ -88,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--list", action="store_true", help="list the selected scenarios and exit")
     parser.add_argument(
         "--worker-log", type=Path, help="file for the worker's output (default: discarded)"
+    )
+    parser.add_argument(
+        "--audit-dsn",
+        metavar="DSN",
+        help="PostgreSQL DSN of the engine's database: also check audit expectations "
+        "(the audit log has no API; needs the audit extra)",
     )
     return parser
 
@@ -163,6 +175,7 @@ async def run_all(
     scenarios: Sequence[Scenario],
     parallel: int,
     scale: float,
+    audit: AuditReader | None = None,
 ) -> list[Result]:
     """Run the scenarios, ``parallel`` at a time. Definition fixtures always go over REST:
     they test the JSON upload contract, which a typed gRPC message cannot even express."""
@@ -171,7 +184,7 @@ async def run_all(
     async def one(scenario: Scenario) -> Result:
         async with semaphore:
             target = rest if scenario.group == "definitions" else engine
-            return await run_scenario(target, scenario, scale=scale)
+            return await run_scenario(target, scenario, scale=scale, audit=audit)
 
     return list(await asyncio.gather(*(one(s) for s in scenarios)))
 
@@ -258,20 +271,24 @@ async def _main(args: argparse.Namespace) -> int:
                 env[ENV_GRPC_TARGET] = args.grpc
             worker = WorkerProcess(args.worker, env, args.worker_log)
         rest = RestEngine(args.engine_url)
+        audit = AuditReader(args.audit_dsn) if args.audit_dsn else None
         engine: Engine = GrpcEngine(args.grpc) if args.grpc else rest
         started = time.monotonic()
         try:
             _out(
                 f"rochallor conformance: {len(scenarios)} scenarios, run {run}, engine "
                 f"{args.grpc or args.engine_url} ({'gRPC' if args.grpc else 'REST'}), "
-                f"worker {args.worker or '-'}"
+                f"worker {args.worker or '-'}, audit "
+                f"{'checked' if audit else 'not checked (no --audit-dsn)'}"
             )
             results = await _run_watching(
-                worker, run_all(engine, rest, scenarios, args.parallel, args.time_scale)
+                worker, run_all(engine, rest, scenarios, args.parallel, args.time_scale, audit)
             )
         finally:
             await engine.close()
             await rest.close()
+            if audit is not None:
+                await audit.close()
             if worker is not None:
                 worker.stop()
         elapsed = time.monotonic() - started

@@ -357,3 +357,35 @@ async def wait_healthy(base_url: str, *, within: float) -> None:
             if asyncio.get_running_loop().time() > deadline:
                 raise ConformanceError(f"engine at {base_url} not healthy: {last}")
             await asyncio.sleep(0.2)
+
+
+class AuditReader:
+    """Reads an instance's audit entries (``semantics.md`` §17) from the engine's PostgreSQL.
+
+    The audit log has no API, so audit expectations are checked only when the driver is given
+    the database (``--audit-dsn``); it reads the ``audit_log`` table of the documented schema
+    (``semantics.md`` §20). Needs the ``audit`` extra (asyncpg).
+    """
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self._pool: Any = None
+
+    async def entries(self, instance_id: str) -> list[dict[str, Any]]:
+        if self._pool is None:
+            try:
+                import asyncpg
+            except ImportError as exc:  # pragma: no cover - depends on the installation
+                raise ConformanceError(
+                    "--audit-dsn needs the audit extra: pip install 'rochallor-conformance[audit]'"
+                ) from exc
+            self._pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=4)
+        rows = await self._pool.fetch(
+            "SELECT kind, actor FROM audit_log WHERE instance_id = $1 ORDER BY id", instance_id
+        )
+        return [{"kind": row["kind"], "actor": row["actor"]} for row in rows]
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None

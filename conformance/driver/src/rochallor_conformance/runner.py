@@ -13,11 +13,12 @@ import attrs
 
 from rochallor_conformance.checks import (
     TERMINAL,
+    check_audit,
     check_instance,
     check_invariants,
     subset_problems,
 )
-from rochallor_conformance.engine import KINDS, Engine, EngineError
+from rochallor_conformance.engine import KINDS, AuditReader, Engine, EngineError
 from rochallor_conformance.errors import CheckFailed, ConformanceError
 from rochallor_conformance.scenario import EXPECTATIONS, Scenario
 
@@ -62,8 +63,11 @@ def error_matches(error: EngineError, expected: str) -> bool:
 
 
 class _Run:
-    def __init__(self, engine: Engine, scenario: Scenario, scale: float) -> None:
+    def __init__(
+        self, engine: Engine, scenario: Scenario, scale: float, audit: AuditReader | None
+    ) -> None:
         self.engine = engine
+        self.audit = audit
         self.scenario = scenario
         self.scale = scale
         self.deadline = time.monotonic() + scenario.timeout * scale
@@ -185,6 +189,8 @@ class _Run:
                 instance = await self.engine.get(instance_id)
                 history = await self.engine.history(instance_id)
                 problems = check_instance(instance, history, expected)
+                if self.audit is not None and ("audit" in expected or "auditCount" in expected):
+                    problems += check_audit(await self.audit.entries(instance_id), expected)
                 terminal = instance.get("status") in TERMINAL
                 if terminal:
                     problems += check_invariants(
@@ -320,10 +326,14 @@ class _Run:
         )
 
 
-async def run_scenario(engine: Engine, scenario: Scenario, *, scale: float = 1.0) -> Result:
-    """Run one scenario; never raises for a scenario failure (the result says it)."""
+async def run_scenario(
+    engine: Engine, scenario: Scenario, *, scale: float = 1.0, audit: AuditReader | None = None
+) -> Result:
+    """Run one scenario; never raises for a scenario failure (the result says it).
+
+    Audit expectations are checked only with an ``audit`` reader."""
     started = time.monotonic()
-    run = _Run(engine, scenario, scale)
+    run = _Run(engine, scenario, scale, audit)
     try:
         await run.run()
     except (CheckFailed, ConformanceError) as exc:

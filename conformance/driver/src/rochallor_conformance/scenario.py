@@ -54,6 +54,8 @@ EXPECTATIONS = frozenset(
         "historyUnordered",
         "historyCount",
         "historyReasons",
+        "audit",
+        "auditCount",
     }
 )
 
