@@ -125,15 +125,29 @@ def _instance(**fields: object) -> dict[str, object]:
         "currentStepIds": [],
         "variables": {"x": 1, "nested": {"a": 1}},
         "completedAt": "2026-01-01T00:00:00Z",
+        "definitionId": "d",
+        "definitionVersion": 1,
+        "startedAt": "2026-01-01T00:00:00Z",
     }
     base.update(fields)
     return base
 
 
-HISTORY = [
-    {"stepId": "a", "stepType": "SERVICE_TASK", "status": "COMPLETED", "failureReason": None},
-    {"stepId": "end", "stepType": "END", "status": "COMPLETED", "failureReason": None},
-]
+def _execution(step: str, step_type: str, status: str = "COMPLETED") -> dict[str, object]:
+    return {
+        "id": f"x-{step}",
+        "instanceId": "i",
+        "stepId": step,
+        "stepType": step_type,
+        "attemptNumber": 1,
+        "status": status,
+        "startedAt": "2026-01-01T00:00:00Z",
+        "endedAt": None if status == "RUNNING" else "2026-01-01T00:00:01Z",
+        "failureReason": None,
+    }
+
+
+HISTORY = [_execution("a", "SERVICE_TASK"), _execution("end", "END")]
 
 
 def test_check_instance_reports_every_difference() -> None:
@@ -162,7 +176,7 @@ def test_check_instance_reports_every_difference() -> None:
 def test_invariants_of_terminal_instances() -> None:
     types = {"a": "SERVICE_TASK", "end": "END"}
     assert check_invariants(_instance(), HISTORY, types) == []
-    running = [{**HISTORY[0], "status": "RUNNING"}]
+    running = [_execution("a", "SERVICE_TASK", "RUNNING")]
     problems = check_invariants(
         _instance(status="FAILED", currentStepIds=["a"]), running, {"a": "USER_TASK"}
     )
@@ -170,6 +184,14 @@ def test_invariants_of_terminal_instances() -> None:
     assert any(p.startswith("I9") for p in problems)
     assert any("stepType" in p for p in problems)
     assert check_invariants(_instance(status="ACTIVE"), running, types) == []
+    # attempt numbers count earlier executions of the same step; keys are all present
+    again = [*HISTORY[:1], {**HISTORY[0], "id": "x-a2", "attemptNumber": 1}]
+    assert check_invariants(_instance(), again, types) == ["execution 2 of 'a' has attemptNumber 1"]
+    partial = {k: v for k, v in HISTORY[0].items() if k != "endedAt"}
+    assert check_invariants(_instance(), [partial], types) == [
+        "history item of 'a' lacks ['endedAt']",
+        "COMPLETED execution of 'a' has no endedAt",
+    ]
 
 
 def test_error_matching() -> None:

@@ -9,6 +9,33 @@ from typing import Any
 
 TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
 
+#: Keys every history item carries (rest-api.md 3.7), ``endedAt``/``failureReason`` as null.
+HISTORY_KEYS = frozenset(
+    {
+        "id",
+        "instanceId",
+        "stepId",
+        "stepType",
+        "attemptNumber",
+        "status",
+        "startedAt",
+        "endedAt",
+        "failureReason",
+    }
+)
+#: Keys every instance carries (rest-api.md 3.3).
+INSTANCE_KEYS = frozenset(
+    {
+        "id",
+        "definitionId",
+        "definitionVersion",
+        "status",
+        "currentStepIds",
+        "variables",
+        "startedAt",
+    }
+)
+
 
 def json_equal(a: Any, b: Any, *, exact: bool = False) -> bool:
     """JSON equality: numbers by value (``1 == 1.0``), booleans never equal numbers.
@@ -135,7 +162,23 @@ def check_invariants(
         problems.append("I7: FAILED without a failureReason")
     if not instance.get("completedAt"):
         problems.append(f"{status} without completedAt")
+    missing = sorted(INSTANCE_KEYS - instance.keys())
+    if missing:
+        problems.append(f"instance lacks {missing}")
+    attempts: dict[str, int] = {}
     for item in history:
+        missing = sorted(HISTORY_KEYS - item.keys())
+        if missing:
+            problems.append(f"history item of {item.get('stepId')!r} lacks {missing}")
+        step = str(item.get("stepId"))
+        attempts[step] = attempts.get(step, 0) + 1
+        if item.get("attemptNumber") != attempts[step]:
+            problems.append(
+                f"execution {attempts[step]} of {step!r} has attemptNumber "
+                f"{item.get('attemptNumber')!r}"
+            )
+        if item.get("status") != "RUNNING" and not item.get("endedAt"):
+            problems.append(f"{item.get('status')} execution of {step!r} has no endedAt")
         if item.get("status") == "RUNNING":
             problems.append(
                 f"I9: execution of {item.get('stepId')!r} still RUNNING in a {status} instance"
