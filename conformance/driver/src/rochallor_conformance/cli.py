@@ -42,8 +42,17 @@ ENV_SCRIPT = "ROCHALLOR_CONFORMANCE_SCRIPT"
 
 
 def default_suite() -> Path:
-    """The repository's ``conformance/`` directory (this package is ``conformance/driver``)."""
-    return Path(__file__).resolve().parents[3]
+    """The suite directory: the ``conformance/`` directory this package was installed from
+    (editable installs), else ``./conformance`` or ``.`` when they hold ``scenarios/``."""
+    candidates = [
+        Path(__file__).resolve().parents[3],
+        Path.cwd() / "conformance",
+        Path.cwd(),
+    ]
+    for candidate in candidates:
+        if (candidate / "scenarios").is_dir():
+            return candidate
+    return candidates[0]
 
 
 def _out(text: str = "") -> None:
@@ -68,7 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="worker command (shell syntax); it gets the engine address and the behaviour "
         "script through the environment (docs/conformance.md)",
     )
-    parser.add_argument("--suite", type=Path, default=None, help="suite directory")
+    parser.add_argument(
+        "--suite",
+        type=Path,
+        default=None,
+        help="suite directory (default: the repository's conformance/, or ./conformance)",
+    )
     parser.add_argument(
         "--only",
         action="append",
