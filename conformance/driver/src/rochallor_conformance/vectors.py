@@ -158,20 +158,17 @@ def decision_table_scenario(table: dict[str, Any], case: dict[str, Any]) -> dict
 
 def definition_scenarios(definitions: Path, run: str) -> list[Scenario]:
     """Uploads of every definition fixture (valid: accepted; invalid: 400 with its code)."""
-    scenarios = []
-    for path in sorted((definitions / "valid").glob("*.json")):
-        document = json.loads(path.read_text(encoding="utf-8"))
-        scenarios.append(
-            build_scenario(
-                {"steps": [{"do": "upload", "fixture": path.stem}]},
-                f"def-valid-{path.stem}",
-                run,
-                definitions / "valid",
-                source=f"definitions/valid/{path.name}",
-                group="definitions",
-            )
+    scenarios = [
+        build_scenario(
+            {"steps": [{"do": "upload", "fixture": path.stem}]},
+            f"def-valid-{path.stem}",
+            run,
+            definitions / "valid",
+            source=f"definitions/valid/{path.name}",
+            group="definitions",
         )
-        del document
+        for path in sorted((definitions / "valid").glob("*.json"))
+    ]
     for path in sorted((definitions / "invalid").glob("*.json")):
         code = path.stem.split("--", 1)[0]
         # the body is uploaded exactly as stored: renaming could repair or change the fault
