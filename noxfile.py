@@ -14,6 +14,7 @@ nox.options.sessions = [
     "tests_validator",
     "tests_server",
     "tests_sdk",
+    "schemathesis",
     "conformance",
 ]
 
@@ -89,8 +90,19 @@ def conformance(session: nox.Session) -> None:
     """Conformance suite against our server on an embedded PostgreSQL: every scenario, vector and
     definition fixture with the SDK worker over REST and over gRPC and with the Node.js worker;
     plus the proof that injected engine faults make it fail (docs/conformance.md)."""
-    session.install("-e", VALIDATOR, "-e", SERVER, "-e", SDK, "-e", f"{CONFORMANCE}[grpc,audit,test]")
+    session.install(
+        "-e", VALIDATOR, "-e", SERVER, "-e", SDK, "-e", f"{CONFORMANCE}[grpc,audit,test]"
+    )
     _pytest(session, CONFORMANCE)
+
+
+@nox.session(python=PYTHON)
+def schemathesis(session: nox.Session) -> None:
+    """Schemathesis against a real engine's served OpenAPI document: no server error, no answer
+    outside the document, schema-valid input accepted and invalid input refused (~2 minutes).
+    """
+    session.install("-e", VALIDATOR, "-e", SERVER, "schemathesis==4.32.5")
+    session.run("python", f"{SERVER}/fuzz/run_schemathesis.py")
 
 
 @nox.session(python=PYTHON)
