@@ -12,6 +12,12 @@ had (``semantics.md`` notes them for the reference engine):
 
 Nothing in the server or the driver knows about the proxy; the driver is pointed at its URL
 exactly as it would be pointed at another engine.
+
+One fault cannot be made on the wire: a JOIN_GATEWAY that fires on the first branch to arrive.
+For it the test starts a second engine process whose interpreter loads a ``sitecustomize``
+module written by the test; it wraps the server's definition compiler so that every join
+expects a single arrival. The product has no switch for this: the fault exists only in that
+process, and the driver measures that engine as it would any other.
 """
 
 from __future__ import annotations
@@ -21,12 +27,13 @@ import json
 import re
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
-from conftest import last_line, run_driver, sdk_worker
+from conftest import FAST_ENGINE, last_line, run_driver, sdk_worker
 
 Fault = Callable[[str, str, bytes], bytes] | None
 
@@ -168,4 +175,48 @@ def test_unknown_job_500_fails_the_suite(proxy: Proxy) -> None:
     assert _table(result) == {"unknown-instance": "FAIL"}
     assert "expected a not_found error, engine answered 500" in result.stdout
     assert last_line(result) == "0 passed, 1 failed"
+    assert result.returncode == 1
+
+
+EARLY_JOIN = """
+import attrs
+from rochallor_server.service import engine as _engine
+
+_compile = _engine.compile_definition
+
+
+def _first_arrival_fires(record):
+    compiled = _compile(record)
+    return attrs.evolve(compiled, join_branches={join: 1 for join in compiled.join_branches})
+
+
+_engine.compile_definition = _first_arrival_fires
+"""
+
+JOINS = ["parallel-join-once", "parallel-user-task", "parallel-in-a-loop", "loan-approval"]
+
+
+def test_early_join_fails_the_suite(pg_cluster: Any, tmp_path: Path) -> None:
+    from rochallor_server.testing import EngineProcess
+
+    (tmp_path / "sitecustomize.py").write_text(EARLY_JOIN, encoding="utf-8")
+    broken = EngineProcess(
+        pg_cluster.new_database(),
+        tmp_path / "engine.log",
+        env={**FAST_ENGINE, "PYTHONPATH": str(tmp_path)},
+    )
+    broken.start()
+    try:
+        result = run_driver(
+            "--engine-url",
+            broken.rest_url,
+            "--worker",
+            sdk_worker(),
+            *_only([*JOINS, "linear-service-tasks"]),
+        )
+    finally:
+        broken.stop()
+    verdicts = _table(result)
+    assert verdicts == {**dict.fromkeys(JOINS, "FAIL"), "linear-service-tasks": "PASS"}
+    assert last_line(result) == f"1 passed, {len(JOINS)} failed"
     assert result.returncode == 1
