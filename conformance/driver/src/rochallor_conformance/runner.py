@@ -37,14 +37,18 @@ class Result:
 
 #: Codes of documents that cannot be decoded at all (``workflow-format.md``, rules P1-P3).
 DECODING_CODES = frozenset({"PARSE_ERROR", "UNKNOWN_FIELD", "INVALID_TYPE"})
+#: Document-wide input limits an engine may enforce while reading the request, before
+#: validation, answering 400 with a plain reason and no ``details`` (docs/limits.md).
+REQUEST_LIMIT_CODES = frozenset({"NUMBER_RANGE", "NESTING_DEPTH", "NUL_CHARACTER"})
 
 
 def error_matches(error: EngineError, expected: str) -> bool:
     """``expected`` is an error kind (``not_found``…) or a validation code (``REF_RESOLVES``).
 
-    A code needs a ``bad_request`` naming it in the REST ``details`` (decoding errors carry
-    none: their reason starts with ``parse error``). gRPC statuses name no codes, so there the
-    kind alone is checked.
+    A code needs a ``bad_request`` naming it in the REST ``details``. Decoding errors carry
+    none (their reason starts with ``parse error``), nor do the document-wide input limits an
+    engine checks while reading the request. gRPC statuses name no codes, so there the kind
+    alone is checked.
     """
     if expected in KINDS:
         return error.kind == expected
@@ -55,6 +59,9 @@ def error_matches(error: EngineError, expected: str) -> bool:
     if expected in DECODING_CODES and error.text.startswith("parse error"):
         return True  # rest-api.md 5.1: decoding errors carry no details
     body = error.body
+    has_details = isinstance(body, dict) and bool(body.get("details"))
+    if expected in REQUEST_LIMIT_CODES and not has_details:
+        return True  # refused while reading the request, before validation
     if isinstance(body, dict):
         codes = [d.get("code") for d in body.get("details") or [] if isinstance(d, dict)]
         if expected in codes:
