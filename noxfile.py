@@ -14,6 +14,8 @@ nox.options.sessions = [
     "tests_validator",
     "tests_server",
     "tests_sdk",
+    "schemathesis",
+    "conformance",
     "faults_quick",
 ]
 
@@ -21,6 +23,7 @@ PYTHON = "3.11"
 VALIDATOR = "packages/rochallor-validator"
 SERVER = "packages/rochallor-server"
 SDK = "packages/rochallor-sdk"
+CONFORMANCE = "conformance/driver"
 CODEGEN_REQUIREMENTS = "codegen/requirements.txt"
 
 
@@ -49,8 +52,17 @@ def typecheck(session: nox.Session) -> None:
         f"{SERVER}[test]",
         "-e",
         f"{SDK}[test]",
+        "-e",
+        f"{CONFORMANCE}[grpc,audit,test]",
     )
-    session.run("mypy", f"{VALIDATOR}/src", f"{SERVER}/src", f"{SDK}/src")
+    session.run(
+        "mypy",
+        f"{VALIDATOR}/src",
+        f"{SERVER}/src",
+        f"{SDK}/src",
+        f"{CONFORMANCE}/src",
+        "conformance/workers/sdk_worker.py",
+    )
 
 
 @nox.session(python=PYTHON)
@@ -72,6 +84,26 @@ def tests_sdk(session: nox.Session) -> None:
     """SDK: unit tests, and integration tests against a real engine on an embedded PostgreSQL."""
     session.install("-e", f"{SDK}[test]", "-e", VALIDATOR, "-e", SERVER)
     _pytest(session, SDK)
+
+
+@nox.session(python=PYTHON)
+def conformance(session: nox.Session) -> None:
+    """Conformance suite against our server on an embedded PostgreSQL: every scenario, vector and
+    definition fixture with the SDK worker over REST and over gRPC and with the Node.js worker;
+    plus the proof that injected engine faults make it fail (docs/conformance.md)."""
+    session.install(
+        "-e", VALIDATOR, "-e", SERVER, "-e", SDK, "-e", f"{CONFORMANCE}[grpc,audit,test]"
+    )
+    _pytest(session, CONFORMANCE)
+
+
+@nox.session(python=PYTHON)
+def schemathesis(session: nox.Session) -> None:
+    """Schemathesis against a real engine's served OpenAPI document: no server error, no answer
+    outside the document, schema-valid input accepted and invalid input refused (~2 minutes).
+    """
+    session.install("-e", VALIDATOR, "-e", SERVER, "schemathesis==4.32.5")
+    session.run("python", f"{SERVER}/fuzz/run_schemathesis.py")
 
 
 @nox.session(python=PYTHON)

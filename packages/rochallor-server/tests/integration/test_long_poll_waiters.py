@@ -12,6 +12,7 @@ import pytest
 
 from rochallor_server.config import EngineSettings
 from rochallor_server.engine.clock import SystemClock, UlidGenerator
+from rochallor_server.engine.model import Job
 from rochallor_server.metrics import Metrics
 from rochallor_server.service.engine import Engine
 from rochallor_server.store.postgres import PostgresStore, create_pool
@@ -61,9 +62,15 @@ async def _until(predicate: Any, within: float = 5.0) -> None:
         await asyncio.sleep(0.01)
 
 
+def _same(job: Job) -> Job:
+    return job
+
+
 def _poll(engine: Engine, worker: str, wait: float = 10.0) -> asyncio.Task[list[Any]]:
     return asyncio.create_task(
-        engine.poll_jobs(worker_id=worker, job_types=["lp-a"], max_jobs=1, wait_seconds=wait)
+        engine.poll_jobs(
+            worker_id=worker, job_types=["lp-a"], max_jobs=1, wait_seconds=wait, encode=_same
+        )
     )
 
 
@@ -122,7 +129,9 @@ async def test_polls_past_the_cap_answer_at_once_and_still_claim(capped: Engine)
     engine = capped
     held = [
         asyncio.create_task(
-            engine.poll_jobs(worker_id=f"w{n}", job_types=["other"], max_jobs=1, wait_seconds=10)
+            engine.poll_jobs(
+                worker_id=f"w{n}", job_types=["other"], max_jobs=1, wait_seconds=10, encode=_same
+            )
         )
         for n in range(3)
     ]
