@@ -144,6 +144,8 @@ def _faults(session: nox.Session, scale: str) -> None:
         "no:randomly",
         "-p",
         "no:cacheprovider",
+        "-p",
+        "rochallor_server.testing.pytest_plugin",
         *session.posargs,
         env={"FAULTS_SCALE": scale},
     )

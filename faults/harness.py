@@ -53,6 +53,8 @@ class Scale:
     pg_down_s: float
     settle_s: float
     timer_s: int
+    restart_lease: str
+    """The lease in ``postgres_restart``: longer than the outage."""
 
     @classmethod
     def from_env(cls) -> Scale:
@@ -65,9 +67,17 @@ class Scale:
                 pg_down_s=8.0,
                 settle_s=180,
                 timer_s=30,
+                restart_lease="30s",
             )
         return cls(
-            instances=100, workers=2, parallelism=8, kills=2, pg_down_s=5.0, settle_s=90, timer_s=4
+            instances=100,
+            workers=2,
+            parallelism=8,
+            kills=2,
+            pg_down_s=5.0,
+            settle_s=90,
+            timer_s=4,
+            restart_lease="10s",
         )
 
 

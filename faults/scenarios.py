@@ -91,9 +91,9 @@ async def postgres_restart(workdir: Path, scale: h.Scale) -> h.Result:
     reconnects by itself (no restart), the SDK keeps its completions meanwhile."""
     db = h.Database(workdir)
     dsn = await db.start()
-    # The default lease (30 s), longer than the outage: the SDK keeps its completions through
-    # it, so no job should need to be offered again.
-    engine = h.Engine(workdir, "engine", dsn=dsn, data_dir=None, WE_JOB_LEASE="30s")
+    # A lease longer than the outage (the default 30 s in the full run): the SDK keeps its
+    # completions through it, so no job should need to be offered again.
+    engine = h.Engine(workdir, "engine", dsn=dsn, data_dir=None, WE_JOB_LEASE=scale.restart_lease)
     workers = h.Workers(workdir, h.FLOW_TYPES, scale.parallelism)
     try:
         await engine.start()
