@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,8 +36,19 @@ def _postmaster(data_dir: Path) -> int:
 
 
 @pytest.fixture
-def first(tmp_path: Path) -> Iterator[EmbeddedPostgres]:
-    pg = EmbeddedPostgres(tmp_path / "data", ephemeral=True)
+def workdir() -> Iterator[Path]:
+    """Not pytest's tmp_path: PostgreSQL runs as another user under root, and a pytest session
+    starting meanwhile makes pytest's base directory private again."""
+    path = Path(tempfile.mkdtemp(prefix="rochallor-datadir-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def first(workdir: Path) -> Iterator[EmbeddedPostgres]:
+    pg = EmbeddedPostgres(workdir / "data", ephemeral=True)
     pg.start()
     try:
         yield pg
@@ -55,9 +68,9 @@ def test_a_second_owner_is_refused_and_the_first_keeps_running(
 
 
 def test_a_second_server_process_exits_with_a_clear_message(
-    first: EmbeddedPostgres, tmp_path: Path
+    first: EmbeddedPostgres, workdir: Path
 ) -> None:
-    engine = EngineProcess("", tmp_path / "second.log", env={"WE_DATA_DIR": str(first.data_dir)})
+    engine = EngineProcess("", workdir / "second.log", env={"WE_DATA_DIR": str(first.data_dir)})
     engine.env.pop("WE_POSTGRES_DSN")
     with pytest.raises(EngineProcessError, match="exited with"):
         engine.start(timeout=30)
@@ -65,16 +78,18 @@ def test_a_second_server_process_exits_with_a_clear_message(
     assert _answers(first.dsn)
 
 
-def test_a_postmaster_left_by_a_dead_owner_is_taken_over(tmp_path: Path) -> None:
-    data = tmp_path / "data"
+def test_a_postmaster_left_by_a_dead_owner_is_taken_over(workdir: Path) -> None:
+    data = workdir / "data"
     owner = subprocess.Popen(["sleep", "60"])
-    crashed = EmbeddedPostgres(data, ephemeral=True)
-    crashed.start()
-    left = _postmaster(data)
-    (data / "rochallor-owner.pid").write_text(str(owner.pid))
-    crashed._unlock()  # as if its process had been SIGKILLed: the flock goes with it
-    owner.send_signal(signal.SIGKILL)
-    owner.wait()
+    try:
+        crashed = EmbeddedPostgres(data, ephemeral=True)
+        crashed.start()
+        left = _postmaster(data)
+        (data / "rochallor-owner.pid").write_text(str(owner.pid))
+        crashed._unlock()  # as if its process had been SIGKILLed: the flock goes with it
+    finally:
+        owner.send_signal(signal.SIGKILL)
+        owner.wait()
 
     successor = EmbeddedPostgres(data, ephemeral=True)
     try:
@@ -85,8 +100,8 @@ def test_a_postmaster_left_by_a_dead_owner_is_taken_over(tmp_path: Path) -> None
         successor.stop(remove=True)
 
 
-def test_a_postmaster_this_product_did_not_start_is_left_alone(tmp_path: Path) -> None:
-    data = tmp_path / "data"
+def test_a_postmaster_this_product_did_not_start_is_left_alone(workdir: Path) -> None:
+    data = workdir / "data"
     foreign = EmbeddedPostgres(data, ephemeral=True)
     foreign.start()
     try:

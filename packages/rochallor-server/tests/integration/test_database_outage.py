@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -25,13 +27,17 @@ POLL = {"workerId": "w", "jobTypes": ["t"], "maxJobs": 1}
 
 
 @pytest.fixture
-async def database(tmp_path: Path) -> AsyncIterator[EmbeddedPostgres]:
-    pg = EmbeddedPostgres(tmp_path / "pg", ephemeral=True)
-    await asyncio.to_thread(pg.start)
+async def database() -> AsyncIterator[EmbeddedPostgres]:
+    # Not pytest's tmp_path: PostgreSQL runs as another user under root, and a pytest session
+    # starting meanwhile makes pytest's base directory private again.
+    workdir = Path(tempfile.mkdtemp(prefix="rochallor-outage-"))
+    pg = EmbeddedPostgres(workdir / "pg", ephemeral=True)
     try:
+        await asyncio.to_thread(pg.start)
         yield pg
     finally:
         await asyncio.to_thread(pg.stop, remove=True)
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 async def _status(http: aiohttp.ClientSession, method: str, url: str) -> tuple[int, str, str]:
