@@ -66,18 +66,22 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
                 name=args.name, role=args.role, job_types=args.job_types, created_by="cli"
             )
             if getattr(args, "json", False):
-                print(json.dumps({**_describe(key), "token": token}))
+                _out(json.dumps({**_describe(key), "token": token}))
             else:
-                print(f"created key {key.id} ({key.role.value}); its token, shown only now:")
-                print(token)
+                _out(f"created key {key.id} ({key.role.value}); its token, shown only now:")
+                _out(token)
         elif args.action == "list":
             for key in await access.list_keys():
                 described = _describe(key)
-                print(" ".join(f"{k}={v}" for k, v in described.items()))
+                _out(" ".join(f"{k}={v}" for k, v in described.items()))
         else:
             key = await access.revoke_key(args.key_id)
-            print(f"revoked key {key.id}")
+            _out(f"revoked key {key.id}")
     return 0
+
+
+def _out(line: str) -> None:
+    sys.stdout.write(line + "\n")
 
 
 def _describe(key: auth.ApiKey) -> dict[str, object]:

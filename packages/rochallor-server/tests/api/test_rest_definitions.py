@@ -68,7 +68,8 @@ async def test_upload_lists_warnings_with_step_id_omitted_when_none(
 async def test_upload_accepts_json_with_any_parameters(
     client: Client, engine: FakeEngine, content_type: str
 ) -> None:
-    response = await client.post("/v1/definitions", data=UPLOAD, headers={"Content-Type": content_type})
+    headers = {"Content-Type": content_type}
+    response = await client.post("/v1/definitions", data=UPLOAD, headers=headers)
     assert response.status == 201
 
 
@@ -77,7 +78,8 @@ async def test_upload_refuses_other_content_types(
     client: Client, engine: FakeEngine, content_type: str
 ) -> None:
     # A browser may send these to any origin without a preflight (docs/security.md).
-    response = await client.post("/v1/definitions", data=UPLOAD, headers={"Content-Type": content_type})
+    headers = {"Content-Type": content_type}
+    response = await client.post("/v1/definitions", data=UPLOAD, headers=headers)
     assert response.status == 415
     assert (await response.json())["error"] == "unsupported-format"
     assert not engine.calls
