@@ -67,6 +67,19 @@ def test_health_is_public_and_unknown_routes_are_guarded() -> None:
     assert {r for r in auth.Role if auth.allows(r, "NoSuchRpc")} == {auth.Role.ADMIN}
 
 
+def test_head_is_a_get() -> None:
+    assert auth.rest_operation("HEAD", "/healthz") == "Health"
+    assert auth.rest_operation("HEAD", "/v1/instances") == "ListInstances"
+
+
+async def test_the_first_key_closes_an_open_engine() -> None:
+    access = _access(enforce=False)
+    assert await access.check(None, "UploadDefinition") is None
+    await access.create_key(name="first", role="admin")
+    with pytest.raises(Unauthenticated):
+        await access.check(None, "UploadDefinition")
+
+
 def test_every_rest_route_names_a_known_operation() -> None:
     for operation in auth.REST_OPERATIONS.values():
         assert operation == "Health" or operation in auth.OPERATIONS

@@ -136,6 +136,10 @@ class AccessControl:
         key_record, token, digest = key
         await self.keys.insert_key(key_record, digest)
         log.info("API key %s (%s, role %s) created", key_record.id, name, key_record.role)
+        if not self.enforce:
+            # The first credential closes this engine; other replicas close at their restart.
+            self.enforce = True
+            log.warning("access control: enforced from now on (the first API key exists)")
         return key_record, token
 
     async def list_keys(self) -> list[_keys.ApiKey]:

@@ -104,6 +104,8 @@ UNMAPPED_WRITE: Final = "UnmappedWrite"
 def rest_operation(method: str, canonical_path: str) -> str:
     """The operation of a REST route. A route missing from the table needs ``read`` for a
     ``GET`` and ``administer`` for anything else: unknown state changes are admin-only."""
+    if method == "HEAD":
+        method = "GET"
     found = REST_OPERATIONS.get((method, canonical_path))
     if found is not None:
         return found
