@@ -35,7 +35,7 @@ def bearer_token(authorization: str | None) -> str | None:
     """The token of ``Authorization: Bearer <token>``; ``None`` when absent."""
     if authorization is None or not authorization.strip():
         return None
-    if not authorization[: len(_BEARER)].lower() == _BEARER:
+    if authorization[: len(_BEARER)].lower() != _BEARER:
         raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
     token = authorization[len(_BEARER) :].strip()
     if not token:
@@ -132,8 +132,9 @@ class AccessControl:
         created_by: str | None = None,
     ) -> tuple[_keys.ApiKey, str]:
         """A new key and its token (shown once; only its hash is stored)."""
-        key = new_key(name=name, role=role, job_types=job_types, created_by=created_by)
-        key_record, token, digest = key
+        key_record, token, digest = new_key(
+            name=name, role=role, job_types=job_types, created_by=created_by, now=self._now()
+        )
         await self.keys.insert_key(key_record, digest)
         log.info("API key %s (%s, role %s) created", key_record.id, name, key_record.role)
         if not self.enforce:
