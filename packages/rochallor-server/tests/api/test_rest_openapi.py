@@ -161,7 +161,7 @@ def _scenarios() -> dict[tuple[str, str, int], Scenario]:
          "get_definition", None, {404: NotFound("definition not found"), 500: STORAGE}),
         ("GET", "/v1/instances", "/v1/instances", "list_instances", None, {500: STORAGE}),
         ("POST", "/v1/instances", "/v1/instances", "start_instance", b'{"definitionId":"d"}',
-         {400: b"{}", 404: NotFound("definition not found"), 500: STORAGE}),
+         {400: b"[]", 404: NotFound("definition not found"), 500: STORAGE}),
         ("GET", "/v1/instances/{id}", "/v1/instances/i", "get_instance", None,
          {404: NotFound("instance not found"), 500: STORAGE}),
         ("GET", "/v1/instances/{id}/history", "/v1/instances/i/history", "history", None,
@@ -177,7 +177,7 @@ def _scenarios() -> dict[tuple[str, str, int], Scenario]:
          {400: b"[]", 404: NotFound("workflow instance not found"), 409: Conflict("not parked"),
           500: STORAGE}),
         ("POST", "/v1/jobs/poll", "/v1/jobs/poll", "poll_jobs",
-         b'{"workerId":"w","jobTypes":["t"]}', {400: b"{}", 500: STORAGE}),
+         b'{"workerId":"w","jobTypes":["t"]}', {400: b"[]", 500: STORAGE}),
         ("POST", "/v1/jobs/{id}/complete", "/v1/jobs/j/complete", "complete_job", b"{}",
          {400: b"", 404: NotFound("job not found"), 500: STORAGE}),
         ("POST", "/v1/jobs/batch-complete", "/v1/jobs/batch-complete", None, BATCH,
@@ -186,7 +186,7 @@ def _scenarios() -> dict[tuple[str, str, int], Scenario]:
          {400: b"", 404: NotFound("job not found"), 500: STORAGE}),
         ("POST", "/v1/jobs/{id}/extend", "/v1/jobs/j/extend", "extend_job_lease",
          b'{"workerId":"w"}',
-         {400: b"{}", 404: NotFound("job not found"), 409: Conflict("not yours"), 500: STORAGE}),
+         {400: b"[]", 404: NotFound("job not found"), 409: Conflict("not yours"), 500: STORAGE}),
     ]  # fmt: skip
     for method, template, path, engine_method, body, statuses in errors:
         table.update(_errors(method, template, path, engine_method, body=body, statuses=statuses))

@@ -24,6 +24,7 @@ from rochallor_server.auth import _keys
 from rochallor_server.auth._jwt import JwtVerifier
 from rochallor_server.auth._principal import Principal
 from rochallor_server.auth._roles import Role, allows, required_permission
+from rochallor_server.engine import limits
 from rochallor_server.errors import BadRequest, NotFound, PermissionDenied, Unauthenticated
 
 log = logging.getLogger(__name__)
@@ -138,9 +139,7 @@ class AccessControl:
         await self.keys.insert_key(key_record, digest)
         log.info("API key %s (%s, role %s) created", key_record.id, name, key_record.role)
         if not self.enforce:
-            # The first credential closes this engine; other replicas close at their restart.
-            self.enforce = True
-            log.warning("access control: enforced from now on (the first API key exists)")
+            log.warning("access control is off: the new key counts once the engine restarts")
         return key_record, token
 
     async def list_keys(self) -> list[_keys.ApiKey]:
@@ -164,8 +163,7 @@ def new_key(
     now: dt.datetime | None = None,
 ) -> tuple[_keys.ApiKey, str, bytes]:
     """Validate the fields of a new key; ``(record, token, secret hash)``."""
-    if not name or len(name) > 200:
-        raise BadRequest("name is required (at most 200 characters)")
+    limits.required_identifier("name", name)
     try:
         parsed_role = Role(role)
     except ValueError:
@@ -175,8 +173,10 @@ def new_key(
     if types is not None:
         if parsed_role is not Role.WORKER:
             raise BadRequest("jobTypes applies to worker keys only")
-        if not types or any(not t for t in types):
-            raise BadRequest("jobTypes must list non-empty job types")
+        if not types:
+            raise BadRequest("jobTypes must list at least one job type")
+        for n, job_type in enumerate(sorted(types)):
+            limits.required_identifier(f"jobTypes[{n}]", job_type)
     key_id, token, digest = _keys.new_token()
     record = _keys.ApiKey(
         id=key_id,

@@ -6,10 +6,12 @@ the key administration routes.
   request itself.
 - **Cross-origin writes**: a ``POST`` whose ``Origin`` is neither configured nor the engine's
   own host is refused with ``403`` before routing.
-- **JSON only**: every ``POST`` must declare ``Content-Type: application/json`` (``415``
-  otherwise). Browsers can send ``text/plain``, form and body-less posts to any origin without
+- **JSON only**: a ``POST`` with a body must declare ``Content-Type: application/json``
+  (``415`` otherwise). Browsers send ``text/plain`` and form bodies to any origin without
   asking first; a JSON content type makes them ask (preflight), which the CORS rule refuses.
-  Every Rochallor SDK declares it on every request.
+  (A body-less post carries nothing to parse; from a page on another origin it is refused by
+  its ``Origin``, which browsers always send on cross-origin posts.) Every Rochallor SDK
+  declares JSON on every post.
 - **Credentials**: :func:`access_middleware` resolves the route's operation
   (:func:`rochallor_server.auth.rest_operation`) and asks the shared
   :class:`~rochallor_server.auth.AccessControl`; the caller is bound for the service (audit,
@@ -86,8 +88,12 @@ async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamR
 
 @web.middleware
 async def json_only_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every ``POST`` declares ``application/json`` (see the module docstring)."""
-    if request.method == "POST" and request.content_type != "application/json":
+    """A ``POST`` body is declared ``application/json`` (see the module docstring)."""
+    if (
+        request.method == "POST"
+        and request.body_exists
+        and request.content_type != "application/json"
+    ):
         declared = request.headers.get("Content-Type")
         raise UnsupportedFormat(f"Content-Type must be application/json (got {declared or 'none'})")
     return await handler(request)
