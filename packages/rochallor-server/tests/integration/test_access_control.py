@@ -98,10 +98,10 @@ class World:
 
     async def leased_job(self, job_type: str = "auth-job") -> str:
         await self.instance(OTHER_JOB_DEF["id"] if job_type == "other-job" else JOB_DEF["id"])
-        jobs = await self.engine.poll_jobs(
-            worker_id="w", job_types=[job_type], max_jobs=1, wait_seconds=0
+        ids = await self.engine.poll_jobs(
+            worker_id="w", job_types=[job_type], max_jobs=1, wait_seconds=0, encode=lambda j: j.id
         )
-        return jobs[0].id
+        return ids[0]
 
     async def throwaway_key(self) -> str:
         key, _ = await self.access.create_key(name="throwaway", role="viewer")
