@@ -28,6 +28,23 @@ def parse_target(target: str) -> tuple[str, int]:
     return split.hostname or "localhost", split.port or _DEFAULT_PORT
 
 
+def _socket_of(channel: Channel) -> Any:
+    """The channel's socket, if connected (grpclib keeps it on a private attribute)."""
+    protocol = getattr(channel, "_protocol", None)
+    transport = getattr(getattr(protocol, "connection", None), "_transport", None)
+    return None if transport is None else transport.get_extra_info("socket")
+
+
+async def _closed(sock: Any, within: float = 1.0) -> None:
+    """Wait (bounded) until ``sock`` is closed: a TLS connection closes after its
+    close_notify exchange, a few loop iterations after ``Channel.close()``."""
+    deadline = asyncio.get_running_loop().time() + within
+    while sock is not None and sock.fileno() != -1:
+        if asyncio.get_running_loop().time() > deadline:
+            return
+        await asyncio.sleep(0.005)
+
+
 def _secure_scheme(target: str) -> bool:
     return target.startswith(("grpcs://", "https://"))
 
@@ -58,7 +75,9 @@ class GrpcClient(_base.ClosingClient):
 
     async def close(self) -> None:
         if self._owns_channel and self._channel is not None:
+            sock = _socket_of(self._channel)
             self._channel.close()
+            await _closed(sock)
         self._channel = None
 
     def _stub(self) -> pb.WorkflowEngineStub:
