@@ -60,6 +60,7 @@ def test_from_env_reads_every_documented_variable() -> None:
         tls_cert_file="/etc/rochallor/worker.pem",
         tls_key_file="/etc/rochallor/worker.key",
     )
+    assert "rk_0123456789ab_secret" not in repr(settings)
     assert set(WorkerSettings.env_vars().values()) == {k for k in env if k != "UNRELATED"}
 
 

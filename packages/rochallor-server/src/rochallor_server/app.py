@@ -109,7 +109,8 @@ class Server:
 
         self.access = await self._access_control()
         host = self._bind_host(self.access.enforce)
-        rest_tls = tls.server_context(settings.tls, grpc=False)
+        certificate = (settings.tls.cert, settings.tls.key)
+        rest_tls = tls.server_context(*certificate, grpc=False)
         metrics_access = self.access if settings.auth.metrics_auth else None
         self._metrics = web.AppRunner(
             rest_app.make_metrics_app(self.metrics, metrics_access), access_log=None
@@ -128,7 +129,7 @@ class Server:
             self._grpc.start(
                 host,
                 settings.http.grpc_port,
-                ssl_context=tls.server_context(settings.tls, grpc=True),
+                ssl_context=tls.server_context(*certificate, settings.tls.client_ca, grpc=True),
             ),
             "WE_GRPC_PORT",
             host,

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from rochallor_server import auth
 from rochallor_server.auth import _keys
+from rochallor_server.engine.limits import MAX_IDENTIFIER_LENGTH
 from rochallor_server.errors import BadRequest, NotFound, PermissionDenied, Unauthenticated
 from rochallor_server.testing import JwtIssuer
 
@@ -181,7 +182,7 @@ async def test_the_cache_is_used_only_while_live_and_for_its_ttl() -> None:
     ("name", "role", "job_types", "problem"),
     [
         ("", "viewer", None, "name"),
-        ("x" * 256, "viewer", None, "name must be at most 255"),
+        ("x" * (MAX_IDENTIFIER_LENGTH + 1), "viewer", None, "name must be at most"),
         ("a\x00b", "viewer", None, "name"),
         ("x", "root", None, "role must be one of"),
         ("x", "viewer", ["a"], "worker keys only"),

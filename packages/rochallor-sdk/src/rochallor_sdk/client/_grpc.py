@@ -51,7 +51,10 @@ def _secure_scheme(target: str) -> bool:
 
 class GrpcClient(_base.ClosingClient):
     """Talks to the engine's gRPC service ``workflow.v1.WorkflowEngine``; implements
-    ``JobClient`` and ``AdminClient`` with the same dict shapes as :class:`RestClient`."""
+    ``JobClient`` and ``AdminClient`` with the same dict shapes as :class:`RestClient`.
+
+    ``token``, when given, is sent on every call as ``authorization: Bearer <token>`` metadata.
+    """
 
     def __init__(
         self,

@@ -23,6 +23,7 @@ class RestClient(_base.ClosingClient):
 
     Pass an existing ``session`` to share a connection pool; otherwise the client creates
     one lazily and closes it in :meth:`close` (or at the end of ``async with``).
+    ``token``, when given, is sent on every request as ``Authorization: Bearer <token>``.
     """
 
     def __init__(
@@ -345,6 +346,7 @@ def _batch_result(job_id: str, result: Any) -> Exception | None:
 def _api_error(status: int, text: str, operation: str) -> _errors.ApiError:
     code: str | None = None
     reason = text.strip()
+    details: list[dict[str, Any]] = []
     try:
         body = json.loads(text)
     except ValueError:
@@ -352,13 +354,22 @@ def _api_error(status: int, text: str, operation: str) -> _errors.ApiError:
     if isinstance(body, dict):
         code = body.get("error") if isinstance(body.get("error"), str) else None
         reason = str(body.get("reason") or body.get("message") or reason)
-    return _error_for(status, code, reason, operation)
+        raw_details = body.get("details")
+        if isinstance(raw_details, list):
+            details = [item for item in raw_details if isinstance(item, dict)]
+    return _error_for(status, code, reason, operation, details)
 
 
-def _error_for(status: int, code: str | None, reason: str, operation: str) -> _errors.ApiError:
+def _error_for(
+    status: int,
+    code: str | None,
+    reason: str,
+    operation: str,
+    details: list[dict[str, Any]] | None = None,
+) -> _errors.ApiError:
     cls: type[_errors.ApiError] = _errors.ApiError
     if status == 404:
         cls = _errors.NotFound
     elif status == 409:
         cls = _errors.Conflict
-    return cls(reason, status=status, code=code, operation=operation)
+    return cls(reason, status=status, code=code, operation=operation, details=details)
