@@ -18,12 +18,13 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import asyncpg
 import attrs
 
-from rochallor_server.store.postgres.embedded import EmbeddedPostgres
+from rochallor_server.store.postgres.embedded import PASSWORD_FILE, EmbeddedPostgres
 from rochallor_server.testing import EngineProcess
 
 HERE = Path(__file__).resolve().parent
@@ -368,9 +369,11 @@ class Database:
 
 
 def embedded_dsn(data_dir: Path) -> str:
-    """The DSN of the PostgreSQL an engine runs in ``data_dir`` (port from postmaster.pid)."""
+    """The DSN of the PostgreSQL an engine runs in ``data_dir`` (port from postmaster.pid,
+    the password the engine stored there)."""
     lines = (data_dir / "postmaster.pid").read_text().splitlines()
-    return f"postgresql://postgres@127.0.0.1:{int(lines[3])}/postgres"
+    password = quote((data_dir / PASSWORD_FILE).read_text().strip(), safe="")
+    return f"postgresql://postgres:{password}@127.0.0.1:{int(lines[3])}/postgres"
 
 
 # -- load ----------------------------------------------------------------------------------------

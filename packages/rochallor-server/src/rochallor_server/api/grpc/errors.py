@@ -5,6 +5,8 @@ error                              status                   message
 =================================  =======================  ===============================
 ``DefinitionRejected``             ``INVALID_ARGUMENT``     the multi-line ``validation error:``
 ``BadRequest``                     ``INVALID_ARGUMENT``     the REST ``reason``
+``Unauthenticated``                ``UNAUTHENTICATED``      the REST ``reason``
+``PermissionDenied``               ``PERMISSION_DENIED``    the REST ``reason``
 ``NotFound``                       ``NOT_FOUND``            the REST ``reason``
 ``Conflict``                       ``FAILED_PRECONDITION``  the REST ``reason``
 ``StorageUnavailable``             ``UNAVAILABLE``          the REST ``reason``
@@ -27,9 +29,11 @@ from rochallor_server.errors import (
     BadRequest,
     Conflict,
     NotFound,
+    PermissionDenied,
     RochallorError,
     StorageError,
     StorageUnavailable,
+    Unauthenticated,
 )
 
 log = logging.getLogger(__name__)
@@ -44,6 +48,10 @@ def to_grpc(exc: BaseException, *, method: str = "") -> GRPCError:
     # DefinitionRejected is a BadRequest whose message is the multi-line validation text.
     if isinstance(exc, BadRequest):
         return GRPCError(Status.INVALID_ARGUMENT, exc.message)
+    if isinstance(exc, Unauthenticated):
+        return GRPCError(Status.UNAUTHENTICATED, exc.message)
+    if isinstance(exc, PermissionDenied):
+        return GRPCError(Status.PERMISSION_DENIED, exc.message)
     if isinstance(exc, NotFound):
         return GRPCError(Status.NOT_FOUND, exc.message)
     if isinstance(exc, Conflict):
