@@ -33,6 +33,7 @@ from rochallor_server.engine.commands import (
     Command,
     CompleteJob,
     CompleteUserTask,
+    EnqueueDispatch,
     FailJob,
     FinishExecution,
     InsertExecution,
@@ -93,6 +94,8 @@ class MemoryTables:
     user_task_results: dict[str, UserTaskResult] = attrs.field(factory=dict)
     timers: dict[str, Timer] = attrs.field(factory=dict)
     audit_log: tuple[AuditEntry, ...] = ()
+    dispatch_outbox: tuple[EnqueueDispatch, ...] = ()
+    """``kafka_outbox`` mode's rows, in insert order (nothing relays them here)."""
 
 
 def _deep(value: _V) -> _V:
@@ -421,6 +424,9 @@ class InMemoryTransaction:
                 if audit:
                     copied = attrs.evolve(entry, detail=_deep(entry.detail))
                     self.tables.audit_log = (*self.tables.audit_log, copied)
+            case EnqueueDispatch():
+                self._require("jobs", command.job_id, f"dispatch_outbox {command.id}")
+                self.tables.dispatch_outbox = (*self.tables.dispatch_outbox, command)
             case ChainNext():
                 pass  # the service starts the chained instance after commit
             case _:
