@@ -188,6 +188,8 @@ class KafkaWorker:
         self._signals: list[signal.Signals] = []
         self._has_run = False
         self._assigned: dict[str, asyncio.Event] = {}
+        # dedup ids being handled now: a twin in flight waits for the first copy's outcome
+        self._in_flight: dict[str, asyncio.Future[bool]] = {}
         #: Records handled (handler run and reported), skipped as duplicates, undecodable.
         self.handled = 0
         self.duplicates = 0
@@ -429,19 +431,30 @@ class KafkaWorker:
                 "%s[%d]@%d skipped: %s", record.topic, record.partition, record.offset, exc
             )
             return True
-        if self.dedup.seen(dispatched.dedup_id):
+        dedup_id = dispatched.dedup_id
+        twin = self._in_flight.get(dedup_id) if dedup_id else None
+        if twin is not None and await asyncio.shield(twin):
             self.duplicates += 1
-            logger.info("job %s: duplicate dispatch %s skipped", dispatched.job.id, dispatched.dedup_id)
             return True
-        assert self._slots is not None
-        async with self._slots:
-            if self.dedup.seen(dispatched.dedup_id):  # a twin in this batch went first
-                self.duplicates += 1
-                return True
-            reported = await self._run_job(dispatched.job, client)
-        if reported:
-            self.dedup.add(dispatched.dedup_id)
-            self.handled += 1
+        if self.dedup.seen(dedup_id):
+            self.duplicates += 1
+            logger.info("job %s: duplicate dispatch %s skipped", dispatched.job.id, dedup_id)
+            return True
+        outcome: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        if dedup_id:
+            self._in_flight[dedup_id] = outcome
+        reported = False
+        try:
+            assert self._slots is not None
+            async with self._slots:
+                reported = await self._run_job(dispatched.job, client)
+            if reported:
+                self.dedup.add(dedup_id)
+                self.handled += 1
+        finally:
+            outcome.set_result(reported)
+            if self._in_flight.get(dedup_id) is outcome:
+                del self._in_flight[dedup_id]
         return reported
 
     async def _run_job(self, job: client_base.Job, client: client_base.JobClient) -> bool:

@@ -35,6 +35,9 @@ IDLE_SLEEP = 0.25
 HOLD_SECONDS = 1.0
 """A job type whose publish failed is retried after this long."""
 METADATA_WAIT = 2.0
+PUBLISH_WAIT = 10.0
+"""Acknowledgements not in after this long fail the cycle (the client keeps retrying those
+records on its own: they may still arrive, as duplicates of the republished rows)."""
 CYCLE_DEADLINE = 30.0
 """A drain cycle (database and broker) taking longer means something is stuck: step down."""
 
@@ -171,11 +174,17 @@ class OutboxRelay:
                 failed.setdefault(row.job_type, str(exc) or type(exc).__name__)
                 continue
             sends.append((row, delivery))
-        results = await asyncio.gather(*(d for _, d in sends), return_exceptions=True)
-        for (row, _), result in zip(sends, results, strict=True):
-            if isinstance(result, BaseException):
-                failed.setdefault(row.job_type, str(result) or type(result).__name__)
-                timed_out = isinstance(result, TimeoutError | KafkaTimeoutError)
+        if sends:
+            await asyncio.wait([d for _, d in sends], timeout=PUBLISH_WAIT)
+        for row, delivery in sends:
+            if not delivery.done():
+                failed.setdefault(row.job_type, f"no acknowledgement within {PUBLISH_WAIT}s")
+                self._metrics.producer_errors.labels("context").inc()
+                continue
+            error = delivery.exception()
+            if error is not None:
+                failed.setdefault(row.job_type, str(error) or type(error).__name__)
+                timed_out = isinstance(error, TimeoutError | KafkaTimeoutError)
                 self._metrics.producer_errors.labels("context" if timed_out else "client").inc()
         published = [row for row, _ in sends if row.job_type not in failed]
         kept = len(rows) - len(published)
