@@ -151,7 +151,9 @@ async def test_a_retryable_failure_is_a_new_record_with_one_retry_less(
         await _complete_all(kafka_server, kafka_broker.bootstrap, registry, [instance["id"]])
 
     assert attempts == [2, 1, 0]
-    events = [decode_event(r.value) for r in await read_topic(kafka_broker.bootstrap, topic, count=3)]
+    events = [
+        decode_event(r.value) for r in await read_topic(kafka_broker.bootstrap, topic, count=3)
+    ]
     assert [e.job.retries_remaining for e in events] == [2, 1, 0]
     assert len({e.job.id for e in events}) == 1
     assert len({e.dedup_id for e in events}) == 3, "each dispatch is a new message"

@@ -118,8 +118,12 @@ async def test_relay_killed_mid_batch_loses_nothing_and_steps_advance_once(
 
     async with (
         create_client(survivor.rest_url) as admin,
-        KafkaWorker(registry, brokers=kafka_broker.bootstrap, engine_url=survivor.rest_url,
-                    handle_signals=False) as worker,
+        KafkaWorker(
+            registry,
+            brokers=kafka_broker.bootstrap,
+            engine_url=survivor.rest_url,
+            handle_signals=False,
+        ) as worker,
     ):
 
         async def all_done() -> bool:
@@ -200,9 +204,7 @@ async def test_a_missing_topic_holds_back_only_its_own_rows(
             await admin.upload_definition(chain(f"present-{unique}", [present]))
             held = [(await admin.start_instance(f"missing-{unique}"))["id"] for _ in range(3)]
             flowing = [(await admin.start_instance(f"present-{unique}"))["id"] for _ in range(3)]
-            records = await read_topic(
-                kafka_broker.bootstrap, f"workflow.jobs.{present}", count=3
-            )
+            records = await read_topic(kafka_broker.bootstrap, f"workflow.jobs.{present}", count=3)
             assert {decode_event(r.value).job.instance_id for r in records} == set(flowing)
             waiting = await db.fetch("SELECT instance_id FROM dispatch_outbox")
             assert {r["instance_id"] for r in waiting} == set(held)

@@ -227,7 +227,9 @@ class KafkaWorker:
 
     def request_stop(self) -> None:
         if self._stop is not None and not self._stop.is_set():
-            logger.info("kafka worker %s stopping: fetching ends, in-flight jobs drain", self.worker_id)
+            logger.info(
+                "kafka worker %s stopping: fetching ends, in-flight jobs drain", self.worker_id
+            )
             self._stop.set()
 
     async def stop(self) -> None:
@@ -235,16 +237,19 @@ class KafkaWorker:
         if self._done is not None:
             await self._done.wait()
 
-    async def wait_assigned(self, timeout: float = 30.0) -> None:  # noqa: ASYNC109
-        """Until every job type's consumer has partitions assigned (tests, start-up probes)."""
-        async with asyncio.timeout(timeout):
-            while not self._assigned or len(self._assigned) < len(self.registry):
-                await asyncio.sleep(0.05)
-            await asyncio.gather(*(e.wait() for e in self._assigned.values()))
+    async def wait_assigned(self) -> None:
+        """Until every job type's consumer has partitions assigned (start-up probes); call it
+        once the worker runs."""
+        if self._started is None:
+            raise RuntimeError("the worker is not running")
+        await self._started.wait()
+        await asyncio.gather(*(e.wait() for e in self._assigned.values()))
 
     async def __aenter__(self) -> Self:
         self._background = asyncio.create_task(self.run_async(), name="rochallor-kafka-run")
-        while self._started is None and not self._background.done():
+        while self._started is None:
+            if self._background.done():
+                break
             await asyncio.sleep(0)
         if self._started is not None:
             started = asyncio.create_task(self._started.wait())
@@ -277,7 +282,8 @@ class KafkaWorker:
         try:
             self._install_signal_handlers()
             for job_type in self.registry.job_types:
-                consumers.append(await self._consumer(job_type))
+                # one by one, so that those started are stopped if a later one fails
+                consumers.append(await self._consumer(job_type))  # noqa: PERF401
             logger.info(
                 "kafka worker %s consuming %s from %s; completing over %s at %s",
                 self.worker_id,
@@ -290,7 +296,8 @@ class KafkaWorker:
             async with asyncio.TaskGroup() as group:
                 for job_type, consumer in zip(self.registry.job_types, consumers, strict=True):
                     group.create_task(
-                        self._consume(job_type, consumer, client), name=f"rochallor-kafka-{job_type}"
+                        self._consume(job_type, consumer, client),
+                        name=f"rochallor-kafka-{job_type}",
                     )
         finally:
             for consumer in consumers:
@@ -379,7 +386,9 @@ class KafkaWorker:
             if self.stopping and stop_deadline is None:
                 stop_deadline = time.monotonic() + timeout
             if stop_deadline is not None and time.monotonic() > stop_deadline and not work.done():
-                logger.warning("in-flight jobs unfinished after the %.1fs shutdown timeout", timeout)
+                logger.warning(
+                    "in-flight jobs unfinished after the %.1fs shutdown timeout", timeout
+                )
                 work.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await work

@@ -24,8 +24,7 @@ from rochallor_server.config import DispatchMode, KafkaSettings, Settings
 from rochallor_server.engine.clock import SystemClock, UlidGenerator
 from rochallor_server.errors import ConfigError, StorageError
 from rochallor_server.metrics import Metrics
-from rochallor_server.service.engine import DispatchEncoder
-from rochallor_server.service.engine import Engine
+from rochallor_server.service.engine import DispatchEncoder, Engine
 from rochallor_server.store.postgres import PostgresStore, migrate
 from rochallor_server.store.postgres import pool as pg_pool
 from rochallor_server.store.postgres.embedded import EmbeddedPostgres
@@ -162,7 +161,9 @@ class Server:
         assert self.store is not None
         job_types = await self.store.service_task_job_types()
         if not await self.store.outbox_table_exists():
-            raise StorageError("kafka_outbox: table dispatch_outbox missing (migration not applied)")
+            raise StorageError(
+                "kafka_outbox: table dispatch_outbox missing (migration not applied)"
+            )
         self.producer = await producer.start_producer(kafka)
         await producer.check_topics(kafka, job_types)
         log.info(

@@ -215,7 +215,9 @@ def _kafka_settings(env: _Env) -> KafkaSettings:
     try:
         transport = KafkaTransport(transport_text)
     except ValueError:
-        raise ConfigError("WE_KAFKA_TRANSPORT", f"{transport_text!r} is not one of {choices}") from None
+        raise ConfigError(
+            "WE_KAFKA_TRANSPORT", f"{transport_text!r} is not one of {choices}"
+        ) from None
     mechanism = env.text("WE_KAFKA_SASL_MECHANISM") or "SCRAM-SHA-512"
     username = env.text("WE_KAFKA_SASL_USERNAME")
     password = env.text("WE_KAFKA_SASL_PASSWORD")
@@ -223,7 +225,8 @@ def _kafka_settings(env: _Env) -> KafkaSettings:
     if transport is KafkaTransport.SASL_SCRAM_TLS:
         if mechanism not in _SASL_MECHANISMS:
             raise ConfigError(
-                "WE_KAFKA_SASL_MECHANISM", f"{mechanism!r} is not one of {', '.join(_SASL_MECHANISMS)}"
+                "WE_KAFKA_SASL_MECHANISM",
+                f"{mechanism!r} is not one of {', '.join(_SASL_MECHANISMS)}",
             )
         if username is None:
             raise ConfigError("WE_KAFKA_SASL_USERNAME", "required for sasl_scram_tls")

@@ -767,7 +767,9 @@ class Engine:
                 for job in jobs
             ]
             # kafka_outbox mode: a reclaimed job is dispatched again, its budget unchanged
-            audits += self._dispatches([attrs.evolve(job, status=JobStatus.UNLOCKED) for job in jobs])
+            audits += self._dispatches(
+                [attrs.evolve(job, status=JobStatus.UNLOCKED) for job in jobs]
+            )
             if audits:
                 await self._persist(tx, audits)
         self.metrics.job_timeouts.inc(len(jobs))

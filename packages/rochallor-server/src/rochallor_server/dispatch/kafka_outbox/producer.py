@@ -100,9 +100,7 @@ async def check_topics(settings: KafkaSettings, job_types: Sequence[str]) -> Non
         existing = set(await admin.list_topics())
     except KafkaError as exc:
         brokers = ",".join(settings.seed_brokers)
-        raise KafkaUnavailable(
-            f"kafka_outbox: cannot list the topics of {brokers}: {exc}"
-        ) from exc
+        raise KafkaUnavailable(f"kafka_outbox: cannot list the topics of {brokers}: {exc}") from exc
     finally:
         await admin.close()
     missing = sorted(topic_for(t) for t in set(job_types) if topic_for(t) not in existing)
