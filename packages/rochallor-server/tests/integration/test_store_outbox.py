@@ -24,8 +24,8 @@ def _dispatch(
     )
 
 
-async def _outbox(store: PostgresStore) -> list[tuple[str, str, bytes]]:
-    async with store.transaction() as tx:
+async def _outbox(target: PostgresStore) -> list[tuple[str, str, bytes]]:
+    async with target.transaction() as tx:
         rows = await tx._conn.fetch(
             "SELECT id, job_id, payload FROM dispatch_outbox ORDER BY created_at, id"
         )
@@ -70,8 +70,8 @@ async def test_the_outbox_row_is_written_only_when_its_event_applies(
 async def test_relay_batches_skip_held_job_types_and_what_queues_behind_them(
     store: PostgresStore,  # noqa: F811
 ) -> None:
-    first, execution, (held_job, other_job) = await seed(store, jobs=2)
-    second, execution2, (free_job,) = await seed(store, jobs=1)
+    first, _, (held_job, other_job) = await seed(store, jobs=2)
+    second, _, (free_job,) = await seed(store, jobs=1)
     await apply(store, _dispatch(held_job.id, first.id, "o1", job_type="missing"))
     await apply(store, _dispatch(other_job.id, first.id, "o2"))  # same instance, queued behind
     await apply(store, _dispatch(free_job.id, second.id, "o3"))
