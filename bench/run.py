@@ -18,6 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import e2e
+import kafka_mode
 import raw_sql
 from harness import (
     BenchSettings,
@@ -59,6 +60,9 @@ async def main() -> None:
         engine_scenarios = {"single", "grpc", "five", "latency", "backlog"}
         if engine_scenarios & set(settings.scenarios):
             await _engine_scenarios(db, settings, raw)
+        if "kafka" in settings.scenarios:
+            note("scenario 6: kafka_outbox dispatch (real broker)")
+            await kafka_mode.run(db, settings)
     finally:
         await asyncio.to_thread(db.stop)
     figure("bench_seconds", round(time.monotonic() - began, 1))

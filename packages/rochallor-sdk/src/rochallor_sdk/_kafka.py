@@ -48,6 +48,8 @@ TOPIC_PREFIX = "workflow.jobs."
 GROUP_PREFIX = "workflow.workers."
 DEFAULT_DEDUP_WINDOW = 600.0
 DEFAULT_DEDUP_SIZE = 100_000
+#: While handlers run, the consumer polls (partitions paused) this often to stay in its group.
+KEEP_ALIVE_INTERVAL = 1.0
 
 
 class DedupCache:
@@ -374,18 +376,22 @@ class KafkaWorker:
         work = asyncio.ensure_future(self._handle_all(batches, client))
         timeout = self.settings.shutdown_timeout
         stop_deadline: float | None = None
-        while not work.done():
+        while True:
+            done, _ = await asyncio.wait({work}, timeout=KEEP_ALIVE_INTERVAL)
+            if done:
+                break
+            # Still busy: poll with every partition paused, which fetches nothing but tells
+            # the group this member is alive (max.poll.interval.ms).
             assignment = consumer.assignment()
             if assignment:
                 consumer.pause(*assignment)
             try:
-                await consumer.getmany(timeout_ms=200)  # paused: only heartbeats the membership
+                await consumer.getmany(timeout_ms=0)
             except Exception as exc:
-                logger.debug("keep-alive fetch failed: %s", exc)
-                await asyncio.sleep(0.2)
+                logger.debug("keep-alive poll failed: %s", exc)
             if self.stopping and stop_deadline is None:
                 stop_deadline = time.monotonic() + timeout
-            if stop_deadline is not None and time.monotonic() > stop_deadline and not work.done():
+            if stop_deadline is not None and time.monotonic() > stop_deadline:
                 logger.warning(
                     "in-flight jobs unfinished after the %.1fs shutdown timeout", timeout
                 )

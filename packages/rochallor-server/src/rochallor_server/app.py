@@ -99,6 +99,7 @@ class Server:
             clock=SystemClock(),
             ids=UlidGenerator(),
             dispatch=dispatch,
+            dispatched=None if self.relay is None else self.relay.wake,
         )
         if self.relay is not None:
             self.relay.start()

@@ -169,11 +169,14 @@ class Engine:
         clock: Clock,
         ids: IdGenerator,
         dispatch: DispatchEncoder | None = None,
+        dispatched: Callable[[], None] | None = None,
     ) -> None:
         """``dispatch`` (``kafka_outbox`` mode): every job left claimable is also written to
-        the dispatch outbox, in the transaction that makes it claimable."""
+        the dispatch outbox, in the transaction that makes it claimable; ``dispatched`` is
+        called after such a write (it wakes this process's relay)."""
         self.store = store
         self._dispatch = dispatch
+        self._dispatched = dispatched
         self.settings = settings
         self.metrics = metrics
         self.clock = clock
@@ -233,9 +236,13 @@ class Engine:
 
     async def _write(self, tx: Transaction, events: Sequence[Sequence[cmd.Command]]) -> list[bool]:
         started = time.perf_counter()
+        dispatching = False
         if self._dispatch is not None:
             events = [[*c, *self._dispatches(cmd.claimable_jobs(c))] for c in events]
+            dispatching = any(isinstance(c, cmd.EnqueueDispatch) for e in events for c in e)
         applied = await tx.apply_events(events, audit=self.settings.audit_log_enabled)
+        if dispatching and self._dispatched is not None:
+            self._dispatched()
         self.metrics.lock_wait.labels("instance").observe(time.perf_counter() - started)
         return applied
 

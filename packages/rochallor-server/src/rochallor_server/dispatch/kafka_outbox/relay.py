@@ -34,6 +34,7 @@ RELAY_LOCK_KEY = 4893219751932018491
 IDLE_SLEEP = 0.25
 HOLD_SECONDS = 1.0
 """A job type whose publish failed is retried after this long."""
+WAKE_LINGER = 0.02
 METADATA_WAIT = 2.0
 PUBLISH_WAIT = 10.0
 """Acknowledgements not in after this long fail the cycle (the client keeps retrying those
@@ -66,6 +67,7 @@ class OutboxRelay:
         self._audit = audit
         self._interval = leader_interval
         self._stopping = asyncio.Event()
+        self._woken = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._held: dict[str, float] = {}
         self._sampled_at = 0.0
@@ -87,9 +89,20 @@ class OutboxRelay:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def _pause(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+    def wake(self) -> None:
+        """Rows were just written by this process: look now rather than after the idle sleep
+        (rows of other replicas are found by the idle cycle)."""
+        self._woken.set()
+
+    async def _pause(self, seconds: float, *, wakeable: bool = False) -> None:
+        waits = {asyncio.ensure_future(self._stopping.wait())}
+        if wakeable:
+            waits.add(asyncio.ensure_future(self._woken.wait()))
+        try:
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waits:
+                waiter.cancel()
 
     async def run(self) -> None:
         # one random initial delay, so that replicas starting together do not collide
@@ -125,7 +138,10 @@ class OutboxRelay:
             except Exception as exc:  # the database (the broker's errors stay in _publish)
                 raise _LeadershipLost(str(exc)) from exc
             if published == 0:
-                await self._pause(IDLE_SLEEP)
+                await self._pause(IDLE_SLEEP, wakeable=not self._held)
+                if self._woken.is_set():
+                    # linger a little: rows written together leave in one batch
+                    await self._pause(WAKE_LINGER)
 
     async def _sample(self, lead: OutboxLeadership) -> None:
         backlog, oldest = await lead.backlog()
@@ -141,6 +157,7 @@ class OutboxRelay:
         started = time.perf_counter()
         now = time.monotonic()
         self._held = {t: until for t, until in self._held.items() if until > now}
+        self._woken.clear()
         async with lead.batch() as batch:
             rows = await batch.rows(held_job_types=sorted(self._held), limit=self._batch_size)
             if not rows:
