@@ -23,7 +23,7 @@ from rochallor_sdk._kafka import decode_event
 from rochallor_server.app import Server
 from rochallor_server.dispatch.kafka_outbox.relay import RELAY_LOCK_KEY
 from rochallor_server.errors import RochallorError
-from rochallor_server.testing import EngineProcess
+from rochallor_server.testing import EngineProcess, EngineProcessError
 from rochallor_server.testing.kafka_broker import KafkaBroker, create_topics
 
 from .support import chain, eventually, kafka_env, read_topic, settings_for
@@ -273,3 +273,63 @@ async def test_two_replicas_elect_one_relay_leader_and_fail_over(
         instance = await admin.start_instance(f"ha-{unique}")
     [record] = await read_topic(kafka_broker.bootstrap, topic, count=1)
     assert decode_event(record.value).job.instance_id == instance["id"]
+
+
+async def test_a_relay_whose_lock_session_dies_steps_down_and_leads_again(
+    pg_dsn: str, kafka_broker: KafkaBroker, db: asyncpg.Connection[Any], unique: str
+) -> None:
+    job_type = f"{unique}-session"
+    topic = f"workflow.jobs.{job_type}"
+    await create_topics(kafka_broker.bootstrap, [topic])
+    server = Server(settings_for(pg_dsn, kafka_broker.bootstrap))
+    await server.start()
+    try:
+        leader = server.metrics.relay_leader
+
+        async def leading() -> bool:
+            return leader._value.get() == 1.0  # type: ignore[no-any-return]
+
+        await eventually(leading, what="the relay to lead")
+        # The lock's session is killed under the relay (a failover of the database, say).
+        killed = await db.fetchval(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'"
+            " AND ((classid::bigint << 32) | objid::bigint) = $1",
+            RELAY_LOCK_KEY,
+        )
+        assert killed is True
+
+        async def stepped_down_then_back() -> bool:
+            rows = await db.fetch(
+                "SELECT pid FROM pg_locks WHERE locktype = 'advisory'"
+                " AND ((classid::bigint << 32) | objid::bigint) = $1",
+                RELAY_LOCK_KEY,
+            )
+            return bool(rows) and leader._value.get() == 1.0
+
+        await eventually(stepped_down_then_back, what="the relay to lead again")
+        async with create_client(f"http://127.0.0.1:{server.rest_port}") as admin:
+            await admin.upload_definition(chain(f"session-{unique}", [job_type]))
+            instance = await admin.start_instance(f"session-{unique}")
+        [record] = await read_topic(kafka_broker.bootstrap, topic, count=1)
+        assert decode_event(record.value).job.instance_id == instance["id"]
+    finally:
+        await server.stop()
+
+
+def test_the_server_command_exits_naming_a_missing_topic(
+    pg_dsn: str, kafka_broker: KafkaBroker, tmp_path: Path, unique: str
+) -> None:
+    async def upload() -> None:
+        polling = Server(settings_for(pg_dsn, None))
+        await polling.start()
+        try:
+            async with create_client(f"http://127.0.0.1:{polling.rest_port}") as admin:
+                await admin.upload_definition(chain(f"cli-{unique}", [f"{unique}-absent"]))
+        finally:
+            await polling.stop()
+
+    asyncio.run(upload())
+    engine = EngineProcess(pg_dsn, tmp_path / "engine.log", env=kafka_env(kafka_broker.bootstrap))
+    with pytest.raises(EngineProcessError, match=r"exited with 1 at start") as info:
+        engine.start()
+    assert f"missing Kafka topic(s) workflow.jobs.{unique}-absent" in str(info.value)
