@@ -373,7 +373,11 @@ class KafkaWorker:
     ) -> None:
         """Handle every record, keeping the group membership alive meanwhile; then commit
         each partition up to its first record whose report the engine did not accept."""
-        work = asyncio.ensure_future(self._handle_all(batches, client))
+        # per record: True once it may be committed (reported), False/None otherwise
+        reported: dict[TopicPartition, list[bool | None]] = {
+            tp: [None] * len(records) for tp, records in batches.items()
+        }
+        work = asyncio.ensure_future(self._handle_all(batches, reported, client))
         timeout = self.settings.shutdown_timeout
         stop_deadline: float | None = None
         while True:
@@ -398,9 +402,10 @@ class KafkaWorker:
                 work.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await work
-                return
+                break
+        if not work.cancelled() and work.exception() is not None:
+            logger.error("handling a batch failed", exc_info=work.exception())
         consumer.resume(*consumer.assignment())
-        reported = work.result()
         offsets: dict[TopicPartition, int] = {}
         for tp, records in batches.items():
             commit_to: int | None = None
@@ -426,13 +431,18 @@ class KafkaWorker:
     async def _handle_all(
         self,
         batches: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
+        reported: dict[TopicPartition, list[bool | None]],
         client: client_base.JobClient,
-    ) -> dict[TopicPartition, list[bool]]:
-        tasks = {
-            tp: [asyncio.ensure_future(self._handle_record(r, client)) for r in records]
-            for tp, records in batches.items()
-        }
-        return {tp: list(await asyncio.gather(*ts)) for tp, ts in tasks.items()}
+    ) -> None:
+        """Handle every record concurrently, noting each outcome in ``reported`` as it comes
+        (a shutdown that cancels the rest still commits what was reported)."""
+
+        async def one(tp: TopicPartition, index: int, record: ConsumerRecord[bytes, bytes]) -> None:
+            reported[tp][index] = await self._handle_record(record, client)
+
+        await asyncio.gather(
+            *(one(tp, i, r) for tp, records in batches.items() for i, r in enumerate(records))
+        )
 
     async def _handle_record(
         self, record: ConsumerRecord[bytes, bytes], client: client_base.JobClient
