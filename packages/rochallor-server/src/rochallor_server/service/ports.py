@@ -179,9 +179,8 @@ class OutboxBatch(Protocol):
 class OutboxLeadership(Protocol):
     """A dedicated database session holding the relay's advisory lock."""
 
-    def batch(self) -> AbstractAsyncContextManager[OutboxBatch]: ...
-    async def ping(self, timeout: float) -> None:  # noqa: ASYNC109
-        """Raise if the session (and so the lock) is gone."""
+    def batch(self) -> AbstractAsyncContextManager[OutboxBatch]:
+        """A drain transaction on the session; its queries fail once the session is gone."""
         ...
 
     async def backlog(self) -> tuple[int, dt.datetime | None]:

@@ -170,12 +170,21 @@ class OutboxRelay:
     async def _publish(self, rows: Sequence[OutboxRow]) -> list[OutboxRow]:
         """Produce every row; the rows to forget: acknowledged, of a job type without errors."""
         failed: dict[str, str] = {}
-        for job_type in sorted({row.job_type for row in rows}):
-            topic = event.topic_for(job_type)
-            try:
-                await asyncio.wait_for(self._producer.partitions_for(topic), METADATA_WAIT)
-            except (KafkaError, TimeoutError) as exc:
-                failed[job_type] = f"topic {topic} unavailable ({type(exc).__name__})"
+        job_types = sorted({row.job_type for row in rows})
+        # every topic's metadata at once: a few missing topics cost one wait, not one each
+        checks = await asyncio.gather(
+            *(
+                asyncio.wait_for(self._producer.partitions_for(event.topic_for(t)), METADATA_WAIT)
+                for t in job_types
+            ),
+            return_exceptions=True,
+        )
+        for job_type, check in zip(job_types, checks, strict=True):
+            if isinstance(check, KafkaError | TimeoutError):
+                topic = event.topic_for(job_type)
+                failed[job_type] = f"topic {topic} unavailable ({type(check).__name__})"
+            elif isinstance(check, BaseException):
+                raise check
         sends: list[tuple[OutboxRow, asyncio.Future[object]]] = []
         for row in rows:
             if row.job_type in failed:

@@ -19,7 +19,6 @@ log = logging.getLogger(__name__)
 
 _TRY_ADVISORY_LOCK = QUERIES["try_advisory_lock"]
 _ADVISORY_UNLOCK = QUERIES["advisory_unlock"]
-_PING = QUERIES["ping"]
 _OUTBOX_BATCH = QUERIES["outbox_batch"]
 _OUTBOX_DELETE = QUERIES["outbox_delete"]
 _OUTBOX_AUDIT = QUERIES["outbox_audit"]
@@ -72,9 +71,6 @@ class PostgresOutboxLeadership:
     async def batch(self) -> AsyncIterator[PostgresOutboxBatch]:
         async with self._conn.transaction():
             yield PostgresOutboxBatch(self._conn)
-
-    async def ping(self, timeout: float) -> None:  # noqa: ASYNC109
-        await self._conn.execute(_PING, timeout=timeout)
 
     async def backlog(self) -> tuple[int, dt.datetime | None]:
         row = await self._conn.fetchrow(_OUTBOX_BACKLOG)
