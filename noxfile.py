@@ -15,6 +15,7 @@ nox.options.sessions = [
     "tests_server",
     "tests_sdk",
     "tests_kafka",
+    "schemathesis",
 ]
 
 PYTHON = "3.11"
@@ -90,6 +91,15 @@ def kafka_broker(session: nox.Session) -> None:
     ``-- --topics workflow.jobs.charge-card``)."""
     session.install("-e", SERVER)
     session.run("python", "-m", "rochallor_server.testing.kafka_broker", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def schemathesis(session: nox.Session) -> None:
+    """Schemathesis against a real engine's served OpenAPI document: no server error, no answer
+    outside the document, schema-valid input accepted and invalid input refused (~2 minutes).
+    """
+    session.install("-e", VALIDATOR, "-e", SERVER, "schemathesis==4.32.5")
+    session.run("python", f"{SERVER}/fuzz/run_schemathesis.py")
 
 
 @nox.session(python=PYTHON)

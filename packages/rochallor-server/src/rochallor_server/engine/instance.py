@@ -16,6 +16,7 @@ import attrs
 
 import rochallor_validator as rv
 from rochallor_server.engine import commands as cmd
+from rochallor_server.engine import limits
 from rochallor_server.engine.clock import IdGenerator
 from rochallor_server.engine.definitions import CompiledDefinition
 from rochallor_server.engine.model import (
@@ -35,6 +36,8 @@ from rochallor_server.errors import BadRequest, Conflict, NotFound
 
 ST = rv.StepType
 MAX_SYNCHRONOUS_ENTRIES = 1000
+NEVER = dt.datetime(9999, 12, 31, tzinfo=dt.UTC)
+"""When a timer that cannot come due is scheduled."""
 NO_BRANCH_MATCHED = "no conditionalNextSteps branch matched (DecisionNoBranchMatched)"
 INTERRUPTED = "interrupted by boundary timer"
 _PARKING = (ST.USER_TASK, ST.WAIT)
@@ -218,12 +221,18 @@ class _Transition:
 
     def _schedule_timers(self, step: Any, execution: StepExecution) -> None:
         for event in step.boundary_events or ():
+            try:
+                fire_at = self.d.durations[event.duration].add_to(self.now)
+            except rv.DurationError:
+                # Only a version stored before the validator bounded durations gets here: a
+                # timer due past the calendar never fires.
+                fire_at = NEVER
             timer = Timer(
                 id=self.ids.new_id(),
                 instance_id=self.base.id,
                 step_execution_id=execution.id,
                 target_step_id=event.target_step_id,
-                fire_at=self.d.durations[event.duration].add_to(self.now),
+                fire_at=fire_at,
                 interrupting=bool(event.interrupting),
             )
             self.commands.append(cmd.InsertTimer(timer=timer))
@@ -243,7 +252,8 @@ class _Transition:
                 step_id=step.id,
                 job_type=step.job_type or step.id,
                 status=JobStatus.UNLOCKED,
-                retries_remaining=step.retry_count or 0,
+                # capped for versions stored before the validator bounded it
+                retries_remaining=min(step.retry_count or 0, rv.MAX_RETRY_COUNT),
                 payload=dict(self.variables),
                 created_at=self.now,
             )
@@ -276,15 +286,24 @@ class _Transition:
             except rv.ValidatorError as exc:
                 self.fail_instance(str(exc), execution)
                 return
+            if (problem := limits.json_problem(assigned, "variables")) is not None:
+                self.fail_instance(f"transformation result cannot be stored: {problem}", execution)
+                return
             self.merge(assigned)
             self.finish(execution, ExecutionStatus.COMPLETED, output=assigned)
             self.enter(step.next_step)
         elif kind is ST.DECISION_TABLE:
-            table = self.d.tables[step.id]
+            table = self.d.tables.get(step.id)
+            if table is None:  # a stored version whose table no longer compiles
+                self.fail_instance(self.d.table_errors[step.id], execution)
+                return
             try:
                 outputs, matched = table.decide(self.variables, now=self.now)
             except rv.ValidatorError as exc:
                 self.fail_instance(str(exc), execution)
+                return
+            if (problem := limits.json_problem(outputs, "variables")) is not None:
+                self.fail_instance(f"decision table result cannot be stored: {problem}", execution)
                 return
             self.audit("decision-table-evaluated", "engine", stepId=step.id, rules=matched)
             self.merge(outputs)
