@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 import attrs
 
-from rochallor_sdk import _config, _errors, _metrics, _registry
+from rochallor_sdk import _completions, _config, _errors, _metrics, _registry
 from rochallor_sdk._gen.workflow import v1 as pb
 from rochallor_sdk._worker import COMPLETE_ATTEMPTS, backoff_delay, normalise_result
 from rochallor_sdk.client import _base as client_base
@@ -187,6 +187,7 @@ class KafkaWorker:
         self._background: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._slots: asyncio.Semaphore | None = None
+        self._completions: _completions.CompletionSender | None = None
         self._signals: list[signal.Signals] = []
         self._has_run = False
         self._assigned: dict[str, asyncio.Event] = {}
@@ -280,6 +281,9 @@ class KafkaWorker:
             max_workers=self.settings.parallelism, thread_name_prefix="rochallor-handler"
         )
         self._slots = asyncio.Semaphore(self.settings.parallelism)
+        # Completions go out in groups, as with the polling worker.
+        self._completions = _completions.CompletionSender(client, self.worker_id)
+        self._completions.start()
         consumers: list[AIOKafkaConsumer] = []
         try:
             self._install_signal_handlers()
@@ -305,6 +309,7 @@ class KafkaWorker:
             for consumer in consumers:
                 with contextlib.suppress(Exception):
                     await consumer.stop()
+            await self._completions.close()
             self._remove_signal_handlers()
             self._executor.shutdown(wait=False, cancel_futures=True)
             if owns_client:
@@ -504,7 +509,7 @@ class KafkaWorker:
         finally:
             self.metrics.in_flight.dec()
             self.metrics.handler_duration.labels(job.job_type).observe(time.monotonic() - started)
-        return await self._complete(job, variables, client)
+        return await self._complete(job, variables)
 
     async def _call(self, handler: _registry.Handler, ctx: dict[str, Any]) -> Any:
         if _registry.is_async_handler(handler):
@@ -518,21 +523,20 @@ class KafkaWorker:
             value = await value
         return value
 
-    async def _complete(
-        self, job: client_base.Job, variables: dict[str, Any], client: client_base.JobClient
-    ) -> bool:
+    async def _complete(self, job: client_base.Job, variables: dict[str, Any]) -> bool:
+        """Through the completion sender (grouped calls); retried on transport errors."""
+        assert self._completions is not None
         for attempt in range(1, COMPLETE_ATTEMPTS + 1):
-            try:
-                await client.complete(job.id, worker_id=self.worker_id, variables=variables)
-            except (_errors.TransportError, _errors.ApiError) as exc:
-                if attempt < COMPLETE_ATTEMPTS and _retryable(exc):
-                    await asyncio.sleep(backoff_delay(attempt, self.settings.backoff_initial, 5.0))
-                    continue
-                self.metrics.report_errors.labels("complete").inc()
-                logger.error("job %s: completion not accepted: %s", job.id, exc)
-                return False
-            self.metrics.jobs_completed.labels(job.job_type).inc()
-            return True
+            exc = await self._completions.complete(job.id, variables)
+            if exc is None:
+                self.metrics.jobs_completed.labels(job.job_type).inc()
+                return True
+            if attempt < COMPLETE_ATTEMPTS and _retryable(exc):
+                await asyncio.sleep(backoff_delay(attempt, self.settings.backoff_initial, 5.0))
+                continue
+            self.metrics.report_errors.labels("complete").inc()
+            logger.error("job %s: completion not accepted: %s", job.id, exc)
+            return False
         return False  # pragma: no cover - the loop always returns
 
     async def _fail(
