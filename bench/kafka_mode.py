@@ -43,6 +43,9 @@ class KafkaLoad(e2e.Load):
                 settings=config,
                 worker_id=f"bench-kafka-{i}",
                 handle_signals=False,
+                # members learn of a rebalance at their next heartbeat: joining workers settle
+                # within the warm-up instead of stalling the group for seconds
+                consumer_options={"heartbeat_interval_ms": 300},
             )
             for i in range(s.workers)
         ]
