@@ -28,23 +28,27 @@ async def test_polling_to_kafka_to_polling_with_jobs_in_flight(
     await create_topics(kafka_broker.bootstrap, [f"workflow.jobs.{t}" for t in (first, second)])
     flow = f"switch-{unique}"
 
-    # 1. polling: two jobs claimed and still running when the engine stops
-    polling = Server(settings_for(pg_dsn, None, WE_JOB_LEASE="2s"))
-    await polling.start()
-    try:
-        async with create_client(f"http://127.0.0.1:{polling.rest_port}") as admin:
-            await admin.upload_definition(chain(flow, [first, second]))
-            finishing = (await admin.start_instance(flow))["id"]
-            abandoned = (await admin.start_instance(flow))["id"]
-            claimed = await admin.poll(worker_id="old", job_types=[first], max_jobs=2, wait=0)
-            assert {job.instance_id for job in claimed} == {finishing, abandoned}
-    finally:
-        await polling.stop()
-    job_of = {job.instance_id: job.id for job in claimed}
+    # 1. polling: two jobs claimed and still running when the engine stops; one with a lease
+    #    that runs out soon, one with a lease that outlives the switch
+    job_of: dict[str, str] = {}
+    for lease in ("2s", "60s"):
+        polling = Server(settings_for(pg_dsn, None, WE_JOB_LEASE=lease))
+        await polling.start()
+        try:
+            async with create_client(f"http://127.0.0.1:{polling.rest_port}") as admin:
+                if lease == "2s":
+                    await admin.upload_definition(chain(flow, [first, second]))
+                instance_id = (await admin.start_instance(flow))["id"]
+                [job] = await admin.poll(worker_id="old", job_types=[first], max_jobs=5, wait=0)
+                assert job.instance_id == instance_id
+                job_of[instance_id] = job.id
+        finally:
+            await polling.stop()
+    abandoned, finishing = job_of
 
     # 2. kafka_outbox: the claimed job's completion is accepted and the instance goes on over
     #    Kafka; the abandoned one's lease expires and it is dispatched over Kafka as well.
-    kafka = Server(settings_for(pg_dsn, kafka_broker.bootstrap, WE_JOB_LEASE="2s"))
+    kafka = Server(settings_for(pg_dsn, kafka_broker.bootstrap))
     await kafka.start()
     handled: list[tuple[str, str]] = []
     registry = Registry()
