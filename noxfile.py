@@ -16,12 +16,14 @@ nox.options.sessions = [
     "tests_sdk",
     "tests_kafka",
     "schemathesis",
+    "conformance",
 ]
 
 PYTHON = "3.11"
 VALIDATOR = "packages/rochallor-validator"
 SERVER = "packages/rochallor-server"
 SDK = "packages/rochallor-sdk"
+CONFORMANCE = "conformance/driver"
 CODEGEN_REQUIREMENTS = "codegen/requirements.txt"
 
 
@@ -50,8 +52,17 @@ def typecheck(session: nox.Session) -> None:
         f"{SERVER}[test]",
         "-e",
         f"{SDK}[test]",
+        "-e",
+        f"{CONFORMANCE}[grpc,audit,test]",
     )
-    session.run("mypy", f"{VALIDATOR}/src", f"{SERVER}/src", f"{SDK}/src")
+    session.run(
+        "mypy",
+        f"{VALIDATOR}/src",
+        f"{SERVER}/src",
+        f"{SDK}/src",
+        f"{CONFORMANCE}/src",
+        "conformance/workers/sdk_worker.py",
+    )
 
 
 @nox.session(python=PYTHON)
@@ -91,6 +102,17 @@ def kafka_broker(session: nox.Session) -> None:
     ``-- --topics workflow.jobs.charge-card``)."""
     session.install("-e", SERVER)
     session.run("python", "-m", "rochallor_server.testing.kafka_broker", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def conformance(session: nox.Session) -> None:
+    """Conformance suite against our server on an embedded PostgreSQL: every scenario, vector and
+    definition fixture with the SDK worker over REST and over gRPC and with the Node.js worker;
+    plus the proof that injected engine faults make it fail (docs/conformance.md)."""
+    session.install(
+        "-e", VALIDATOR, "-e", SERVER, "-e", SDK, "-e", f"{CONFORMANCE}[grpc,audit,test]"
+    )
+    _pytest(session, CONFORMANCE)
 
 
 @nox.session(python=PYTHON)
