@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
+import json
+
 from rochallor_server._gen.workflow import v1 as pb
 from rochallor_server.engine.model import Job
-from rochallor_server.store.postgres.pool import encode_json
 
 SCHEMA_VERSION = 1
 TOPIC_PREFIX = "workflow.jobs."
@@ -32,10 +33,15 @@ def encode(job: Job, dedup_id: str) -> bytes:
             step_execution_id=job.step_execution_id,
             job_type=job.job_type,
             retries_remaining=max(job.retries_remaining, 0),
-            job_payload=encode_json(job.payload or {}).encode(),
+            job_payload=_json(job.payload or {}),
             created_at=job.created_at,
         )
     )
+
+
+def _json(value: object) -> bytes:
+    """Compact UTF-8 JSON (integers of any size stay exact)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
 def headers(dedup_id: str) -> list[tuple[str, bytes]]:
