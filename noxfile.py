@@ -14,6 +14,7 @@ nox.options.sessions = [
     "tests_validator",
     "tests_server",
     "tests_sdk",
+    "tests_kafka",
     "schemathesis",
     "conformance",
     "faults_quick",
@@ -84,6 +85,24 @@ def tests_sdk(session: nox.Session) -> None:
     """SDK: unit tests, and integration tests against a real engine on an embedded PostgreSQL."""
     session.install("-e", f"{SDK}[test]", "-e", VALIDATOR, "-e", SERVER)
     _pytest(session, SDK)
+
+
+@nox.session(python=PYTHON)
+def tests_kafka(session: nox.Session) -> None:
+    """Kafka dispatch against a real broker (Java 17 + Maven fetch and run it): relay, SDK
+    Kafka runner, wire format."""
+    session.install("-e", f"{VALIDATOR}[test]", "-e", f"{SERVER}[test]", "-e", f"{SDK}[kafka]")
+    session.run("python", "-m", "rochallor_server.testing.kafka_broker", "--fetch-only")
+    session.chdir(SERVER)
+    session.run("pytest", "-q", "-p", "no:randomly", "tests_kafka", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def kafka_broker(session: nox.Session) -> None:
+    """Run a one-node Kafka broker on 127.0.0.1 until Ctrl-C (args go to the script, e.g.
+    ``-- --topics workflow.jobs.charge-card``)."""
+    session.install("-e", SERVER)
+    session.run("python", "-m", "rochallor_server.testing.kafka_broker", *session.posargs)
 
 
 @nox.session(python=PYTHON)

@@ -26,7 +26,17 @@ from rochallor_server.store.postgres.migrate import migrate_dsn
 from rochallor_server.store.postgres.pool import INDEX_PLANS, init_connection
 from rochallor_server.testing import TestCluster
 
-ALL_SCENARIOS = ("raw", "finished", "single", "grpc", "five", "latency", "backlog", "idle")
+ALL_SCENARIOS = (
+    "raw",
+    "finished",
+    "single",
+    "grpc",
+    "five",
+    "latency",
+    "backlog",
+    "idle",
+    "kafka",
+)
 
 
 def _env_float(name: str, default: float) -> float:

@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import e2e
 import idle
+import kafka_mode
 import raw_sql
 from harness import (
     BenchSettings,
@@ -60,6 +61,9 @@ async def main() -> None:
         engine_scenarios = {"single", "grpc", "five", "latency", "backlog", "idle"}
         if engine_scenarios & set(settings.scenarios):
             await _engine_scenarios(db, settings, raw)
+        if "kafka" in settings.scenarios:
+            note("scenario 6: kafka_outbox dispatch (real broker)")
+            await kafka_mode.run(db, settings)
     finally:
         await asyncio.to_thread(db.stop)
     figure("bench_seconds", round(time.monotonic() - began, 1))
@@ -93,7 +97,7 @@ async def _engine_scenarios(db: Database, settings: BenchSettings, raw: float | 
             note("scenario 5a: backlog burn-down")
             await e2e.run_backlog(load, raw)
         if "idle" in settings.scenarios:
-            note("scenario 6: idle long polls")
+            note("scenario 7: idle long polls")
             await idle.run_idle(engine, conn, settings)
         rss, peak = engine.rss_mb()
         figure("server_rss_mb", rss)

@@ -26,6 +26,7 @@ from rochallor_sdk._errors import (
     RochallorSdkError,
     TransportError,
 )
+from rochallor_sdk._kafka import DedupCache, KafkaWorker
 from rochallor_sdk._metrics import WorkerMetrics
 from rochallor_sdk._registry import JobContext, JobResult, Registry
 from rochallor_sdk._worker import Worker
@@ -45,6 +46,7 @@ __all__ = [
     "ApiError",
     "ConfigurationError",
     "Conflict",
+    "DedupCache",
     "GrpcClient",
     "HandlerAlreadyRegistered",
     "HandlerResultError",
@@ -52,6 +54,7 @@ __all__ = [
     "JobClient",
     "JobContext",
     "JobResult",
+    "KafkaWorker",
     "LeaseLost",
     "NonRetryableError",
     "NotFound",

@@ -22,12 +22,12 @@ from rochallor_server import auth, tls
 from rochallor_server.api.grpc.server import GrpcListener
 from rochallor_server.api.grpc.service import WorkflowEngineService
 from rochallor_server.api.rest import app as rest_app
-from rochallor_server.config import DispatchMode, Settings
+from rochallor_server.config import DispatchMode, KafkaSettings, Settings
 from rochallor_server.engine import limits
 from rochallor_server.engine.clock import SystemClock, UlidGenerator
-from rochallor_server.errors import ConfigError
+from rochallor_server.errors import ConfigError, StorageError
 from rochallor_server.metrics import Metrics
-from rochallor_server.service.engine import Engine
+from rochallor_server.service.engine import DispatchEncoder, Engine
 from rochallor_server.store.postgres import PostgresStore, migrate
 from rochallor_server.store.postgres import pool as pg_pool
 from rochallor_server.store.postgres.api_keys import PostgresKeyStore, RevocationListener
@@ -63,6 +63,8 @@ class Server:
         self.store: PostgresStore | None = None
         self.engine: Engine | None = None
         self.sweepers: list[PeriodicTask] = []
+        self.producer: Any = None  # kafka_outbox mode: the relay's AIOKafkaProducer
+        self.relay: Any = None  # kafka_outbox mode: the OutboxRelay
         self.access: auth.AccessControl | None = None
         self._revocations: RevocationListener | None = None
         self._rest: web.AppRunner | None = None
@@ -94,13 +96,20 @@ class Server:
         async with self.pool.acquire() as conn:
             await migrate.migrate(conn)
         self.store = PostgresStore(self.pool)
+        dispatch: DispatchEncoder | None = None
+        if settings.kafka is not None:
+            dispatch = await self._start_kafka(settings.kafka)
         self.engine = Engine(
             self.store,
             settings=settings.engine,
             metrics=self.metrics,
             clock=SystemClock(),
             ids=UlidGenerator(),
+            dispatch=dispatch,
+            dispatched=None if self.relay is None else self.relay.wake,
         )
+        if self.relay is not None:
+            self.relay.start()
         self.sweepers = [
             lease_sweeper(self.engine, self.store, settings.engine.lease_sweep_interval),
             timer_sweeper(self.engine, self.store, settings.engine.timer_sweep_interval),
@@ -173,6 +182,35 @@ class Server:
             self.metrics_port,
         )
 
+    async def _start_kafka(self, kafka: KafkaSettings) -> DispatchEncoder:
+        """``kafka_outbox`` mode's start-up checks, producer and relay (``kafka-dispatch.md``
+        §3); any failure stops the start naming what is missing."""
+        # Imported here: polling mode never loads the Kafka client.
+        from rochallor_server.dispatch.kafka_outbox import event, producer, relay
+
+        assert self.store is not None
+        job_types = await self.store.service_task_job_types()
+        if not await self.store.outbox_table_exists():
+            raise StorageError(
+                "kafka_outbox: table dispatch_outbox missing (migration not applied)"
+            )
+        self.producer = await producer.start_producer(kafka)
+        await producer.check_topics(kafka, job_types)
+        log.info(
+            "dispatch: kafka_outbox via %s (%d job type topics checked)",
+            ",".join(kafka.seed_brokers),
+            len(job_types),
+        )
+        self.relay = relay.OutboxRelay(
+            self.store,
+            self.producer,
+            metrics=self.metrics,
+            batch_size=kafka.outbox_batch_size,
+            audit=self.settings.engine.audit_log_enabled,
+            leader_interval=kafka.leader_interval,
+        )
+        return event.encode
+
     async def _access_control(self) -> auth.AccessControl:
         """Enforced when required, when a JWKS is configured, or when any API key exists."""
         assert self.pool is not None and self.dsn is not None
@@ -242,6 +280,12 @@ class Server:
             self._revocations = None
         if self.engine is not None:
             await self.engine.drain()
+        if self.relay is not None:
+            await self.relay.stop()
+            self.relay = None
+        if self.producer is not None:
+            await self.producer.stop()  # flushes what is in flight
+            self.producer = None
         if self._metrics is not None:
             await self._metrics.cleanup()
             self._metrics = None

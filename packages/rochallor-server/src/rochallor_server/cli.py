@@ -7,7 +7,7 @@ import asyncio
 import sys
 
 from rochallor_server import __version__, _keys_cli, app, config, logs
-from rochallor_server.errors import ConfigError
+from rochallor_server.errors import ConfigError, RochallorError
 
 _ENV_HELP = """\
 environment:
@@ -17,7 +17,15 @@ environment:
   WE_GRPC_PORT             gRPC port (9090)
   WE_METRICS_PORT          Prometheus port (9091)
   WE_BIND_HOST             interface to listen on (all with credentials, else 127.0.0.1)
-  WE_DISPATCH_MODE         polling (kafka_outbox is not available yet)
+  WE_DISPATCH_MODE         polling | kafka_outbox (polling)
+  WE_KAFKA_SEED_BROKERS    kafka_outbox: host:port,… of the Kafka brokers
+  WE_KAFKA_TRANSPORT       kafka_outbox: plaintext | sasl_scram_tls
+  WE_KAFKA_SASL_MECHANISM  SCRAM-SHA-256 | SCRAM-SHA-512 (SCRAM-SHA-512)
+  WE_KAFKA_SASL_USERNAME, WE_KAFKA_SASL_PASSWORD  sasl_scram_tls credentials
+  WE_KAFKA_TLS_CA_PATH     PEM bundle of the brokers' CA (system roots)
+  WE_KAFKA_TLS_SERVER_NAME TLS verification name override
+  WE_OUTBOX_BATCH_SIZE     relay rows per cycle (200)
+  WE_OUTBOX_LEADER_INTERVAL relay lock attempts and liveness checks (5s)
   WE_LOG_LEVEL             DEBUG | INFO | WARN | ERROR (INFO)
   WE_AUDIT_LOG_ENABLED     write the audit log (true)
   WE_JOB_LEASE             job lease length (30s)
@@ -68,3 +76,6 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as exc:
         sys.stderr.write(f"rochallor-server: {exc}\n")
         raise SystemExit(2) from None
+    except RochallorError as exc:  # a start-up check failed (e.g. a Kafka topic is missing)
+        sys.stderr.write(f"rochallor-server: {exc}\n")
+        raise SystemExit(1) from None

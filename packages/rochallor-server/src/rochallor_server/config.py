@@ -53,6 +53,27 @@ class EngineSettings:
     """Long polls that may wait at once; past it a poll answers without waiting."""
 
 
+class KafkaTransport(enum.StrEnum):
+    PLAINTEXT = "plaintext"
+    SASL_SCRAM_TLS = "sasl_scram_tls"
+
+
+@attrs.frozen(kw_only=True)
+class KafkaSettings:
+    """The broker connection and the outbox relay (``kafka_outbox`` mode only)."""
+
+    seed_brokers: tuple[str, ...]
+    transport: KafkaTransport
+    sasl_mechanism: str = "SCRAM-SHA-512"
+    sasl_username: str | None = None
+    sasl_password: str | None = attrs.field(default=None, repr=False)
+    tls_ca_path: Path | None = None
+    tls_server_name: str | None = None
+    outbox_batch_size: int = 200
+    leader_interval: float = 5.0
+    """Leadership: try the lock this often, and ping the leader's connection as often."""
+
+
 @attrs.frozen(kw_only=True)
 class AuthSettings:
     required: bool = False
@@ -86,6 +107,8 @@ class Settings:
     db: DbSettings
     engine: EngineSettings
     log_level: str = "INFO"
+    kafka: KafkaSettings | None = None
+    """Set exactly in ``kafka_outbox`` mode."""
     auth: AuthSettings = AuthSettings()
     tls: TlsSettings = TlsSettings()
 
@@ -164,9 +187,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     except ValueError:
         choices = ", ".join(m.value for m in DispatchMode)
         raise ConfigError("WE_DISPATCH_MODE", f"{mode_text!r} is not one of {choices}") from None
-    if mode is DispatchMode.KAFKA_OUTBOX:
-        # The outbox relay is not part of this release; refuse rather than run without dispatch.
-        raise ConfigError("WE_DISPATCH_MODE", "kafka_outbox is not available yet; use polling")
+    kafka = _kafka_settings(env) if mode is DispatchMode.KAFKA_OUTBOX else None
 
     level = (env.text("WE_LOG_LEVEL") or "INFO").upper()
     if level == "WARNING":
@@ -203,6 +224,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             max_poll_waiters=env.integer("WE_MAX_POLL_WAITERS", 1000, minimum=0),
         ),
         log_level=level,
+        kafka=kafka,
         auth=_auth_settings(env),
         tls=_tls_settings(env),
     )
@@ -240,4 +262,54 @@ def _tls_settings(env: _Env) -> TlsSettings:
         cert=Path(cert) if cert else None,
         key=Path(key) if key else None,
         client_ca=Path(client_ca) if client_ca else None,
+    )
+
+
+_SASL_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+def _kafka_settings(env: _Env) -> KafkaSettings:
+    """``kafka_outbox`` mode's settings (``kafka-dispatch.md`` §2)."""
+    brokers_text = env.text("WE_KAFKA_SEED_BROKERS")
+    brokers = tuple(b.strip() for b in (brokers_text or "").split(",") if b.strip())
+    if not brokers:
+        raise ConfigError("WE_KAFKA_SEED_BROKERS", "required in kafka_outbox mode (host:port,…)")
+    for broker in brokers:
+        host, _, port = broker.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) <= 65535:
+            raise ConfigError("WE_KAFKA_SEED_BROKERS", f"{broker!r} is not host:port")
+    transport_text = env.text("WE_KAFKA_TRANSPORT")
+    choices = ", ".join(t.value for t in KafkaTransport)
+    if transport_text is None:
+        raise ConfigError("WE_KAFKA_TRANSPORT", f"required in kafka_outbox mode ({choices})")
+    try:
+        transport = KafkaTransport(transport_text)
+    except ValueError:
+        raise ConfigError(
+            "WE_KAFKA_TRANSPORT", f"{transport_text!r} is not one of {choices}"
+        ) from None
+    mechanism = env.text("WE_KAFKA_SASL_MECHANISM") or "SCRAM-SHA-512"
+    username = env.text("WE_KAFKA_SASL_USERNAME")
+    password = env.text("WE_KAFKA_SASL_PASSWORD")
+    ca_text = env.text("WE_KAFKA_TLS_CA_PATH")
+    if transport is KafkaTransport.SASL_SCRAM_TLS:
+        if mechanism not in _SASL_MECHANISMS:
+            raise ConfigError(
+                "WE_KAFKA_SASL_MECHANISM",
+                f"{mechanism!r} is not one of {', '.join(_SASL_MECHANISMS)}",
+            )
+        if username is None:
+            raise ConfigError("WE_KAFKA_SASL_USERNAME", "required for sasl_scram_tls")
+        if password is None:
+            raise ConfigError("WE_KAFKA_SASL_PASSWORD", "required for sasl_scram_tls")
+    return KafkaSettings(
+        seed_brokers=brokers,
+        transport=transport,
+        sasl_mechanism=mechanism,
+        sasl_username=username,
+        sasl_password=password,
+        tls_ca_path=Path(ca_text) if ca_text else None,
+        tls_server_name=env.text("WE_KAFKA_TLS_SERVER_NAME"),
+        outbox_batch_size=env.integer("WE_OUTBOX_BATCH_SIZE", 200, minimum=1),
+        leader_interval=env.duration("WE_OUTBOX_LEADER_INTERVAL", 5.0),
     )

@@ -100,5 +100,51 @@ class Metrics:
                 registry=r,
             )
 
+        else:
+            self._register_kafka()
+
+    def _register_kafka(self) -> None:
+        """``kafka_outbox`` mode's series (``kafka-dispatch.md`` §10)."""
+        r = self.registry
+        self.outbox_backlog = Gauge(
+            "workflow_engine_dispatch_outbox_backlog",
+            "Rows waiting in dispatch_outbox (sampled by the relay leader)",
+            registry=r,
+        )
+        self.relay_lag = Gauge(
+            "workflow_engine_dispatch_relay_lag_seconds",
+            "Age of the oldest unpublished outbox row (sampled by the relay leader)",
+            registry=r,
+        )
+        self.relay_publish = Counter(
+            "workflow_engine_dispatch_relay_publish_total",
+            "Outbox rows handed to the broker, by outcome",
+            ["result"],
+            registry=r,
+        )
+        self.relay_batch_latency = Histogram(
+            "workflow_engine_dispatch_relay_batch_latency_seconds",
+            "Duration of one relay drain cycle",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.relay_leader = Gauge(
+            "workflow_engine_dispatch_relay_leader",
+            "1 while this replica holds the relay lock",
+            registry=r,
+        )
+        self.producer_errors = Counter(
+            "workflow_engine_kafka_producer_errors_total",
+            "Produce failures (context: timed out or cancelled; client: the client failed)",
+            ["code"],
+            registry=r,
+        )
+        self.consumer_lag = Gauge(
+            "workflow_engine_kafka_consumer_lag_seconds",
+            "Registered for compatibility; the engine consumes nothing",
+            ["topic", "group", "partition"],
+            registry=r,
+        )
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

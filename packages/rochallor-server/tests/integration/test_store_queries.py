@@ -7,12 +7,13 @@ import json
 import pytest
 
 from rochallor_server.store import postgres
-from rochallor_server.store.postgres import pool, queries
+from rochallor_server.store.postgres import outbox, pool, queries
 
 
 def test_every_query_is_loaded_and_used_by_the_store() -> None:
     bound = {value for value in vars(postgres).values() if isinstance(value, str)}
     bound |= set(postgres._FRAGMENT_SQL.values())  # the apply statement's building blocks
+    bound |= {value for value in vars(outbox).values() if isinstance(value, str)}
     unused = {name for name, sql in queries.QUERIES.items() if sql not in bound}
     assert not unused, f"queries.sql blocks the store never uses: {sorted(unused)}"
     assert "claim_jobs" in queries.QUERIES

@@ -50,7 +50,51 @@ def test_environment_overrides() -> None:
         ({"WE_REST_PORT": "http"}, "WE_REST_PORT"),
         ({"WE_GRPC_PORT": "70000"}, "WE_GRPC_PORT"),
         ({"WE_DISPATCH_MODE": "carrier-pigeon"}, "WE_DISPATCH_MODE"),
-        ({"WE_DISPATCH_MODE": "kafka_outbox"}, "WE_DISPATCH_MODE"),
+        ({"WE_DISPATCH_MODE": "kafka_outbox"}, "WE_KAFKA_SEED_BROKERS"),
+        (
+            {"WE_DISPATCH_MODE": "kafka_outbox", "WE_KAFKA_SEED_BROKERS": "broker"},
+            "WE_KAFKA_SEED_BROKERS",
+        ),
+        (
+            {"WE_DISPATCH_MODE": "kafka_outbox", "WE_KAFKA_SEED_BROKERS": "b:9092"},
+            "WE_KAFKA_TRANSPORT",
+        ),
+        (
+            {
+                "WE_DISPATCH_MODE": "kafka_outbox",
+                "WE_KAFKA_SEED_BROKERS": "b:9092",
+                "WE_KAFKA_TRANSPORT": "ssl",
+            },
+            "WE_KAFKA_TRANSPORT",
+        ),
+        (
+            {
+                "WE_DISPATCH_MODE": "kafka_outbox",
+                "WE_KAFKA_SEED_BROKERS": "b:9092",
+                "WE_KAFKA_TRANSPORT": "sasl_scram_tls",
+                "WE_KAFKA_SASL_USERNAME": "u",
+                "WE_KAFKA_SASL_PASSWORD": "p",
+                "WE_KAFKA_SASL_MECHANISM": "PLAIN",
+            },
+            "WE_KAFKA_SASL_MECHANISM",
+        ),
+        (
+            {
+                "WE_DISPATCH_MODE": "kafka_outbox",
+                "WE_KAFKA_SEED_BROKERS": "b:9092",
+                "WE_KAFKA_TRANSPORT": "sasl_scram_tls",
+            },
+            "WE_KAFKA_SASL_USERNAME",
+        ),
+        (
+            {
+                "WE_DISPATCH_MODE": "kafka_outbox",
+                "WE_KAFKA_SEED_BROKERS": "b:9092",
+                "WE_KAFKA_TRANSPORT": "plaintext",
+                "WE_OUTBOX_BATCH_SIZE": "0",
+            },
+            "WE_OUTBOX_BATCH_SIZE",
+        ),
         ({"WE_AUDIT_LOG_ENABLED": "perhaps"}, "WE_AUDIT_LOG_ENABLED"),
         ({"WE_JOB_LEASE": "soon"}, "WE_JOB_LEASE"),
         ({"WE_LOG_LEVEL": "LOUD"}, "WE_LOG_LEVEL"),
@@ -70,3 +114,18 @@ def test_invalid_values_name_the_variable(env: dict[str, str], variable: str) ->
 )
 def test_durations(text: str, seconds: float) -> None:
     assert parse_duration("X", text) == seconds
+
+
+def test_kafka_outbox_settings() -> None:
+    settings = load_settings(
+        {
+            "WE_DISPATCH_MODE": "kafka_outbox",
+            "WE_KAFKA_SEED_BROKERS": " a:9092 , b:9093,",
+            "WE_KAFKA_TRANSPORT": "plaintext",
+            "WE_OUTBOX_BATCH_SIZE": "50",
+        }
+    )
+    assert settings.kafka is not None
+    assert settings.kafka.seed_brokers == ("a:9092", "b:9093")
+    assert settings.kafka.outbox_batch_size == 50
+    assert load_settings({}).kafka is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 import attrs
 
@@ -11,6 +12,7 @@ from rochallor_server.engine.model import (
     ExecutionStatus,
     Instance,
     Job,
+    JobStatus,
     JsonObject,
     StepExecution,
     Timer,
@@ -118,6 +120,18 @@ class Audit:
 
 
 @attrs.frozen(kw_only=True)
+class EnqueueDispatch:
+    """``kafka_outbox`` mode: an outbox row whose relay publishes ``payload`` (a serialised
+    ``JobDispatchEvent``) keyed by the instance to the job type's topic."""
+
+    id: str
+    job_id: str
+    instance_id: str
+    job_type: str
+    payload: bytes
+
+
+@attrs.frozen(kw_only=True)
 class ChainNext:
     """After commit: start the latest version of ``definition_id`` (auto-chaining)."""
 
@@ -142,5 +156,38 @@ Command = (
     | MarkTimerFired
     | CancelOpenWork
     | Audit
+    | EnqueueDispatch
     | ChainNext
 )
+
+
+def claimable_jobs(commands: Sequence[Command]) -> list[Job]:
+    """The jobs an event's commands leave claimable, in command order, each with the retry
+    budget it is left with: new jobs the event does not end or cancel itself, and retried
+    jobs. In ``kafka_outbox`` mode each of them is dispatched (``kafka-dispatch.md`` §4.1)."""
+    open_jobs: dict[str, Job] = {}
+    retried: set[str] = set()  # the store's cancellations skip the jobs an event retries
+    for c in commands:
+        match c:
+            case InsertJob(job=job) if job.status is JobStatus.UNLOCKED:
+                open_jobs[job.id] = job
+            case RetryJob(job=job, retries_remaining=left):
+                open_jobs.pop(job.id, None)
+                open_jobs[job.id] = attrs.evolve(
+                    job, status=JobStatus.UNLOCKED, retries_remaining=left
+                )
+                retried.add(job.id)
+            case CompleteJob(job_id=job_id) | FailJob(job_id=job_id):
+                open_jobs.pop(job_id, None)
+            case CancelOpenWork(timers_only=False) as cancel:
+                scope = None if cancel.execution_ids is None else set(cancel.execution_ids)
+                for job_id, job in list(open_jobs.items()):
+                    if (
+                        job_id not in retried
+                        and job.instance_id == cancel.instance_id
+                        and (scope is None or job.step_execution_id in scope)
+                    ):
+                        del open_jobs[job_id]
+            case _:
+                pass
+    return list(open_jobs.values())

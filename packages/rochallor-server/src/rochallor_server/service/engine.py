@@ -37,6 +37,7 @@ from rochallor_server.engine.model import (
     DefinitionRecord,
     Instance,
     Job,
+    JobStatus,
     JsonObject,
     StepExecution,
 )
@@ -118,6 +119,9 @@ def _operation(
     return run
 
 
+DispatchEncoder = Callable[[Job, str], bytes]
+"""``kafka_outbox`` mode: the record value dispatching a job under a dedup id."""
+
 _Decide = Callable[[CompiledDefinition, core.InstanceState, Job], "core.Outcome | None"]
 
 
@@ -170,8 +174,15 @@ class Engine:
         metrics: Metrics,
         clock: Clock,
         ids: IdGenerator,
+        dispatch: DispatchEncoder | None = None,
+        dispatched: Callable[[], None] | None = None,
     ) -> None:
+        """``dispatch`` (``kafka_outbox`` mode): every job left claimable is also written to
+        the dispatch outbox, in the transaction that makes it claimable; ``dispatched`` is
+        called after such a write (it wakes this process's relay)."""
         self.store = store
+        self._dispatch = dispatch
+        self._dispatched = dispatched
         self.settings = settings
         self.metrics = metrics
         self.clock = clock
@@ -240,9 +251,34 @@ class Engine:
 
     async def _write(self, tx: Transaction, events: Sequence[Sequence[cmd.Command]]) -> list[bool]:
         started = time.perf_counter()
+        dispatching = False
+        if self._dispatch is not None:
+            events = [[*c, *self._dispatches(cmd.claimable_jobs(c))] for c in events]
+            dispatching = any(isinstance(c, cmd.EnqueueDispatch) for e in events for c in e)
         applied = await tx.apply_events(events, audit=self.settings.audit_log_enabled)
+        if dispatching and self._dispatched is not None:
+            self._dispatched()
         self.metrics.lock_wait.labels("instance").observe(time.perf_counter() - started)
         return applied
+
+    def _dispatches(self, jobs: Sequence[Job]) -> list[cmd.Command]:
+        """One outbox row per job (a fresh dedup id each: a retry is a new message)."""
+        encode = self._dispatch
+        if encode is None:
+            return []
+        dispatches: list[cmd.Command] = []
+        for job in jobs:
+            dedup_id = self.ids.new_id()
+            dispatches.append(
+                cmd.EnqueueDispatch(
+                    id=dedup_id,
+                    job_id=job.id,
+                    instance_id=job.instance_id,
+                    job_type=job.job_type,
+                    payload=encode(job, dedup_id),
+                )
+            )
+        return dispatches
 
     def _after_commit(self, commands: Sequence[cmd.Command]) -> None:
         """Metrics and auto-chaining, once the transaction has committed."""
@@ -905,6 +941,10 @@ class Engine:
                 )
                 for job in jobs
             ]
+            # kafka_outbox mode: a reclaimed job is dispatched again, its budget unchanged
+            audits += self._dispatches(
+                [attrs.evolve(job, status=JobStatus.UNLOCKED) for job in jobs]
+            )
             if audits:
                 await self._persist(tx, audits)
         self.metrics.job_timeouts.inc(len(jobs))

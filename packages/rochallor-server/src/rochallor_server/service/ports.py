@@ -181,10 +181,68 @@ class Store(Protocol):
     async def close(self) -> None: ...
 
 
+@attrs.frozen(kw_only=True)
+class OutboxRow:
+    """One ``dispatch_outbox`` row: a ``JobDispatchEvent`` waiting to be published."""
+
+    id: str
+    job_id: str
+    instance_id: str
+    job_type: str
+    payload: bytes
+    created_at: dt.datetime
+
+
+class OutboxBatch(Protocol):
+    """The relay's drain transaction: rows stay locked (and unpublished) until it commits."""
+
+    async def rows(self, *, held_job_types: Sequence[str], limit: int) -> list[OutboxRow]:
+        """Up to ``limit`` rows in drain order, without the rows of ``held_job_types`` and
+        without the rows of an instance queued behind one of those."""
+        ...
+
+    async def published(self, rows: Sequence[OutboxRow], *, audit: bool) -> None:
+        """Delete published rows (with one audit row each when ``audit``)."""
+        ...
+
+
+class OutboxLeadership(Protocol):
+    """A dedicated database session holding the relay's advisory lock."""
+
+    def batch(self) -> AbstractAsyncContextManager[OutboxBatch]:
+        """A drain transaction on the session; its queries fail once the session is gone."""
+        ...
+
+    async def backlog(self) -> tuple[int, dt.datetime | None]:
+        """Rows waiting, and the creation time of the oldest."""
+        ...
+
+    async def release(self) -> None:
+        """Unlock (best effort) and close the session."""
+        ...
+
+
+class OutboxStore(Protocol):
+    """What the ``kafka_outbox`` relay and its start-up checks need from storage."""
+
+    async def lead_outbox(self, key: int) -> OutboxLeadership | None:
+        """Take the advisory lock ``key`` on a dedicated session; ``None`` if it is taken."""
+        ...
+
+    async def outbox_table_exists(self) -> bool: ...
+    async def service_task_job_types(self) -> list[str]:
+        """The job type of every SERVICE_TASK step of every stored definition version."""
+        ...
+
+
 __all__ = [
     "InstanceFilter",
     "InstanceStatus",
     "LoadedJob",
+    "OutboxBatch",
+    "OutboxLeadership",
+    "OutboxRow",
+    "OutboxStore",
     "Page",
     "PendingChain",
     "Store",

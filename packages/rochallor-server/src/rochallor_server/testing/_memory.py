@@ -33,6 +33,7 @@ from rochallor_server.engine.commands import (
     Command,
     CompleteJob,
     CompleteUserTask,
+    EnqueueDispatch,
     FailJob,
     FinishExecution,
     InsertExecution,
@@ -94,6 +95,8 @@ class MemoryTables:
     timers: dict[str, Timer] = attrs.field(factory=dict)
     audit_log: tuple[AuditEntry, ...] = ()
     pending_chains: dict[int, ports.PendingChain] = attrs.field(factory=dict)
+    dispatch_outbox: tuple[EnqueueDispatch, ...] = ()
+    """``kafka_outbox`` mode's rows, in insert order (nothing relays them here)."""
 
 
 def _deep(value: _V) -> _V:
@@ -454,6 +457,9 @@ class InMemoryTransaction:
                 if audit:
                     copied = attrs.evolve(entry, detail=_deep(entry.detail))
                     self.tables.audit_log = (*self.tables.audit_log, copied)
+            case EnqueueDispatch():
+                self._require("jobs", command.job_id, f"dispatch_outbox {command.id}")
+                self.tables.dispatch_outbox = (*self.tables.dispatch_outbox, command)
             case ChainNext():
                 chains = self._write("pending_chains")
                 chain_id = max(chains, default=0) + 1

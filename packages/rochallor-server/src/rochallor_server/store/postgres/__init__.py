@@ -9,6 +9,7 @@ is delivered exactly when the job becomes visible (at commit).
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import datetime as dt
 import functools
@@ -27,6 +28,7 @@ from rochallor_server.engine.commands import (
     Command,
     CompleteJob,
     CompleteUserTask,
+    EnqueueDispatch,
     FailJob,
     FinishExecution,
     InsertExecution,
@@ -49,7 +51,7 @@ from rochallor_server.engine.model import (
 )
 from rochallor_server.errors import StorageUnavailable, TransientStorageError
 from rochallor_server.service import ports
-from rochallor_server.store.postgres import rows
+from rochallor_server.store.postgres import outbox, rows
 from rochallor_server.store.postgres.pool import create_pool
 from rochallor_server.store.postgres.queries import QUERIES
 
@@ -322,6 +324,7 @@ _FRAGMENTS = (
     ("executions", "apply_new_executions"),
     ("finishes", "apply_finished_executions"),
     ("jobs", "apply_new_jobs"),
+    ("outbox", "apply_new_outbox"),
     ("job_ends", "apply_ended_jobs"),
     ("job_retries", "apply_retried_jobs"),
     ("tasks", "apply_new_tasks"),
@@ -584,6 +587,18 @@ class _Document:
                             "detail": entry.detail,
                         },
                     )
+            case EnqueueDispatch():
+                self._row(
+                    "outbox",
+                    {
+                        "id": c.id,
+                        "job_id": c.job_id,
+                        "instance_id": c.instance_id,
+                        "job_type": c.job_type,
+                        # bytes travel in the JSON document as base64
+                        "payload": base64.b64encode(c.payload).decode("ascii"),
+                    },
+                )
             case ChainNext():
                 # made after commit (or by the chain sweeper after a crash), exactly once
                 self._row(
@@ -855,6 +870,17 @@ class PostgresStore:
     async def close(self) -> None:
         await self._listener.close()
 
+    # kafka_outbox mode (service.ports.OutboxStore)
+
+    async def lead_outbox(self, key: int) -> outbox.PostgresOutboxLeadership | None:
+        return await outbox.lead_outbox(self._pool, key)
+
+    async def outbox_table_exists(self) -> bool:
+        return await outbox.outbox_table_exists(self._pool)
+
+    async def service_task_job_types(self) -> list[str]:
+        return await outbox.service_task_job_types(self._pool)
+
 
 async def _unlock(conn: PoolConnectionProxy[Any], key: int) -> None:
     try:
@@ -868,8 +894,8 @@ if TYPE_CHECKING:
     # mypy proves here that the classes satisfy the service ports.
     def _conforms(
         store: PostgresStore, tx: PostgresTransaction
-    ) -> tuple[ports.Store, ports.Transaction]:
-        return store, tx
+    ) -> tuple[ports.Store, ports.Transaction, ports.OutboxStore]:
+        return store, tx, store
 
 
 __all__ = [

@@ -333,6 +333,17 @@ new_jobs AS (
     RETURNING job.job_type, job.status
 )
 
+-- apply_new_outbox --
+-- Fragment of the apply statement: dispatch outbox rows (kafka_outbox mode), created now: the relay drains them in that order.
+-- $1 document jsonb
+new_outbox AS (
+    INSERT INTO dispatch_outbox (id, job_id, instance_id, job_type, payload, created_at)
+    SELECT x.id, x.job_id, x.instance_id, x.job_type, decode(x.payload, 'base64'), now()
+    FROM jsonb_to_recordset($1::jsonb -> 'outbox') AS x(
+        g text, id text, job_id text, instance_id text, job_type text, payload text)
+    WHERE x.g IS NULL OR x.g IN (SELECT id FROM saved)
+)
+
 -- apply_ended_jobs --
 -- Fragment of the apply statement: jobs COMPLETED or FAILED.
 -- $1 document jsonb
@@ -551,3 +562,50 @@ SELECT pg_advisory_unlock($1);
 -- Check that a connection still answers.
 -- (no parameters)
 SELECT 1;
+
+-- outbox_batch --
+-- Lock up to $2 outbox rows in drain order, skipping rows locked by others, rows of the job types in $1, and rows of an instance queued behind a row of those types (one instance's rows never overtake each other).
+-- $1 held_job_types text[], $2 limit int
+SELECT o.id, o.job_id, o.instance_id, o.job_type, o.payload, o.created_at
+FROM dispatch_outbox o
+WHERE NOT (o.job_type = ANY($1::text[]))
+  AND NOT EXISTS (
+      SELECT 1
+      FROM dispatch_outbox h
+      WHERE h.instance_id = o.instance_id
+        AND h.job_type = ANY($1::text[])
+        AND (h.created_at, h.id) < (o.created_at, o.id))
+ORDER BY o.created_at, o.id
+LIMIT $2
+FOR UPDATE OF o SKIP LOCKED;
+
+-- outbox_delete --
+-- Forget published outbox rows.
+-- $1 ids text[]
+DELETE FROM dispatch_outbox WHERE id = ANY($1::text[]);
+
+-- outbox_audit --
+-- One DISPATCHED_VIA_BROKER audit row per published outbox row.
+-- $1 instance_ids text[], $2 job_ids text[]
+INSERT INTO audit_log (actor, kind, instance_id, detail)
+SELECT 'dispatch-relay', 'DISPATCHED_VIA_BROKER', x.instance_id, jsonb_build_object('job_id', x.job_id)
+FROM unnest($1::text[], $2::text[]) AS x(instance_id, job_id);
+
+-- outbox_backlog --
+-- How many outbox rows wait, and the creation time of the oldest.
+-- (no parameters)
+SELECT count(*) AS backlog, min(created_at) AS oldest FROM dispatch_outbox;
+
+-- outbox_table_exists --
+-- Whether the dispatch_outbox table exists in schema public.
+-- (no parameters)
+SELECT to_regclass('public.dispatch_outbox') IS NOT NULL;
+
+-- service_task_job_types --
+-- Every job type of a SERVICE_TASK step of any stored definition version.
+-- (no parameters)
+SELECT DISTINCT s.step ->> 'jobType' AS job_type
+FROM workflow_definition d
+CROSS JOIN LATERAL jsonb_array_elements(d.parsed_steps) AS s(step)
+WHERE s.step ->> 'type' = 'SERVICE_TASK' AND coalesce(s.step ->> 'jobType', '') <> ''
+ORDER BY 1;

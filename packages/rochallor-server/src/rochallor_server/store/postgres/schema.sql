@@ -8,7 +8,8 @@ CREATE TABLE schema_migrations (
     applied_at timestamptz NOT NULL DEFAULT now()
 );
 INSERT INTO schema_migrations (version) VALUES ('0001_initial'), ('0002_instance_revision'),
-    ('0003_event_indexes'), ('0004_pending_chain'), ('0006_access_control');
+    ('0003_event_indexes'), ('0004_pending_chain'), ('0005_dispatch_outbox_order'),
+    ('0006_access_control');
 
 CREATE TABLE workflow_definition (
     pk                          bigserial PRIMARY KEY,
@@ -145,7 +146,9 @@ CREATE TABLE dispatch_outbox (
     payload     bytea NOT NULL,
     created_at  timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX ix_dispatch_outbox_created ON dispatch_outbox (created_at);
+-- drain order; a held-back job type holds back the later rows of its instances
+CREATE INDEX ix_dispatch_outbox_order ON dispatch_outbox (created_at, id);
+CREATE INDEX ix_dispatch_outbox_instance ON dispatch_outbox (instance_id, created_at, id);
 
 -- Chained starts asked for by a parent's final transaction, not made yet (deleted in the
 -- transaction that starts the child).

@@ -1,0 +1,1 @@
+"""Job dispatch other than polling: ``kafka_outbox`` (transactional outbox → Kafka)."""
