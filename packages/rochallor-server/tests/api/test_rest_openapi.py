@@ -58,6 +58,7 @@ def _errors(
 TOO_LARGE = Scenario(path="", body=b'{"x": "' + b"y" * 100 + b'"}', options={"client_max_size": 32})
 STORAGE = StorageError("database unavailable")
 BATCH = b'{"completions": [{"jobId": "j"}]}'
+BULK_RETRY = b'{"filter": {"definitionId": "d"}}'
 DEFINITION = b'{"id": "d", "name": "D", "steps": [{"id": "a", "name": "A", "type": "END"}]}'
 
 
@@ -109,6 +110,20 @@ def _scenarios() -> dict[tuple[str, str, int], Scenario]:
         ("POST", "/v1/jobs/{id}/extend", 200): Scenario(
             path="/v1/jobs/j/extend", body=b'{"workerId":"w"}'
         ),
+        # operations
+        ("GET", "/v1/definitions/{id}/versions", 200): Scenario(path="/v1/definitions/d/versions"),
+        ("GET", "/v1/instances", 400): Scenario(path="/v1/instances?startedAfter=yesterday"),
+        ("GET", "/v1/instances/counts", 200): Scenario(path="/v1/instances/counts"),
+        ("GET", "/v1/instances/counts", 400): Scenario(
+            path="/v1/instances/counts?definitionVersion=x"
+        ),
+        ("POST", "/v1/instances/retry", 200): Scenario(path="/v1/instances/retry", body=BULK_RETRY),
+        ("POST", "/v1/instances/{id}/retry", 200): Scenario(path="/v1/instances/i/retry"),
+        ("GET", "/v1/instances/{id}/audit", 200): Scenario(path="/v1/instances/i/audit"),
+        ("GET", "/v1/instances/{id}/links", 200): Scenario(path="/v1/instances/i/links"),
+        ("GET", "/v1/jobs/queues", 200): Scenario(path="/v1/jobs/queues"),
+        ("GET", "/v1/jobs/queues", 400): Scenario(path="/v1/jobs/queues?workerWindowSeconds=0"),
+        ("GET", "/v1/jobs/exhausted", 200): Scenario(path="/v1/jobs/exhausted"),
     }
     errors: list[
         tuple[str, str, str, str | None, bytes | None, dict[int, Exception | bytes]]
@@ -148,6 +163,22 @@ def _scenarios() -> dict[tuple[str, str, int], Scenario]:
         ("POST", "/v1/jobs/{id}/extend", "/v1/jobs/j/extend", "extend_job_lease",
          b'{"workerId":"w"}',
          {400: b"{}", 404: NotFound("job not found"), 409: Conflict("not yours"), 500: STORAGE}),
+        ("GET", "/v1/definitions/{id}/versions", "/v1/definitions/d/versions",
+         "definition_versions", None, {404: NotFound("definition not found"), 500: STORAGE}),
+        ("GET", "/v1/instances/counts", "/v1/instances/counts", "count_instances", None,
+         {500: STORAGE}),
+        ("POST", "/v1/instances/retry", "/v1/instances/retry", "retry_instances", BULK_RETRY,
+         {400: b'{"instanceIds": ["i"], "filter": {}}', 500: STORAGE}),
+        ("POST", "/v1/instances/{id}/retry", "/v1/instances/i/retry", "retry_instance", None,
+         {400: b'{"variables": 1}', 404: NotFound("instance not found"),
+          409: Conflict("instance is ACTIVE"), 500: STORAGE}),
+        ("GET", "/v1/instances/{id}/audit", "/v1/instances/i/audit", "instance_audit", None,
+         {404: NotFound("instance not found"), 500: STORAGE}),
+        ("GET", "/v1/instances/{id}/links", "/v1/instances/i/links", "chain_links", None,
+         {404: NotFound("instance not found"), 500: STORAGE}),
+        ("GET", "/v1/jobs/queues", "/v1/jobs/queues", "job_queues", None, {500: STORAGE}),
+        ("GET", "/v1/jobs/exhausted", "/v1/jobs/exhausted", "exhausted_jobs", None,
+         {500: STORAGE}),
     ]  # fmt: skip
     for method, template, path, engine_method, body, statuses in errors:
         table.update(_errors(method, template, path, engine_method, body=body, statuses=statuses))

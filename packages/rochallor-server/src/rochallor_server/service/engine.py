@@ -33,6 +33,7 @@ from rochallor_server.engine.model import (
     AuditEntry,
     DefinitionRecord,
     Instance,
+    InstanceStatus,
     Job,
     JsonObject,
     StepExecution,
@@ -49,7 +50,18 @@ from rochallor_server.errors import (
 )
 from rochallor_server.metrics import Metrics
 from rochallor_server.service.batching import Batcher, Pending
-from rochallor_server.service.ports import InstanceFilter, LoadedJob, Page, Store, Transaction
+from rochallor_server.service.ports import (
+    AuditRecord,
+    ChainLinks,
+    ExhaustedJob,
+    InstanceFilter,
+    JobQueue,
+    LoadedJob,
+    Page,
+    Store,
+    Transaction,
+    VersionStats,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +69,11 @@ MAX_PAGE_SIZE = 200
 # A long poll re-checks the table at least this often, in case a wake-up was missed.
 _POLL_RECHECK_SECONDS = 0.5
 _DEFINITION_CACHE_SIZE = 512
+# Workers seen polling: written at most this often per worker and job types, kept this long.
+WORKER_RECORD_INTERVAL = 10.0
+WORKER_FORGET_AFTER = dt.timedelta(days=1)
+_WORKER_RECORDS_KEPT = 10_000
+MAX_BULK_RETRY = 500
 
 
 # Group commit (service/batching.py): events waiting for the database together are written
@@ -137,6 +154,15 @@ class _Start:
 
 
 @attrs.frozen(kw_only=True)
+class RetryResult:
+    """One instance of a bulk retry: the retried instance, or why it was refused."""
+
+    instance_id: str
+    instance: Instance | None = None
+    error: RochallorError | None = None
+
+
+@attrs.frozen(kw_only=True)
 class UploadResult:
     record: DefinitionRecord
     created: bool
@@ -173,6 +199,8 @@ class Engine:
         self._definitions: OrderedDict[tuple[str, int], CompiledDefinition] = OrderedDict()
         self._background: set[asyncio.Task[None]] = set()
         self._closing = asyncio.Event()
+        # (worker, job types) -> when this replica last wrote that they were seen (monotonic)
+        self._workers_recorded: dict[tuple[str, tuple[str, ...]], float] = {}
         self._starts: Batcher[_Start, Instance] = Batcher(
             self._run_starts,
             name="starts",
@@ -357,6 +385,14 @@ class Engine:
         async with self._tx("list_definitions") as tx:
             return await tx.list_definitions(keyword=keyword or None, offset=offset, limit=limit)
 
+    async def definition_versions(self, definition_id: str) -> list[VersionStats]:
+        """Every version with its instance counts per status; ``NotFound`` for an unknown id."""
+        async with self._tx("definition_versions", autocommit=True) as tx:
+            versions = await tx.definition_versions(definition_id)
+        if not versions:
+            raise NotFound("definition not found")
+        return versions
+
     # -- instances ------------------------------------------------------------------------
 
     @_operation
@@ -489,6 +525,82 @@ class Engine:
         self._after_commit(outcome.commands)
         return outcome.instance
 
+    @_operation
+    async def retry_instance(self, instance_id: str, *, variables: JsonObject | None) -> Instance:
+        """Resume a FAILED instance from its failed step (:func:`core.retry`)."""
+        async with self._tx("retry_instance", autocommit=True) as tx:
+            state, definition = await self._load(
+                tx, instance_id, f'instance "{instance_id}" not found'
+            )
+            # Read after the instance: the write applies only at the revision read first.
+            history = await tx.history(instance_id)
+            outcome = core.retry(
+                definition,
+                state,
+                history,
+                variables=variables,
+                now=self.clock.now(),
+                ids=self.ids,
+            )
+            await self._persist(tx, outcome.commands)
+        self._after_commit(outcome.commands)
+        return outcome.instance
+
+    async def retry_instances(
+        self,
+        *,
+        instance_ids: Sequence[str] | None,
+        filter: InstanceFilter | None,
+        variables: JsonObject | None,
+        limit: int,
+    ) -> tuple[list[RetryResult], int]:
+        """Retry the given instances, or the newest ``limit`` FAILED ones matching ``filter``;
+        one result per instance, and how many instances matched in all."""
+        if instance_ids is not None:
+            ids = list(dict.fromkeys(instance_ids))
+            matched = len(ids)
+        else:
+            failed = attrs.evolve(filter or InstanceFilter(), status="FAILED")
+            async with self._tx("list_instances") as tx:
+                page = await tx.list_instances(
+                    filter=failed, offset=0, limit=min(max(limit, 1), MAX_BULK_RETRY)
+                )
+            ids, matched = [i.id for i in page.items], page.total
+        outcomes = await asyncio.gather(
+            *(self.retry_instance(i, variables=variables) for i in ids), return_exceptions=True
+        )
+        results: list[RetryResult] = []
+        for instance_id, outcome in zip(ids, outcomes, strict=True):
+            if isinstance(outcome, Instance):
+                results.append(RetryResult(instance_id=instance_id, instance=outcome))
+            elif isinstance(outcome, RochallorError):
+                results.append(RetryResult(instance_id=instance_id, error=outcome))
+            else:
+                raise outcome
+        return results, matched
+
+    async def count_instances(self, *, filter: InstanceFilter) -> dict[str, int]:
+        """Instances per status for the filter (its status ignored); every status present."""
+        async with self._tx("count_instances", autocommit=True) as tx:
+            counts = await tx.count_instances(filter=filter)
+        return {s.value: counts.get(s.value, 0) for s in InstanceStatus}
+
+    async def instance_audit(
+        self, instance_id: str, *, after_id: int, limit: int
+    ) -> list[AuditRecord]:
+        async with self._tx("instance_audit", autocommit=True) as tx:
+            if await tx.get_instance(instance_id) is None:
+                raise NotFound(f'instance "{instance_id}" not found')
+            return await tx.instance_audit(
+                instance_id, after_id=max(after_id, 0), limit=min(max(limit, 1), 1000)
+            )
+
+    async def chain_links(self, instance_id: str) -> ChainLinks:
+        async with self._tx("chain_links", autocommit=True) as tx:
+            if await tx.get_instance(instance_id) is None:
+                raise NotFound(f'instance "{instance_id}" not found')
+            return await tx.chain_links(instance_id)
+
     async def _load(
         self, tx: Transaction, instance_id: str, missing: str
     ) -> tuple[core.InstanceState, CompiledDefinition]:
@@ -515,10 +627,19 @@ class Engine:
         job_types = list(dict.fromkeys(job_types))  # each type once in the claim
         wait_seconds = min(max(wait_seconds, 0.0), self.settings.max_poll_wait_seconds)
         deadline = time.monotonic() + wait_seconds
+        seen = self._worker_due(worker_id, job_types)
         while True:
             now = self.clock.now()
             expires = now + dt.timedelta(seconds=self.settings.job_lease_seconds)
             async with self._tx("poll_jobs", autocommit=True) as tx:
+                if seen:
+                    seen = False
+                    await tx.record_workers(
+                        worker_id=worker_id,
+                        job_types=job_types,
+                        seen_at=now,
+                        forget_before=now - WORKER_FORGET_AFTER,
+                    )
                 jobs = await tx.claim_jobs(
                     worker_id=worker_id,
                     job_types=job_types,
@@ -538,6 +659,18 @@ class Engine:
                 self.metrics.job_pickup_latency.observe(latency)
                 self.metrics.job_poll_latency.observe(latency)
         return jobs
+
+    def _worker_due(self, worker_id: str, job_types: Sequence[str]) -> bool:
+        """Whether this poll should record its worker as seen (throttled per replica)."""
+        key = (worker_id, tuple(sorted(job_types)))
+        now = time.monotonic()
+        last = self._workers_recorded.get(key)
+        if last is not None and now - last < WORKER_RECORD_INTERVAL:
+            return False
+        if len(self._workers_recorded) >= _WORKER_RECORDS_KEPT:
+            self._workers_recorded.clear()
+        self._workers_recorded[key] = now
+        return True
 
     async def _job_event(self, job_id: str, decide: _Decide) -> None:
         await self._job_events.submit(_JobEvent(job_id=job_id, decide=decide))
@@ -650,6 +783,22 @@ class Engine:
                     raise NotFound(f'job "{job_id}" not found')
                 raise Conflict(f'job "{job_id}" is not leased to worker "{worker_id}"')
         return extended
+
+    async def job_queues(
+        self, *, worker_window: dt.timedelta
+    ) -> tuple[dt.datetime, list[JobQueue]]:
+        """When, and per job type: open jobs, the oldest waiting, exhausted jobs, workers seen
+        within ``worker_window`` (polling workers are recorded at most every few seconds)."""
+        now = self.clock.now()
+        async with self._tx("job_queues", autocommit=True) as tx:
+            return now, await tx.job_queues(seen_since=now - worker_window)
+
+    async def exhausted_jobs(
+        self, *, job_type: str | None, page: int, page_size: int
+    ) -> Page[ExhaustedJob]:
+        offset, limit = _paging(page, page_size)
+        async with self._tx("exhausted_jobs", autocommit=True) as tx:
+            return await tx.exhausted_jobs(job_type=job_type, offset=offset, limit=limit)
 
     # -- user tasks and signals -----------------------------------------------------------
 

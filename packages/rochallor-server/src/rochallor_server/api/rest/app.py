@@ -6,7 +6,7 @@ import time
 
 from aiohttp import web
 
-from rochallor_server.api.rest import errors, routes
+from rochallor_server.api.rest import errors, operations, routes
 from rochallor_server.api.rest._types import Handler
 from rochallor_server.config import DispatchMode
 from rochallor_server.metrics import Metrics
@@ -99,6 +99,8 @@ def make_app(
     app[routes.ENGINE_KEY] = engine
     app[routes.DISPATCH_MODE_KEY] = dispatch_mode
     app[routes.OPENAPI_KEY] = routes.load_openapi()
+    # Operations first: their fixed paths (``/v1/instances/counts``) win over ``{id}``.
+    app.add_routes(operations.routes)
     app.add_routes(routes.routes)
     return app
 
