@@ -11,6 +11,7 @@ from rochallor_server.api.rest._types import Handler
 from rochallor_server.config import DispatchMode
 from rochallor_server.metrics import Metrics
 from rochallor_server.service.engine import Engine
+from rochallor_server.ui import add_ui_routes
 
 DEFAULT_CLIENT_MAX_SIZE = 8 * 1024 * 1024
 
@@ -100,6 +101,7 @@ def make_app(
     app[routes.DISPATCH_MODE_KEY] = dispatch_mode
     app[routes.OPENAPI_KEY] = routes.load_openapi()
     app.add_routes(routes.routes)
+    add_ui_routes(app)
     return app
 
 
