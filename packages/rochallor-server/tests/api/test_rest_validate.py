@@ -85,3 +85,20 @@ async def test_the_report_is_the_validator_s_own_for_every_conformance_file(
         assert [(e["code"], e["path"]) for e in body["errors"]] == [
             (e.code, e.path) for e in expected.errors
         ], path.name
+
+
+async def test_expression_errors_carry_their_position(client: Client) -> None:
+    document = json.loads(json.dumps(VALID))
+    document["steps"].insert(
+        1,
+        {"id": "route", "name": "Route", "type": "DECISION",
+         "conditionalNextSteps": {"total >": "end"}},
+    )  # fmt: skip
+    document["steps"][0]["nextStep"] = "route"
+
+    body = await (await client.post("/v1/definitions/validate", data=json.dumps(document))).json()
+
+    [error] = body["errors"]
+    assert error["code"] == "DECISION_EXPR_SYNTAX"
+    assert error["path"] == "$.steps[1].conditionalNextSteps[0].condition"
+    assert error["position"] == 7

@@ -15,14 +15,17 @@ from rochallor_validator import ValidationIssue, check_definition
 VALIDATE_PATH = "/v1/definitions/validate"
 
 
-def _issue(issue: ValidationIssue) -> dict[str, str | None]:
-    return {
+def _issue(issue: ValidationIssue) -> dict[str, str | int | None]:
+    out: dict[str, str | int | None] = {
         "code": issue.code,
         "path": issue.path,
         "message": issue.message,
         "severity": issue.severity,
         "stepId": issue.step_id,
     }
+    if issue.position is not None:
+        out["position"] = issue.position
+    return out
 
 
 def report(body: bytes) -> dict[str, object]:
