@@ -20,6 +20,7 @@ from rochallor_server.api.rest import routes
 from rochallor_server.config import DispatchMode
 from rochallor_server.errors import BadRequest, Conflict, NotFound, StorageError
 from rochallor_server.metrics import Metrics
+from rochallor_server.ui import UI_PREFIX
 
 _METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 DOCUMENT: dict[str, Any] = json.loads(routes.load_openapi())
@@ -68,6 +69,15 @@ def _scenarios() -> dict[tuple[str, str, int], Scenario]:
         ("GET", "/v1/openapi.json", 200): Scenario(path="/v1/openapi.json"),
         # definitions
         ("POST", "/v1/definitions", 201): Scenario(path="/v1/definitions", body=DEFINITION),
+        ("POST", "/v1/definitions/validate", 200): Scenario(
+            path="/v1/definitions/validate", body=DEFINITION
+        ),
+        ("POST", "/v1/definitions/validate", 413): attrs.evolve(
+            TOO_LARGE, path="/v1/definitions/validate"
+        ),
+        ("POST", "/v1/definitions/validate", 415): Scenario(
+            path="/v1/definitions/validate", body=b"<x/>", headers={"Content-Type": "text/xml"}
+        ),
         ("POST", "/v1/definitions", 415): Scenario(
             path="/v1/definitions", body=b"<x/>", headers={"Content-Type": "text/xml"}
         ),
@@ -233,7 +243,10 @@ def test_router_and_document_list_the_same_operations() -> None:
         (route.method, route.resource.canonical)
         for route in app.router.routes()
         # aiohttp adds HEAD next to every GET; preflight OPTIONS never reaches the router.
-        if route.method != "HEAD" and route.resource is not None
+        # The browser UI's static files (/ui/) are not part of the REST API.
+        if route.method != "HEAD"
+        and route.resource is not None
+        and not route.resource.canonical.startswith(UI_PREFIX)
     }
 
     assert served == set(_documented_operations())

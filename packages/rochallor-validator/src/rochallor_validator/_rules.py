@@ -61,8 +61,20 @@ class _Checker:
             if not _blank(step.id):
                 self.ids.setdefault(step.id, step)
 
-    def error(self, code: str, path: str, message: str, step_id: str | None = None) -> None:
-        self.issues.append(ValidationIssue(code=code, path=path, message=message, step_id=step_id))
+    def error(
+        self,
+        code: str,
+        path: str,
+        message: str,
+        step_id: str | None = None,
+        *,
+        position: int | None = None,
+    ) -> None:
+        self.issues.append(
+            ValidationIssue(
+                code=code, path=path, message=message, step_id=step_id, position=position
+            )
+        )
 
     def warning(self, code: str, path: str, message: str, step_id: str | None = None) -> None:
         self.issues.append(
@@ -218,6 +230,7 @@ class _Checker:
                     f"{bpath}.condition",
                     f'step "{step.id}": condition {branch.condition!r}: {exc.detail}',
                     step.id,
+                    position=_offset(branch.condition, exc),
                 )
                 continue
             if not compiled.can_be_boolean:
@@ -263,6 +276,7 @@ class _Checker:
                     epath,
                     f'transformation "{sid}": value {entry.value!r}: {exc.detail}',
                     sid,
+                    position=_offset(entry.value, exc),
                 )
 
     def check_parallel(self, step: ParallelGatewayStep, path: str) -> None:
@@ -519,6 +533,7 @@ class _Checker:
                 path,
                 f'decision table "{step.id}": expression {source!r}: {exc.detail}',
                 step.id,
+                position=_offset(source, exc),
             )
 
     def value_syntax(self, step: Step, path: str, value: Any) -> None:
@@ -530,6 +545,7 @@ class _Checker:
                 path,
                 f'decision table "{step.id}": value {value!r}: {exc.detail}',
                 step.id,
+                position=_offset(value, exc),
             )
 
     # ----------------------------------------------------------------------------------------
@@ -670,3 +686,12 @@ class _Checker:
 def run_rules(definition: WorkflowDefinition) -> list[ValidationIssue]:
     """Errors and warnings (``severity``) of a decoded definition."""
     return _Checker(definition).run()
+
+
+def _offset(written: object, exc: ExpressionSyntaxError) -> int:
+    """The error's offset in the text as written (``exc`` may concern the inner ``${…}`` text)."""
+    if isinstance(written, str):
+        start = written.find(exc.source) if exc.source else -1
+        if start > 0:
+            return start + exc.position
+    return exc.position

@@ -11,6 +11,7 @@ from rochallor_server.api.rest._types import Handler
 from rochallor_server.config import DispatchMode
 from rochallor_server.metrics import Metrics
 from rochallor_server.service.engine import Engine
+from rochallor_server.ui import add_ui_routes
 
 DEFAULT_CLIENT_MAX_SIZE = 8 * 1024 * 1024
 
@@ -102,6 +103,7 @@ def make_app(
     # Operations first: their fixed paths (``/v1/instances/counts``) win over ``{id}``.
     app.add_routes(operations.routes)
     app.add_routes(routes.routes)
+    add_ui_routes(app)
     return app
 
 

@@ -11,7 +11,7 @@ from importlib import resources
 
 from aiohttp import web
 
-from rochallor_server.api.rest import filters, serde
+from rochallor_server.api.rest import filters, serde, validation
 from rochallor_server.api.rest.errors import item_result
 from rochallor_server.config import DispatchMode
 from rochallor_server.engine.model import JsonObject
@@ -62,6 +62,10 @@ async def upload_definition(request: web.Request) -> web.Response:
     document = serde.decode_definition(await request.read())
     result = await _engine(request).upload_definition(document)
     return _json(serde.definition_summary(result.record, result.warnings), status=201)
+
+
+# Registered before ``/v1/definitions/{id}`` routes; nothing is stored.
+routes.post(validation.VALIDATE_PATH)(validation.validate_definition)
 
 
 @routes.get("/v1/definitions")

@@ -1,0 +1,37 @@
+"""The browser UI's files are served at /ui/ from the installed package."""
+
+from __future__ import annotations
+
+from rest_fakes import Client
+
+from rochallor_server.ui import static_dir
+
+
+def test_the_built_ui_is_part_of_the_package() -> None:
+    assert (static_dir() / "index.html").is_file()
+    assert (static_dir() / "assets" / "index.js").is_file()
+
+
+async def test_ui_redirects_to_the_trailing_slash(client: Client) -> None:
+    response = await client.get("/ui", allow_redirects=False)
+
+    assert response.status == 302
+    assert response.headers["Location"] == "/ui/"
+
+
+async def test_ui_root_is_the_page_and_assets_are_served(client: Client) -> None:
+    page = await client.get("/ui/")
+    script = await client.get("/ui/assets/index.js")
+
+    assert page.status == 200
+    assert page.headers["Content-Type"].startswith("text/html")
+    assert page.headers["Cache-Control"] == "no-cache"
+    assert '<div id="root">' in await page.text()
+    assert script.status == 200
+    assert "javascript" in script.headers["Content-Type"]
+
+
+async def test_unknown_files_and_escapes_are_404(client: Client) -> None:
+    assert (await client.get("/ui/assets/nope.js")).status == 404
+    assert (await client.get("/ui/../../api/rest/openapi.json")).status == 404
+    assert (await client.get("/ui/%2e%2e/__init__.py")).status == 404
