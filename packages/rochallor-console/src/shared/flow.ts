@@ -10,7 +10,11 @@ export interface FlowDecorations {
   status?: Record<string, string>;
   /** Edge ids to mark as having an issue. */
   edgeIssues?: Set<string>;
+  /** Edge ids to highlight: the path an instance took, timers that fired. */
+  edgeHighlights?: Record<string, "taken" | "fired">;
 }
+
+const HIGHLIGHT_COLORS = { taken: "#16a34a", fired: "#ea580c" } as const;
 
 const EDGE_COLORS: Record<GraphEdge["kind"], string> = {
   next: "#55606e",
@@ -52,7 +56,12 @@ export function toFlowNodes(
 
 export function toFlowEdges(graph: Graph, decorations: FlowDecorations = {}, selected?: string | null): Edge[] {
   return graph.edges.map((edge) => {
-    const color = decorations.edgeIssues?.has(edge.id) ? "#dc2626" : EDGE_COLORS[edge.kind];
+    const highlight = decorations.edgeHighlights?.[edge.id];
+    const color = decorations.edgeIssues?.has(edge.id)
+      ? "#dc2626"
+      : highlight
+        ? HIGHLIGHT_COLORS[highlight]
+        : EDGE_COLORS[edge.kind];
     return {
       id: edge.id,
       source: edge.source,
@@ -60,11 +69,12 @@ export function toFlowEdges(graph: Graph, decorations: FlowDecorations = {}, sel
       label: edgeLabel(edge),
       type: edge.source === edge.target ? "default" : "smoothstep",
       selected: selected === edge.id,
-      className: `edge-${edge.kind}`,
+      className: `edge-${edge.kind}${highlight ? ` edge-${highlight}` : ""}`,
+      animated: highlight === "fired",
       data: { kind: edge.kind, index: edge.index },
       style: {
         stroke: color,
-        strokeWidth: edge.kind === "parallel" ? 2.5 : 1.6,
+        strokeWidth: highlight ? 3.2 : edge.kind === "parallel" ? 2.5 : 1.6,
         strokeDasharray: edge.kind === "timer-non-interrupting" ? "6 4" : undefined,
       },
       labelStyle: { fill: color, fontSize: 11 },
