@@ -401,3 +401,18 @@ def test_chained_instances_link_to_each_other(
     child_link.click()
     expect(page.get_by_test_id("parent-link")).to_contain_text(parent["id"])
     expect(page.get_by_test_id("instance-status")).to_have_text("WAITING")
+
+
+def test_counts_per_status_match_the_engine(engine: EngineProcess, rest: Rest, page: Page) -> None:
+    page.goto(f"{engine.rest_url}/ui/#/instances")
+    counts = rest.ok("GET", "/v1/instances/counts")
+    expect(page.get_by_test_id("count-ALL")).to_have_text(f"All {counts['total']}")
+    for status, count in counts["counts"].items():
+        expect(page.get_by_test_id(f"count-{status}")).to_have_text(f"{status} {count}")
+    expect(page.get_by_test_id("pager")).to_contain_text(f"{counts['total']} instances")
+    page.get_by_test_id("count-WAITING").click()
+    expect(page.get_by_test_id("filter-status")).to_have_value("WAITING")
+    rows = page.get_by_test_id("instances-table").locator("tbody tr")
+    expect(rows).to_have_count(counts["counts"]["WAITING"])
+    page.get_by_test_id("count-ALL").click()
+    shot(page, "instances-overview")

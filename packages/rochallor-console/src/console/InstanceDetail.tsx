@@ -212,7 +212,7 @@ function UserTaskCard({
   return (
     <div className="card" data-testid={`user-task-${step.id}`}>
       <h4>
-        👤 {step.name || step.id} <span className="muted">user task</span>
+        {step.name || step.id} <span className="muted">user task</span>
       </h4>
       <JsonForm
         value={value}
@@ -236,7 +236,7 @@ function SignalCard({ step, onSubmit }: { step: Step; onSubmit: (body: Record<st
   return (
     <div className="card" data-testid={`wait-${step.id}`}>
       <h4>
-        ⏸ {step.name || step.id} <span className="muted">waiting for a signal</span>
+        {step.name || step.id} <span className="muted">wait step: waiting for a signal</span>
       </h4>
       <label>
         Signal body (JSON object, merged into the variables)

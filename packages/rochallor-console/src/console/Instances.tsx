@@ -1,5 +1,5 @@
 // Instances: filters, counts per status, paging, live refresh, bulk retry of FAILED ones.
-import { useState } from "react";
+import { useEffect, useState } from "react";
 import { api } from "../shared/api";
 import { buildHash, navigate, type Route } from "../shell/router";
 import { consoleApi, type InstanceQuery, STATUSES } from "./api";
@@ -39,6 +39,12 @@ function InstanceList({ route }: { route: Route }) {
   const [patch, setPatch] = useState("");
   const [bulkResult, setBulkResult] = useState<string | null>(null);
   const key = JSON.stringify([filter, page]);
+  const filterKey = JSON.stringify(filter);
+  useEffect(() => {
+    // the filter changed from outside the form (a count chip, a link): show it in the form
+    const shown = JSON.parse(filterKey) as InstanceQuery;
+    setDraft({ ...shown, startedAfter: "", startedBefore: "" } as Record<string, string>);
+  }, [filterKey]);
   const listing = usePolling(() => consoleApi.instances(filter, page, PAGE_SIZE), [key], live);
   const counts = usePolling(() => consoleApi.counts(filter), [key], live);
   const definitions = usePolling(() => api.listDefinitions("", 0, 200), [], false);
