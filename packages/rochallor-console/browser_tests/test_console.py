@@ -416,3 +416,34 @@ def test_counts_per_status_match_the_engine(engine: EngineProcess, rest: Rest, p
     expect(rows).to_have_count(counts["counts"]["WAITING"])
     page.get_by_test_id("count-ALL").click()
     shot(page, "instances-overview")
+
+
+def test_a_fired_timer_is_highlighted_on_the_diagram(
+    engine: EngineProcess, rest: Rest, page: Page
+) -> None:
+    rest.upload(
+        {
+            "id": "CONSOLE::timer",
+            "name": "Timer",
+            "steps": [
+                {"id": "hold", "name": "Hold", "type": "WAIT", "nextStep": "end",
+                 "boundaryEvents": [{"type": "TIMER", "duration": "PT0S", "interrupting": False,
+                                     "targetStepId": "remind"}]},
+                {"id": "remind", "name": "Remind", "type": "SERVICE_TASK",
+                 "jobType": "console-remind"},
+                {"id": "end", "name": "End", "type": "END"},
+            ],
+        }
+    )  # fmt: skip
+    instance = rest.start("CONSOLE::timer", {}, key())
+    open_instance(page, engine, instance["id"])
+
+    # the timer sweeper fires it within a sweep interval; the page follows by itself
+    fired = page.locator(".react-flow__edge.edge-fired")
+    expect(fired).to_have_count(1, timeout=15_000)
+    expect(page.locator('[data-step-id="remind"] .step-status')).to_have_text("RUNNING")
+    expect(page.locator('[data-step-id="hold"] .step-status')).to_have_text("RUNNING")
+    page.get_by_test_id("tab-timeline").click()
+    expect(page.get_by_test_id("timeline")).to_contain_text("timer fired → remind")
+    shot(page, "timer-fired")
+    rest.ok("POST", f"/v1/instances/{instance['id']}/cancel", {"reason": "done"})

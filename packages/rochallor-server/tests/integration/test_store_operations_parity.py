@@ -15,8 +15,13 @@ from rochallor_server.engine.commands import (
 from rochallor_server.engine.model import AuditEntry, InstanceStatus, JobStatus
 from rochallor_server.service.ports import InstanceFilter, Store, WorkerSeen
 
+from . import test_store_fake_parity as parity
 from .records import T0, at, make_execution, make_instance, make_job
-from .test_store_fake_parity import apply, dsn, store  # noqa: F401  (fixtures)
+
+# The fixtures of the parity tests: each test here runs on both stores too.
+dsn = parity.dsn
+store = parity.store
+apply = parity.apply
 
 
 async def test_instance_filters_and_counts_per_status(store: Store) -> None:
