@@ -30,8 +30,11 @@ def _version(name: str, value: int | None) -> int | None:
     return value
 
 
-def instance_filter(fields: Mapping[str, object], *, with_status: bool = True) -> InstanceFilter:
-    """The instance filter of a query string (or of a JSON object with the same names).
+def instance_filter(
+    fields: Mapping[str, object], *, with_status: bool = True, json_body: bool = False
+) -> InstanceFilter:
+    """The instance filter of a query string, or of a JSON object with the same names
+    (``json_body``: the version must then be a JSON integer).
 
     ``status`` is taken as given (an unknown one matches nothing, as ever); the other
     parameters are checked, and a bad one is a 400 naming it.
@@ -46,7 +49,7 @@ def instance_filter(fields: Mapping[str, object], *, with_status: bool = True) -
         return value
 
     version_field = fields.get("definitionVersion")
-    if isinstance(version_field, str):
+    if isinstance(version_field, str) and not json_body:
         version = serde.parse_int(version_field) if version_field else None
         if version_field and version is None:
             raise BadRequest("definitionVersion must be a positive integer")

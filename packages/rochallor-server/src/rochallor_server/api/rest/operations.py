@@ -130,7 +130,7 @@ async def retry_instances(request: web.Request) -> web.Response:
         if filter_body.get("status") not in (None, "FAILED"):
             raise BadRequest("filter.status must be FAILED when given")
         try:
-            instance_filter_ = instance_filter(filter_body, with_status=False)
+            instance_filter_ = instance_filter(filter_body, with_status=False, json_body=True)
         except BadRequest as exc:
             raise BadRequest(f"filter.{exc.message}") from None
     results, matched = await _engine(request).retry_instances(
