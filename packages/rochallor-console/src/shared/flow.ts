@@ -1,6 +1,6 @@
 // Graph -> React Flow nodes and edges, with one look per edge kind.
 import { MarkerType, type Edge } from "@xyflow/react";
-import type { Graph, GraphEdge, Positions } from "./graph";
+import { nodeSize, type Graph, type GraphEdge, type Positions } from "./graph";
 import type { StepFlowNode, StepNodeData } from "./StepNode";
 
 export interface FlowDecorations {
@@ -40,9 +40,12 @@ export function toFlowNodes(
       issueCount: issue?.count,
       status: decorations.status?.[node.id],
     };
+    const size = nodeSize(node.type);
     return {
       id: node.id,
       type: "step",
+      width: size.width,
+      height: size.height,
       position: positions[node.id] ?? { x: 0, y: 0 },
       data,
       selected: selected === node.id,

@@ -51,13 +51,20 @@ export function edgeId(source: string, kind: EdgeKind, index?: number): string {
 
 /** Every edge of the definition; references to unknown steps are kept out (the validator reports them). */
 export function definitionToGraph(definition: WorkflowDefinition): Graph {
-  const steps = Array.isArray(definition.steps) ? definition.steps : [];
+  // A duplicated id is drawn once (the validator reports STEP_ID_UNIQUE).
+  const seen = new Set<string>();
+  const steps = (Array.isArray(definition.steps) ? definition.steps : []).filter((s) => {
+    if (!s || typeof s.id !== "string" || seen.has(s.id)) return false;
+    seen.add(s.id);
+    return true;
+  });
   const ids = new Set(steps.map((s) => s.id));
+  const entry = Array.isArray(definition.steps) ? definition.steps[0] : undefined;
   const nodes: GraphNode[] = steps.map((step, index) => ({
     id: step.id,
     type: String(step.type),
     name: step.name,
-    index,
+    index: step === entry ? 0 : Math.max(index, 1),
     step,
   }));
   const edges: GraphEdge[] = [];
