@@ -1,6 +1,7 @@
 // Engine integration: browse definitions and versions; start a test instance.
 import { useEffect, useState } from "react";
 import { api, type DefinitionSummary, type Instance } from "../shared/api";
+import { sections } from "../shell/sections";
 
 function message(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
@@ -148,7 +149,9 @@ export function StartDialog({ definitionId, version, onClose }: { definitionId: 
             </div>
             <div>At: {instance.currentStepIds.join(", ") || "—"}</div>
             {instance.failureReason ? <div className="field-error">{instance.failureReason}</div> : null}
-            <a href={`#/instances/${encodeURIComponent(instance.id)}`}>Open in the console</a>
+            {sections.some((s) => s.id === "instances") ? (
+              <a href={`#/instances/${encodeURIComponent(instance.id)}`}>Open in the console</a>
+            ) : null}
           </div>
         ) : null}
       </div>

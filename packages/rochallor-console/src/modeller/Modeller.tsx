@@ -91,6 +91,22 @@ export function Modeller({ route }: { route: Route }) {
   );
 }
 
+const MINIMAP_COLORS: Record<string, string> = {
+  SERVICE_TASK: "#93c5fd",
+  USER_TASK: "#c4b5fd",
+  DECISION: "#fcd34d",
+  DECISION_TABLE: "#fdba74",
+  TRANSFORMATION: "#5eead4",
+  WAIT: "#cbd5e1",
+  PARALLEL_GATEWAY: "#86efac",
+  JOIN_GATEWAY: "#6ee7b7",
+  END: "#fca5a5",
+};
+
+function minimapColor(node: StepFlowNode): string {
+  return MINIMAP_COLORS[String(node.data.step.type)] ?? "#e5e7eb";
+}
+
 function isTyping(target: EventTarget | null): boolean {
   return target instanceof HTMLElement && (target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName));
 }
@@ -554,7 +570,7 @@ function ModellerCanvas({ route }: { route: Route }) {
             >
               <Background gap={20} />
               <Controls />
-              <MiniMap pannable zoomable nodeStrokeWidth={3} />
+              <MiniMap pannable zoomable nodeStrokeWidth={3} nodeColor={minimapColor} />
             </ReactFlow>
             {definition.steps.length === 0 ? (
               <div className="canvas-hint">Drag steps from the palette, or import a definition. The first step you add is the entry step.</div>

@@ -61,7 +61,7 @@ export function toFlowEdges(graph: Graph, decorations: FlowDecorations = {}, sel
       source: edge.source,
       target: edge.target,
       label: edgeLabel(edge),
-      type: edge.source === edge.target ? "default" : "smoothstep",
+      type: "default",
       selected: selected === edge.id,
       className: `edge-${edge.kind}`,
       data: { kind: edge.kind, index: edge.index },

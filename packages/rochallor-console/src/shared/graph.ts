@@ -139,7 +139,7 @@ export type Positions = Record<string, { x: number; y: number }>;
 /** A layered (Sugiyama) layout, left to right; positions are top-left corners. */
 export function layoutGraph(graph: Graph, direction: "LR" | "TB" = "LR"): Positions {
   const g = new dagre.graphlib.Graph({ multigraph: true });
-  g.setGraph({ rankdir: direction, nodesep: 50, ranksep: 80, marginx: 20, marginy: 20 });
+  g.setGraph({ rankdir: direction, nodesep: 36, ranksep: 56, marginx: 20, marginy: 20 });
   g.setDefaultEdgeLabel(() => ({}));
   for (const node of graph.nodes) {
     g.setNode(node.id, { ...nodeSize(node.type) });
