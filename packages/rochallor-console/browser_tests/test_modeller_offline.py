@@ -134,3 +134,45 @@ def test_clicking_a_problem_selects_its_step(offline: OfflineModeller, page: Pag
     expect(page.get_by_test_id("step-properties")).to_have_attribute("data-step-id", "assess")
     expect(page.get_by_test_id("expression-position")).to_have_text("${#fraudScore >}")
     expect(page.get_by_test_id("expression-position").locator("mark")).to_have_text("}")
+
+
+def test_timers_are_drawn_by_kind_and_keyboard_undo_reverts(
+    offline: OfflineModeller, page: Page
+) -> None:
+    modeller = ModellerPage(page, offline.url)
+    modeller.open()
+    _import(modeller, LOAN)
+    expect(page.locator(".edge-timer-non-interrupting")).to_have_count(1)
+    expect(page.locator(".edge-timer")).to_have_count(0)
+
+    modeller.select("escalate-review")
+    page.get_by_test_id("timer-interrupting-0").check()
+    expect(page.locator(".edge-timer")).to_have_count(1)
+    expect(page.locator(".edge-timer-non-interrupting")).to_have_count(0)
+    page.get_by_test_id("add-timer").click()
+    page.get_by_test_id("timer-target-1").select_option("end-rejected")
+    page.get_by_test_id("timer-duration-1").fill("P1W")
+    expect(page.locator(".edge-timer-non-interrupting")).to_have_count(1)
+    modeller.wait_valid()
+
+    page.locator(".react-flow__pane").click(position={"x": 5, "y": 5})
+    for _ in range(4):  # duration typing, target, new timer, interrupting
+        page.keyboard.press("Control+z")
+    expect(page.locator(".edge-timer")).to_have_count(0)
+    expect(page.locator(".edge-timer-non-interrupting")).to_have_count(1)
+    page.keyboard.press("Control+Shift+z")
+    expect(page.locator(".edge-timer")).to_have_count(1)
+
+
+def test_copy_json_puts_the_definition_on_the_clipboard(
+    offline: OfflineModeller, page: Page
+) -> None:
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    modeller = ModellerPage(page, offline.url)
+    modeller.open()
+    _import(modeller, LOAN)
+
+    page.get_by_test_id("copy-json").click()
+    expect(page.get_by_test_id("notice")).to_have_text("Definition JSON copied to the clipboard")
+    copied = page.evaluate("navigator.clipboard.readText()")
+    assert json.dumps(json.loads(copied)) == json.dumps(json.loads(LOAN.read_text()))
