@@ -176,3 +176,28 @@ def test_copy_json_puts_the_definition_on_the_clipboard(
     expect(page.get_by_test_id("notice")).to_have_text("Definition JSON copied to the clipboard")
     copied = page.evaluate("navigator.clipboard.readText()")
     assert json.dumps(json.loads(copied)) == json.dumps(json.loads(LOAN.read_text()))
+
+
+def test_decision_table_grid_edits_and_validates(offline: OfflineModeller, page: Page) -> None:
+    modeller = ModellerPage(page, offline.url)
+    modeller.open()
+    _import(modeller, DEFINITIONS / "decision-tables.json")
+    modeller.select("classify-risk")
+    expect(page.get_by_test_id("decision-table").locator("tbody tr")).to_have_count(4)
+
+    page.get_by_test_id("dt-cell-2-in-0").fill("[500..")
+    problem = page.locator('[data-testid="issue"][data-step-id="classify-risk"]')
+    expect(problem).to_have_count(1)
+    expect(problem).to_contain_text("DECISION_TABLE")
+    page.get_by_test_id("dt-cell-2-in-0").fill("[500..700)")
+    expect(problem).to_have_count(0)
+
+    page.get_by_test_id("dt-add-rule").click()
+    page.get_by_test_id("dt-cell-4-out-0").fill("NONE")
+    page.get_by_test_id("dt-cell-4-out-1").fill("0")
+    page.get_by_test_id("prop-hitPolicy").select_option("F")
+    table = modeller.json_document()["steps"][0]
+    assert table["hitPolicy"] == "F"
+    assert table["rules"][2]["inputEntries"] == ["[500..700)", "<= 0.8"]
+    assert table["rules"][4] == {"inputEntries": ["-", "-"], "outputEntries": ["NONE", 0]}
+    modeller.wait_valid()

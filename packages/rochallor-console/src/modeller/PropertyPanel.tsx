@@ -501,6 +501,74 @@ function DecisionTableEditor({ step, issues, edit }: { step: Step; issues: Locat
         </div>
         <IssueLines issues={tableIssues} />
       </div>
+      <details className="field dt-details">
+        <summary className="field-label">Column and rule details (ids, labels, defaults, descriptions)</summary>
+        {inputs.map((input, c) => (
+          <div className="row" key={`id${c}`}>
+            <span className="dt-tag">in {c + 1}</span>
+            <input
+              placeholder="id"
+              value={input.id ?? ""}
+              onChange={(e) => set({ inputs: inputs.map((x, i) => (i === c ? { ...x, id: e.target.value || undefined } : x)) }, `${step.id}:dt-in-id:${c}`)}
+            />
+            <input
+              placeholder="label"
+              value={input.label ?? ""}
+              onChange={(e) => set({ inputs: inputs.map((x, i) => (i === c ? { ...x, label: e.target.value || undefined } : x)) }, `${step.id}:dt-in-label:${c}`)}
+            />
+          </div>
+        ))}
+        {outputs.map((output, c) => (
+          <div className="row" key={`od${c}`}>
+            <span className="dt-tag">out {c + 1}</span>
+            <input
+              placeholder="label"
+              value={output.label ?? ""}
+              onChange={(e) => set({ outputs: outputs.map((x, i) => (i === c ? { ...x, label: e.target.value || undefined } : x)) }, `${step.id}:dt-out-label:${c}`)}
+            />
+            <label className="inline" title="Absent is not null: without a default, no match leaves the output unset (or fails, for U/A/F)">
+              <input
+                type="checkbox"
+                checked={"defaultValue" in output}
+                data-testid={`dt-default-on-${c}`}
+                onChange={(e) =>
+                  set({
+                    outputs: outputs.map((x, i) => {
+                      if (i !== c) return x;
+                      const { defaultValue: _omit, ...rest } = x;
+                      void _omit;
+                      return e.target.checked ? { ...rest, defaultValue: null } : rest;
+                    }),
+                  })
+                }
+              />
+              default
+            </label>
+            {"defaultValue" in output ? (
+              <LiteralInput
+                value={output.defaultValue}
+                testId={`dt-default-${c}`}
+                onChange={(v) => set({ outputs: outputs.map((x, i) => (i === c ? { ...x, defaultValue: v } : x)) }, `${step.id}:dt-default:${c}`)}
+              />
+            ) : null}
+          </div>
+        ))}
+        {rules.map((rule, r) => (
+          <div className="row" key={`rd${r}`}>
+            <span className="dt-tag">rule {r + 1}</span>
+            <input
+              placeholder="id"
+              value={rule.id ?? ""}
+              onChange={(e) => setRule(r, { ...rule, id: e.target.value || undefined }, `${step.id}:dt-rule-id:${r}`)}
+            />
+            <input
+              placeholder="description"
+              value={rule.description ?? ""}
+              onChange={(e) => setRule(r, { ...rule, description: e.target.value || undefined }, `${step.id}:dt-rule-desc:${r}`)}
+            />
+          </div>
+        ))}
+      </details>
     </>
   );
 }
