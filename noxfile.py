@@ -183,3 +183,12 @@ def tests_ui(session: nox.Session) -> None:
     session.install("-e", VALIDATOR, "-e", f"{SERVER}[ui-test]", "pytest>=8", "pytest-timeout>=2.3")
     session.chdir(CONSOLE)
     session.run("pytest", "-q", "-p", "no:randomly", "browser_tests", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def ui_screenshots(session: nox.Session) -> None:
+    """Retake the modeller screenshots of docs/modeller.md (docs/images/modeller-*.png)."""
+    _ensure_chromium(session)
+    session.install("-e", VALIDATOR, "-e", f"{SERVER}[ui-test]")
+    session.chdir(CONSOLE)
+    session.run("python", "-m", "browser_tests.screenshots")

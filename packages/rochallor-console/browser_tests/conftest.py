@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -55,7 +56,8 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def page(browser: Browser, tmp_path: Path) -> Iterator[Page]:
+def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
+    """With ``UI_TEST_SCREENSHOTS=<dir>``, the last state of each test's page is saved there."""
     context = browser.new_context(viewport={"width": 1400, "height": 860}, accept_downloads=True)
     opened = context.new_page()
     errors: list[str] = []
@@ -63,5 +65,8 @@ def page(browser: Browser, tmp_path: Path) -> Iterator[Page]:
     try:
         yield opened
     finally:
+        shots = os.environ.get("UI_TEST_SCREENSHOTS")
+        if shots:
+            opened.screenshot(path=str(Path(shots) / f"{request.node.name}.png"))
         context.close()
     assert not errors, f"uncaught errors in the page: {errors}"

@@ -58,6 +58,8 @@ export interface Issue {
   message: string;
   severity?: "error" | "warning" | string;
   stepId?: string | null;
+  /** Expression syntax errors: offset of the error in the expression text as written. */
+  position?: number;
 }
 
 export interface ValidationResult {

@@ -1,6 +1,6 @@
 // Graph -> React Flow nodes and edges, with one look per edge kind.
 import { MarkerType, type Edge } from "@xyflow/react";
-import type { Graph, GraphEdge, Positions } from "./graph";
+import { nodeSize, type Graph, type GraphEdge, type Positions } from "./graph";
 import type { StepFlowNode, StepNodeData } from "./StepNode";
 
 export interface FlowDecorations {
@@ -44,9 +44,12 @@ export function toFlowNodes(
       issueCount: issue?.count,
       status: decorations.status?.[node.id],
     };
+    const size = nodeSize(node.type);
     return {
       id: node.id,
       type: "step",
+      width: size.width,
+      height: size.height,
       position: positions[node.id] ?? { x: 0, y: 0 },
       data,
       selected: selected === node.id,
@@ -67,7 +70,7 @@ export function toFlowEdges(graph: Graph, decorations: FlowDecorations = {}, sel
       source: edge.source,
       target: edge.target,
       label: edgeLabel(edge),
-      type: edge.source === edge.target ? "default" : "smoothstep",
+      type: "default",
       selected: selected === edge.id,
       className: `edge-${edge.kind}${highlight ? ` edge-${highlight}` : ""}`,
       animated: highlight === "fired",

@@ -51,13 +51,20 @@ export function edgeId(source: string, kind: EdgeKind, index?: number): string {
 
 /** Every edge of the definition; references to unknown steps are kept out (the validator reports them). */
 export function definitionToGraph(definition: WorkflowDefinition): Graph {
-  const steps = Array.isArray(definition.steps) ? definition.steps : [];
+  // A duplicated id is drawn once (the validator reports STEP_ID_UNIQUE).
+  const seen = new Set<string>();
+  const steps = (Array.isArray(definition.steps) ? definition.steps : []).filter((s) => {
+    if (!s || typeof s.id !== "string" || seen.has(s.id)) return false;
+    seen.add(s.id);
+    return true;
+  });
   const ids = new Set(steps.map((s) => s.id));
+  const entry = Array.isArray(definition.steps) ? definition.steps[0] : undefined;
   const nodes: GraphNode[] = steps.map((step, index) => ({
     id: step.id,
     type: String(step.type),
     name: step.name,
-    index,
+    index: step === entry ? 0 : Math.max(index, 1),
     step,
   }));
   const edges: GraphEdge[] = [];
@@ -132,7 +139,7 @@ export type Positions = Record<string, { x: number; y: number }>;
 /** A layered (Sugiyama) layout, left to right; positions are top-left corners. */
 export function layoutGraph(graph: Graph, direction: "LR" | "TB" = "LR"): Positions {
   const g = new dagre.graphlib.Graph({ multigraph: true });
-  g.setGraph({ rankdir: direction, nodesep: 50, ranksep: 80, marginx: 20, marginy: 20 });
+  g.setGraph({ rankdir: direction, nodesep: 36, ranksep: 56, marginx: 20, marginy: 20 });
   g.setDefaultEdgeLabel(() => ({}));
   for (const node of graph.nodes) {
     g.setNode(node.id, { ...nodeSize(node.type) });
