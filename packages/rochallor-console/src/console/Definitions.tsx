@@ -15,7 +15,7 @@ export function Definitions({ route }: { route: Route }) {
   const [keyword, setKeyword] = useState("");
   const list = usePolling(() => api.listDefinitions(keyword, 0, 200), [keyword], false);
   return (
-    <div className="page split" data-testid="definitions-page">
+    <div className="page console split" data-testid="definitions-page">
       <aside className="side-list">
         <h2>Definitions</h2>
         <input placeholder="search" value={keyword} onChange={(e) => setKeyword(e.target.value)} data-testid="definition-search" />
@@ -62,7 +62,7 @@ function DefinitionVersions({ id, route }: { id: string; route: Route }) {
         {items[items.length - 1].name} <span className="muted mono">{id}</span>
       </h2>
       {started ? (
-        <p className="notice" data-testid="started-notice">
+        <p className="ops-notice" data-testid="started-notice">
           Started <a href={buildHash("instances", [started])}>{started}</a>
         </p>
       ) : null}

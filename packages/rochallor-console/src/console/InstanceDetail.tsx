@@ -63,8 +63,8 @@ export function InstanceDetail({ id }: { id: string }) {
     return decorate(definitionToGraph(definition.data), data.history, data.audit, active);
   }, [data, definition.data]);
 
-  if (loaded.error && !data) return <p className="page error-text">{loaded.error}</p>;
-  if (!data) return <p className="page muted">Loading…</p>;
+  if (loaded.error && !data) return <p className="page console error-text">{loaded.error}</p>;
+  if (!data) return <p className="page console muted">Loading…</p>;
   const { instance } = data;
   const steps: Record<string, Step> = Object.fromEntries((definition.data?.steps ?? []).map((s) => [s.id, s]));
   const terminal = TERMINAL.has(instance.status);
@@ -77,7 +77,7 @@ export function InstanceDetail({ id }: { id: string }) {
   };
 
   return (
-    <div className="page" data-testid="instance-detail">
+    <div className="page console" data-testid="instance-detail">
       <div className="page-head">
         <a href={buildHash("instances")}>‹ Instances</a>
         <h2 className="mono">{instance.id}</h2>
@@ -117,17 +117,17 @@ export function InstanceDetail({ id }: { id: string }) {
         ) : null}
       </div>
       {instance.failureReason !== undefined ? (
-        <p className={instance.status === "FAILED" ? "error-box" : "notice"} data-testid="failure-reason">
+        <p className={instance.status === "FAILED" ? "error-box" : "ops-notice"} data-testid="failure-reason">
           {instance.status === "CANCELLED" ? "Cancel reason: " : "Failure: "}
           {instance.failureReason || "(none given)"}
         </p>
       ) : null}
       {notice ? (
-        <p className="notice" data-testid="action-notice">
+        <p className="ops-notice" data-testid="action-notice">
           {notice}
         </p>
       ) : null}
-      <div className="actions">
+      <div className="ops-actions">
         {instance.status === "FAILED" ? (
           <button className="primary" onClick={() => setAction({ kind: "retry" })} data-testid="action-retry">
             Retry from failed step
@@ -166,9 +166,9 @@ export function InstanceDetail({ id }: { id: string }) {
       ) : definition.error ? (
         <p className="error-text">{definition.error}</p>
       ) : null}
-      <div className="tabs">
+      <div className="ops-tabs">
         {(["timeline", "variables", "audit"] as const).map((t) => (
-          <button key={t} className={tab === t ? "tab selected" : "tab"} onClick={() => setTab(t)} data-testid={`tab-${t}`}>
+          <button key={t} className={tab === t ? "ops-tab selected" : "ops-tab"} onClick={() => setTab(t)} data-testid={`tab-${t}`}>
             {t === "timeline" ? "History" : t === "variables" ? "Variables" : "Audit log"}
           </button>
         ))}

@@ -70,7 +70,7 @@ function InstanceList({ route }: { route: Route }) {
   const patchParsed = parseObject(patch);
 
   return (
-    <div className="page" data-testid="instances-page">
+    <div className="page console" data-testid="instances-page">
       <div className="page-head">
         <h2>Instances</h2>
         <label className="live-toggle">
@@ -177,7 +177,7 @@ function InstanceList({ route }: { route: Route }) {
         </p>
       ) : null}
       {bulkResult ? (
-        <p className="notice" data-testid="bulk-result">
+        <p className="ops-notice" data-testid="bulk-result">
           {bulkResult}
         </p>
       ) : null}

@@ -13,7 +13,7 @@ export function Jobs() {
   const exhausted = usePolling(() => consoleApi.exhausted(), [], live);
   const [retrying, setRetrying] = useState<ExhaustedJob | null>(null);
   return (
-    <div className="page" data-testid="jobs-page">
+    <div className="page console" data-testid="jobs-page">
       <div className="page-head">
         <h2>Job queues</h2>
         <label className="live-toggle">
