@@ -16,6 +16,7 @@ nox.options.sessions = [
     "tests_validator",
     "tests_server",
     "tests_sdk",
+    "schemathesis",
     "ui_check",
     "tests_ui",
 ]
@@ -77,6 +78,15 @@ def tests_sdk(session: nox.Session) -> None:
     """SDK: unit tests, and integration tests against a real engine on an embedded PostgreSQL."""
     session.install("-e", f"{SDK}[test]", "-e", VALIDATOR, "-e", SERVER)
     _pytest(session, SDK)
+
+
+@nox.session(python=PYTHON)
+def schemathesis(session: nox.Session) -> None:
+    """Schemathesis against a real engine's served OpenAPI document: no server error, no answer
+    outside the document, schema-valid input accepted and invalid input refused (~2 minutes).
+    """
+    session.install("-e", VALIDATOR, "-e", SERVER, "schemathesis==4.32.5")
+    session.run("python", f"{SERVER}/fuzz/run_schemathesis.py")
 
 
 @nox.session(python=PYTHON)

@@ -137,6 +137,8 @@ function ModellerCanvas({ route }: { route: Route }) {
     const previous = lastEdit.current;
     const coalesce = Boolean(coalesceKey && previous && previous.key === coalesceKey && now - previous.at < 1500);
     lastEdit.current = coalesceKey ? { key: coalesceKey, at: now } : null;
+    // An edit made elsewhere than in the JSON view replaces a JSON text that did not parse.
+    if (coalesceKey !== "json") setJsonError(null);
     setHistory((h) => push(h, typeof next === "function" ? next(h.present) : next, coalesce));
   }, []);
 
@@ -146,13 +148,26 @@ function ModellerCanvas({ route }: { route: Route }) {
     [commit],
   );
 
-  const doUndo = useCallback(() => setHistory((h) => undo(h)), []);
-  const doRedo = useCallback(() => setHistory((h) => redo(h)), []);
+  const doUndo = useCallback(() => {
+    setJsonError(null);
+    setHistory((h) => undo(h));
+  }, []);
+  const doRedo = useCallback(() => {
+    setJsonError(null);
+    setHistory((h) => redo(h));
+  }, []);
 
-  // The JSON view follows the document unless the user is typing an unparsable text there.
+  // The JSON view follows the document, except while the user is typing in it (their text,
+  // formatting included, stays as typed) and while that text does not parse.
+  const typedInJson = useRef(false);
   useEffect(() => {
-    if (!jsonError) setJsonText(toJson(definition));
-  }, [definition]); // eslint-disable-line react-hooks/exhaustive-deps
+    if (jsonError) return;
+    if (typedInJson.current) {
+      typedInJson.current = false;
+      return;
+    }
+    setJsonText(toJson(definition));
+  }, [definition, jsonError]);
 
   useEffect(() => {
     try {
@@ -185,7 +200,7 @@ function ModellerCanvas({ route }: { route: Route }) {
         });
     }, VALIDATE_DELAY_MS);
     return () => window.clearTimeout(timer);
-  }, [textToValidate]); // eslint-disable-line react-hooks/exhaustive-deps
+  }, [textToValidate]);
 
   const errorCount = issues.filter((i) => i.severity !== "warning").length;
   const warningCount = issues.length - errorCount;
@@ -388,6 +403,7 @@ function ModellerCanvas({ route }: { route: Route }) {
         setJsonError({ message: parsed.message, position: parsed.position });
         return;
       }
+      typedInJson.current = true;
       setJsonError(null);
       edit(() => parsed.definition, "json");
     },
@@ -561,6 +577,7 @@ function ModellerCanvas({ route }: { route: Route }) {
               onNodeDragStart={(_, node) => (dragKey.current = `drag:${node.id}:${Date.now()}`)}
               onPaneClick={() => setSelection(null)}
               deleteKeyCode={null}
+              connectionRadius={40}
               multiSelectionKeyCode={null}
               minZoom={0.2}
               maxZoom={2.5}

@@ -129,7 +129,7 @@ function LiteralInput({ value, onChange, testId, placeholder }: { value: unknown
   const [text, setText] = useState(() => literalToText(value));
   useEffect(() => {
     if (textToLiteral(text) !== value && JSON.stringify(textToLiteral(text)) !== JSON.stringify(value)) setText(literalToText(value));
-  }, [value]); // eslint-disable-line react-hooks/exhaustive-deps
+  }, [value]);
   return (
     <input
       value={text}

@@ -21,6 +21,7 @@ from rochallor_server.api.grpc.server import GrpcListener
 from rochallor_server.api.grpc.service import WorkflowEngineService
 from rochallor_server.api.rest import app as rest_app
 from rochallor_server.config import DispatchMode, Settings
+from rochallor_server.engine import limits
 from rochallor_server.engine.clock import SystemClock, UlidGenerator
 from rochallor_server.errors import ConfigError
 from rochallor_server.metrics import Metrics
@@ -125,6 +126,9 @@ class Server:
             ),
             access_log=None,
             shutdown_timeout=10,
+            # Long request lines reach the application, which answers them with a JSON error
+            # naming the field (aiohttp's own answer past 8 KiB would be plain text).
+            max_line_size=limits.MAX_REQUEST_LINE_BYTES,
             # A client that hangs up cancels its handler: a long poll whose worker is gone must
             # not go on to claim jobs nobody will receive. Each call is one transaction, so a
             # cancelled call rolls back whole.

@@ -243,15 +243,22 @@ class FakeEngine(Engine):
         return self._answer("cancel_instance", instance_id=instance_id, reason=reason)  # type: ignore[no-any-return]
 
     async def poll_jobs(
-        self, *, worker_id: str, job_types: Sequence[str], max_jobs: int, wait_seconds: float
-    ) -> list[Job]:
-        return self._answer(  # type: ignore[no-any-return]
+        self,
+        *,
+        worker_id: str,
+        job_types: Sequence[str],
+        max_jobs: int,
+        wait_seconds: float,
+        encode: Callable[[Job], Any],
+    ) -> list[Any]:
+        jobs: list[Job] = self._answer(
             "poll_jobs",
             worker_id=worker_id,
             job_types=job_types,
             max_jobs=max_jobs,
             wait_seconds=wait_seconds,
         )
+        return [encode(j) for j in jobs]
 
     async def complete_job(
         self, job_id: str, *, worker_id: str | None, variables: JsonObject | None

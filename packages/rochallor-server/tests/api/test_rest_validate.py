@@ -68,6 +68,23 @@ async def test_a_body_that_is_not_json_is_a_parse_error_report(client: Client) -
     assert response.status == 200
     assert body["accepted"] is False
     assert [e["code"] for e in body["errors"]] == ["PARSE_ERROR"]
+    assert body["errors"][0]["message"].startswith("parse error: ")
+
+
+async def test_a_document_beyond_the_input_limits_is_reported(
+    client: Client,
+) -> None:
+    document = json.loads(json.dumps(VALID))
+    nested: object = "deep"
+    for _ in range(200):
+        nested = [nested]
+    document["metadata"] = {"x": nested}
+
+    body = await (await client.post("/v1/definitions/validate", data=json.dumps(document))).json()
+
+    assert body["accepted"] is False
+    assert [e["code"] for e in body["errors"]] == ["LIMIT_EXCEEDED"]
+    assert body["errors"][0]["message"].startswith("definition.metadata.x")
 
 
 async def test_the_report_is_the_validator_s_own_for_every_conformance_file(

@@ -302,8 +302,14 @@ async def test_jobs(stub: Stub, rest: Rest, order_fulfilment: dict[str, Any]) ->
     first = await start(stub, {"orderId": "o-1", "qty": 2})
     second = await start(stub, {"orderId": "o-2"})
 
-    empty = await stub.poll_jobs(pb.PollJobsRequest(worker_id="w1", job_types=[]))
-    assert list(empty.jobs) == []
+    # one contract with REST: no job types or no worker id is refused (docs/limits.md)
+    with pytest.raises(GRPCError) as refused:
+        await stub.poll_jobs(pb.PollJobsRequest(worker_id="w1", job_types=[]))
+    assert refused.value.status is Status.INVALID_ARGUMENT
+    assert refused.value.message == "jobTypes must not be empty"
+    with pytest.raises(GRPCError) as refused:
+        await stub.poll_jobs(pb.PollJobsRequest(worker_id="", job_types=["reserve-stock"]))
+    assert refused.value.message == "workerId is required"
     # max_jobs 0 -> 1
     polled = await stub.poll_jobs(pb.PollJobsRequest(worker_id="w1", job_types=["reserve-stock"]))
     assert len(polled.jobs) == 1

@@ -89,11 +89,16 @@ async def started(engine: Engine, document: dict[str, Any], **variables: Any) ->
     return instance.id
 
 
+def same(job: Job) -> Job:
+    """A poll's encoding of a job for tests that look at the jobs themselves."""
+    return job
+
+
 async def poll(
     engine: Engine, types: Sequence[str], *, worker: str = "w1", max_jobs: int = 10
 ) -> list[Job]:
     return await engine.poll_jobs(
-        worker_id=worker, job_types=types, max_jobs=max_jobs, wait_seconds=0
+        worker_id=worker, job_types=types, max_jobs=max_jobs, wait_seconds=0, encode=same
     )
 
 
@@ -301,7 +306,10 @@ async def test_poll_honours_max_jobs_and_types(engine: Engine) -> None:
             definition_id=definition_id, version=None, variables=None, business_key=None
         )
 
-    assert await poll(engine, []) == []
+    with pytest.raises(BadRequest, match="jobTypes must not be empty"):
+        await poll(engine, [])
+    with pytest.raises(BadRequest, match="workerId is required"):
+        await poll(engine, ["a"], worker="")
     assert await poll(engine, ["a"], max_jobs=0) == []
     first = await poll(engine, ["a", "a"], max_jobs=2)
     assert [j.job_type for j in first] == ["a", "a"]
@@ -325,7 +333,9 @@ async def test_a_long_poll_is_woken_by_a_concurrent_start(engine: Engine) -> Non
     begin = time.monotonic()
     async with asyncio.TaskGroup() as group:
         polled = group.create_task(
-            engine.poll_jobs(worker_id="w1", job_types=["a"], max_jobs=1, wait_seconds=2)
+            engine.poll_jobs(
+                worker_id="w1", job_types=["a"], max_jobs=1, wait_seconds=2, encode=same
+            )
         )
         group.create_task(start_soon())
     elapsed = time.monotonic() - begin
@@ -337,7 +347,9 @@ async def test_a_long_poll_ignores_jobs_of_other_types(engine: Engine) -> None:
     await engine.upload_definition(wf())
     begin = time.monotonic()
     polled = asyncio.create_task(
-        engine.poll_jobs(worker_id="w1", job_types=["zzz"], max_jobs=1, wait_seconds=0.3)
+        engine.poll_jobs(
+            worker_id="w1", job_types=["zzz"], max_jobs=1, wait_seconds=0.3, encode=same
+        )
     )
     await engine.start_instance(
         definition_id="T::wf", version=None, variables=None, business_key=None
@@ -349,7 +361,7 @@ async def test_a_long_poll_ignores_jobs_of_other_types(engine: Engine) -> None:
 async def test_begin_shutdown_ends_a_waiting_long_poll(engine: Engine) -> None:
     begin = time.monotonic()
     polled = asyncio.create_task(
-        engine.poll_jobs(worker_id="w1", job_types=["a"], max_jobs=1, wait_seconds=2)
+        engine.poll_jobs(worker_id="w1", job_types=["a"], max_jobs=1, wait_seconds=2, encode=same)
     )
     await asyncio.sleep(0.05)
     engine.begin_shutdown()
@@ -388,7 +400,7 @@ async def test_expired_leases_are_reclaimed_and_wake_pollers(
     clock.advance(engine.settings.job_lease_seconds + 1)
 
     waiting = asyncio.create_task(
-        engine.poll_jobs(worker_id="w2", job_types=["a"], max_jobs=1, wait_seconds=2)
+        engine.poll_jobs(worker_id="w2", job_types=["a"], max_jobs=1, wait_seconds=2, encode=same)
     )
     await asyncio.sleep(0.05)  # the poll is parked now
     begin = time.monotonic()
@@ -536,7 +548,9 @@ async def test_concurrent_events_are_written_in_batches(
     instances = await asyncio.gather(*starts)
     assert len({i.id for i in instances}) == 20
     assert store.transactions - before <= 2  # one write per batch, not one per start
-    jobs = await engine.poll_jobs(worker_id="w", job_types=["a"], max_jobs=20, wait_seconds=0)
+    jobs = await engine.poll_jobs(
+        worker_id="w", job_types=["a"], max_jobs=20, wait_seconds=0, encode=same
+    )
     assert len(jobs) == 20
     before = store.transactions
     await asyncio.gather(
@@ -561,7 +575,9 @@ async def test_a_caller_going_away_does_not_cut_an_operation_short(
     instance_id = await started(
         engine, wf("A::first", autoStartNextWorkflow=True, nextWorkflowId="B::next")
     )
-    [job] = await engine.poll_jobs(worker_id="w", job_types=["a"], max_jobs=1, wait_seconds=0)
+    [job] = await engine.poll_jobs(
+        worker_id="w", job_types=["a"], max_jobs=1, wait_seconds=0, encode=same
+    )
     call = asyncio.create_task(engine.complete_job(job.id, worker_id="w", variables={"v": 1}))
     await asyncio.sleep(0)  # the operation has started
     call.cancel()

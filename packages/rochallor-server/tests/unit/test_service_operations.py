@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from rochallor_server.config import EngineSettings
-from rochallor_server.errors import Conflict, NotFound
+from rochallor_server.errors import BadRequest, Conflict, NotFound
 from rochallor_server.metrics import Metrics
 from rochallor_server.service import engine as service
 from rochallor_server.service.engine import Engine
@@ -66,7 +66,9 @@ async def test_bulk_retry_by_filter_takes_the_newest_and_counts_all(
     assert matched == 3
     assert [r.instance_id for r in results] == [failed[2], failed[1]]
     assert all(r.instance is not None and r.instance.current_step_ids == ("work",) for r in results)
-    jobs = await engine.poll_jobs(worker_id="w", job_types=["work"], max_jobs=10, wait_seconds=0)
+    jobs = await engine.poll_jobs(
+        worker_id="w", job_types=["work"], max_jobs=10, wait_seconds=0, encode=lambda j: j
+    )
     assert sorted(j.instance_id for j in jobs) == sorted(failed[1:])
     assert {j.retries_remaining for j in jobs} == {2}
     counts = await engine.count_instances(filter=InstanceFilter(definition_id="T::decide"))
@@ -100,9 +102,13 @@ async def test_bulk_retry_by_ids_answers_each_one(engine: Engine, clock: FixedCl
 async def test_polling_workers_are_recorded_at_most_every_interval(
     engine: Engine, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    await engine.poll_jobs(worker_id="w1", job_types=["a", "b"], max_jobs=1, wait_seconds=0)
+    await engine.poll_jobs(
+        worker_id="w1", job_types=["a", "b"], max_jobs=1, wait_seconds=0, encode=str
+    )
     clock.advance(5)
-    await engine.poll_jobs(worker_id="w1", job_types=["b", "a"], max_jobs=1, wait_seconds=0)
+    await engine.poll_jobs(
+        worker_id="w1", job_types=["b", "a"], max_jobs=1, wait_seconds=0, encode=str
+    )
     at, queues = await engine.job_queues(worker_window=dt.timedelta(minutes=5))
     assert at == clock.now()
     seen = {q.job_type: [(w.worker_id, w.seen_at) for w in q.workers] for q in queues}
@@ -110,6 +116,22 @@ async def test_polling_workers_are_recorded_at_most_every_interval(
     assert seen == {"a": [("w1", first)], "b": [("w1", first)]}  # the second poll: throttled
 
     monkeypatch.setattr(service, "WORKER_RECORD_INTERVAL", 0.0)
-    await engine.poll_jobs(worker_id="w1", job_types=["a"], max_jobs=1, wait_seconds=0)
+    await engine.poll_jobs(worker_id="w1", job_types=["a"], max_jobs=1, wait_seconds=0, encode=str)
     _, queues = await engine.job_queues(worker_window=dt.timedelta(seconds=1))
     assert [(q.job_type, [w.seen_at for w in q.workers]) for q in queues] == [("a", [clock.now()])]
+
+
+async def test_operations_check_their_input_like_every_other_call(engine: Engine) -> None:
+    long = "x" * 256
+    with pytest.raises(BadRequest, match="id must be at most 255 characters"):
+        await engine.retry_instance(long, variables=None)
+    with pytest.raises(BadRequest, match=r"instanceIds\[1\]"):
+        await engine.retry_instances(instance_ids=["a", long], filter=None, variables=None, limit=1)
+    with pytest.raises(BadRequest, match=r"filter\.businessKey"):
+        await engine.retry_instances(
+            instance_ids=None, filter=InstanceFilter(business_key=long), variables=None, limit=1
+        )
+    with pytest.raises(BadRequest, match="definitionId"):
+        await engine.count_instances(filter=InstanceFilter(definition_id=long))
+    with pytest.raises(BadRequest, match="jobType"):
+        await engine.exhausted_jobs(job_type=long, page=0, page_size=10)

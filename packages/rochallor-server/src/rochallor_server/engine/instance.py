@@ -16,6 +16,7 @@ import attrs
 
 import rochallor_validator as rv
 from rochallor_server.engine import commands as cmd
+from rochallor_server.engine import limits
 from rochallor_server.engine.clock import IdGenerator
 from rochallor_server.engine.definitions import CompiledDefinition
 from rochallor_server.engine.model import (
@@ -282,6 +283,9 @@ class _Transition:
             except rv.ValidatorError as exc:
                 self.fail_instance(str(exc), execution)
                 return
+            if (problem := limits.json_problem(assigned, "variables")) is not None:
+                self.fail_instance(f"transformation result cannot be stored: {problem}", execution)
+                return
             self.merge(assigned)
             self.finish(execution, ExecutionStatus.COMPLETED, output=assigned)
             self.enter(step.next_step)
@@ -291,6 +295,9 @@ class _Transition:
                 outputs, matched = table.decide(self.variables, now=self.now)
             except rv.ValidatorError as exc:
                 self.fail_instance(str(exc), execution)
+                return
+            if (problem := limits.json_problem(outputs, "variables")) is not None:
+                self.fail_instance(f"decision table result cannot be stored: {problem}", execution)
                 return
             self.audit("decision-table-evaluated", "engine", stepId=step.id, rules=matched)
             self.merge(outputs)

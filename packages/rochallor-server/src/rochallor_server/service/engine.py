@@ -27,6 +27,7 @@ import rochallor_validator as rv
 from rochallor_server.config import EngineSettings
 from rochallor_server.engine import commands as cmd
 from rochallor_server.engine import instance as core
+from rochallor_server.engine import limits
 from rochallor_server.engine.clock import Clock, IdGenerator
 from rochallor_server.engine.definitions import CompiledDefinition, compile_definition
 from rochallor_server.engine.model import (
@@ -65,7 +66,6 @@ from rochallor_server.service.ports import (
 
 log = logging.getLogger(__name__)
 
-MAX_PAGE_SIZE = 200
 # A long poll re-checks the table at least this often, in case a wake-up was missed.
 _POLL_RECHECK_SECONDS = 0.5
 _DEFINITION_CACHE_SIZE = 512
@@ -83,6 +83,7 @@ _BATCH_RUNNERS = 2
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
+_T = TypeVar("_T")
 # Deadlock victims are rare: a few attempts. Revision conflicts happen whenever events of one
 # instance race (parallel branches arriving together); each retry has lost to a write that
 # committed, so the events make progress, in at most as many rounds as they are.
@@ -335,6 +336,9 @@ class Engine:
         or ``DefinitionRejected``."""
         if not isinstance(document, dict):
             raise BadRequest("parse error: a workflow definition must be a JSON object")
+        problem = limits.json_problem(document, "definition")
+        if problem is not None:
+            raise BadRequest(problem)
         report = rv.check_definition(document)
         if report.errors or report.definition is None:
             summary = str(rv.DefinitionInvalid(report.errors))
@@ -369,6 +373,9 @@ class Engine:
 
     async def get_definition(self, definition_id: str, version: int | None) -> DefinitionRecord:
         """Latest when ``version`` is None. Raises ``NotFound`` (``definition not found``)."""
+        limits.identifier("id", definition_id)
+        if version is not None and not 1 <= version <= limits.MAX_VERSION:
+            raise NotFound("definition not found")
         async with self._tx("get_definition", autocommit=True) as tx:
             if version is None:
                 record = await tx.latest_definition(definition_id)
@@ -381,12 +388,14 @@ class Engine:
     async def list_definitions(
         self, *, keyword: str | None, page: int, page_size: int
     ) -> Page[DefinitionRecord]:
+        limits.identifier("keyword", keyword)
         offset, limit = _paging(page, page_size)
         async with self._tx("list_definitions") as tx:
             return await tx.list_definitions(keyword=keyword or None, offset=offset, limit=limit)
 
     async def definition_versions(self, definition_id: str) -> list[VersionStats]:
         """Every version with its instance counts per status; ``NotFound`` for an unknown id."""
+        limits.identifier("id", definition_id)
         async with self._tx("definition_versions", autocommit=True) as tx:
             versions = await tx.definition_versions(definition_id)
         if not versions:
@@ -404,13 +413,15 @@ class Engine:
         variables: JsonObject | None,
         business_key: str | None,
     ) -> Instance:
-        if not definition_id:
-            raise BadRequest("definitionId is required")
+        """``version`` None, 0 or negative: the latest (``rest-api.md`` §5.2)."""
+        limits.required_identifier("definitionId", definition_id)
+        if version is not None and version > limits.MAX_VERSION:
+            raise NotFound(f'definition "{definition_id}" version {version} not found')
         return await self._start(
             definition_id=definition_id,
             version=version if version and version > 0 else None,
-            variables=variables,
-            business_key=business_key,
+            variables=limits.variables("variables", variables),
+            business_key=limits.identifier("businessKey", business_key),
             actor="api",
             parent=None,
         )
@@ -495,6 +506,7 @@ class Engine:
         return commands, outcome.instance
 
     async def get_instance(self, instance_id: str) -> Instance:
+        limits.identifier("id", instance_id)
         async with self._tx("get_instance", autocommit=True) as tx:
             instance = await tx.get_instance(instance_id)
         if instance is None:
@@ -504,16 +516,20 @@ class Engine:
     async def list_instances(
         self, *, filter: InstanceFilter, page: int, page_size: int
     ) -> Page[Instance]:
+        _check_filter(filter)
         offset, limit = _paging(page, page_size)
         async with self._tx("list_instances") as tx:
             return await tx.list_instances(filter=filter, offset=offset, limit=limit)
 
     async def history(self, instance_id: str) -> list[StepExecution]:
+        limits.identifier("id", instance_id)
         async with self._tx("history", autocommit=True) as tx:
             return await tx.history(instance_id)
 
     @_operation
     async def cancel_instance(self, instance_id: str, reason: str) -> Instance:
+        limits.identifier("id", instance_id)
+        reason = limits.message("reason", reason) or ""
         async with self._tx("cancel_instance", autocommit=True) as tx:
             state, definition = await self._load(
                 tx, instance_id, f'instance "{instance_id}" not found'
@@ -528,6 +544,8 @@ class Engine:
     @_operation
     async def retry_instance(self, instance_id: str, *, variables: JsonObject | None) -> Instance:
         """Resume a FAILED instance from its failed step (:func:`core.retry`)."""
+        limits.identifier("id", instance_id)
+        variables = limits.variables("variables", variables)
         async with self._tx("retry_instance", autocommit=True) as tx:
             state, definition = await self._load(
                 tx, instance_id, f'instance "{instance_id}" not found'
@@ -556,10 +574,14 @@ class Engine:
     ) -> tuple[list[RetryResult], int]:
         """Retry the given instances, or the newest ``limit`` FAILED ones matching ``filter``;
         one result per instance, and how many instances matched in all."""
+        limits.variables("variables", variables)
         if instance_ids is not None:
+            for n, instance_id in enumerate(instance_ids):
+                limits.required_identifier(f"instanceIds[{n}]", instance_id)
             ids = list(dict.fromkeys(instance_ids))
             matched = len(ids)
         else:
+            _check_filter(filter or InstanceFilter(), "filter.")
             failed = attrs.evolve(filter or InstanceFilter(), status="FAILED")
             async with self._tx("list_instances") as tx:
                 page = await tx.list_instances(
@@ -581,6 +603,7 @@ class Engine:
 
     async def count_instances(self, *, filter: InstanceFilter) -> dict[str, int]:
         """Instances per status for the filter (its status ignored); every status present."""
+        _check_filter(attrs.evolve(filter, status=None))
         async with self._tx("count_instances", autocommit=True) as tx:
             counts = await tx.count_instances(filter=filter)
         return {s.value: counts.get(s.value, 0) for s in InstanceStatus}
@@ -588,6 +611,7 @@ class Engine:
     async def instance_audit(
         self, instance_id: str, *, after_id: int, limit: int
     ) -> list[AuditRecord]:
+        limits.identifier("id", instance_id)
         async with self._tx("instance_audit", autocommit=True) as tx:
             if await tx.get_instance(instance_id) is None:
                 raise NotFound(f'instance "{instance_id}" not found')
@@ -596,6 +620,7 @@ class Engine:
             )
 
     async def chain_links(self, instance_id: str) -> ChainLinks:
+        limits.identifier("id", instance_id)
         async with self._tx("chain_links", autocommit=True) as tx:
             if await tx.get_instance(instance_id) is None:
                 raise NotFound(f'instance "{instance_id}" not found')
@@ -619,10 +644,27 @@ class Engine:
     # -- jobs -----------------------------------------------------------------------------
 
     async def poll_jobs(
-        self, *, worker_id: str, job_types: Sequence[str], max_jobs: int, wait_seconds: float
-    ) -> list[Job]:
-        """Claim up to ``max_jobs``; with ``wait_seconds`` > 0, wait for jobs to appear."""
-        if not job_types or max_jobs <= 0:
+        self,
+        *,
+        worker_id: str,
+        job_types: Sequence[str],
+        max_jobs: int,
+        wait_seconds: float,
+        encode: Callable[[Job], _T],
+    ) -> list[_T]:
+        """Claim up to ``max_jobs``; with ``wait_seconds`` > 0, wait for jobs to appear.
+
+        Each claimed job is handed out as ``encode(job)`` (its wire form). A job that cannot be
+        encoded is released at once rather than held until its lease ends, and the others are
+        handed out: a poll never loses the jobs it claimed.
+        """
+        limits.required_identifier("workerId", worker_id)
+        if not job_types:
+            raise BadRequest("jobTypes must not be empty")
+        for n, job_type in enumerate(job_types):
+            limits.required_identifier(f"jobTypes[{n}]", job_type)
+        max_jobs = min(max_jobs, limits.MAX_JOBS_PER_POLL)
+        if max_jobs <= 0:
             return []
         job_types = list(dict.fromkeys(job_types))  # each type once in the claim
         wait_seconds = min(max(wait_seconds, 0.0), self.settings.max_poll_wait_seconds)
@@ -658,7 +700,23 @@ class Engine:
                 latency = max((now - job.created_at).total_seconds(), 0.0)
                 self.metrics.job_pickup_latency.observe(latency)
                 self.metrics.job_poll_latency.observe(latency)
-        return jobs
+        return await self._hand_out(jobs, worker_id, encode)
+
+    async def _hand_out(
+        self, jobs: Sequence[Job], worker_id: str, encode: Callable[[Job], _T]
+    ) -> list[_T]:
+        encoded: list[_T] = []
+        unsent: list[str] = []
+        for job in jobs:
+            try:
+                encoded.append(encode(job))
+            except Exception:
+                log.exception("job %s cannot be handed out; released", job.id)
+                unsent.append(job.id)
+        if unsent:
+            async with self._tx("release_jobs", autocommit=True) as tx:
+                await tx.release_jobs(job_ids=unsent, worker_id=worker_id)
+        return encoded
 
     def _worker_due(self, worker_id: str, job_types: Sequence[str]) -> bool:
         """Whether this poll should record its worker as seen (throttled per replica)."""
@@ -732,6 +790,10 @@ class Engine:
     async def complete_job(
         self, job_id: str, *, worker_id: str | None, variables: JsonObject | None
     ) -> None:
+        limits.required_identifier("jobId", job_id)
+        limits.identifier("workerId", worker_id)
+        limits.variables("variables", variables)
+
         def decide(
             definition: CompiledDefinition, state: core.InstanceState, job: Job
         ) -> core.Outcome | None:
@@ -751,6 +813,10 @@ class Engine:
     async def fail_job(
         self, job_id: str, *, worker_id: str | None, error_message: str | None, retryable: bool
     ) -> None:
+        limits.required_identifier("jobId", job_id)
+        limits.identifier("workerId", worker_id)
+        error_message = limits.message("errorMessage", error_message)
+
         def decide(
             definition: CompiledDefinition, state: core.InstanceState, job: Job
         ) -> core.Outcome | None:
@@ -770,8 +836,8 @@ class Engine:
     @_operation
     async def extend_job_lease(self, job_id: str, *, worker_id: str) -> dt.datetime:
         """Only the worker holding the lease may extend it (by one lease length from now)."""
-        if not worker_id:
-            raise BadRequest("workerId is required")
+        limits.required_identifier("jobId", job_id)
+        limits.required_identifier("workerId", worker_id)
         expires = self.clock.now() + dt.timedelta(seconds=self.settings.job_lease_seconds)
         async with self._tx("extend_job_lease", autocommit=True) as tx:
             extended = await tx.extend_lease(
@@ -796,6 +862,7 @@ class Engine:
     async def exhausted_jobs(
         self, *, job_type: str | None, page: int, page_size: int
     ) -> Page[ExhaustedJob]:
+        limits.identifier("jobType", job_type)
         offset, limit = _paging(page, page_size)
         async with self._tx("exhausted_jobs", autocommit=True) as tx:
             return await tx.exhausted_jobs(job_type=job_type, offset=offset, limit=limit)
@@ -811,6 +878,10 @@ class Engine:
         variables: JsonObject | None,
         completed_by: str | None,
     ) -> None:
+        limits.required_identifier("instanceId", instance_id)
+        limits.required_identifier("userTaskId", step_id)
+        limits.variables("variables", variables)
+        limits.identifier("workerId", completed_by)
         async with self._tx("complete_user_task", autocommit=True) as tx:
             state, definition = await self._load(tx, instance_id, "workflow instance not found")
             core.check_user_task(definition, state.instance, step_id)
@@ -830,6 +901,9 @@ class Engine:
 
     @_operation
     async def signal(self, instance_id: str, step_id: str, variables: JsonObject | None) -> None:
+        limits.required_identifier("instanceId", instance_id)
+        limits.required_identifier("waitStepId", step_id)
+        limits.variables("variables", variables)
         async with self._tx("signal", autocommit=True) as tx:
             state, definition = await self._load(tx, instance_id, "workflow instance not found")
             outcome = core.signal(
@@ -892,9 +966,16 @@ class Engine:
         return len(jobs)
 
 
+def _check_filter(filter: InstanceFilter, prefix: str = "") -> None:
+    limits.identifier(f"{prefix}definitionId", filter.definition_id)
+    limits.identifier(f"{prefix}status", filter.status)
+    limits.identifier(f"{prefix}businessKey", filter.business_key)
+    limits.version(f"{prefix}definitionVersion", filter.definition_version)
+
+
 def _paging(page: int, page_size: int) -> tuple[int, int]:
-    page = max(page, 0)
+    page = min(max(page, 0), limits.MAX_PAGE)
     if page_size <= 0:
-        page_size = 20
-    page_size = min(page_size, MAX_PAGE_SIZE)
+        page_size = limits.DEFAULT_PAGE_SIZE
+    page_size = min(page_size, limits.MAX_PAGE_SIZE)
     return page * page_size, page_size

@@ -199,6 +199,11 @@ class Transaction(Protocol):
         """One ``UPDATE … FOR UPDATE SKIP LOCKED … RETURNING``; oldest jobs first."""
         ...
 
+    async def release_jobs(self, *, job_ids: Sequence[str], worker_id: str) -> None:
+        """Jobs claimed by ``worker_id`` and not handed out, back to ``UNLOCKED`` (guarded: a
+        job no longer ``LOCKED`` by that worker is left alone)."""
+        ...
+
     async def extend_lease(
         self, *, job_id: str, worker_id: str, lease_expires_at: dt.datetime
     ) -> dt.datetime | None:

@@ -408,6 +408,19 @@ class InMemoryTransaction:
                 jobs[job.id] = job
         return claimed
 
+    async def release_jobs(self, *, job_ids: Sequence[str], worker_id: str) -> None:
+        for job_id in job_ids:
+            job = self.tables.jobs.get(job_id)
+            if job is None or job.status is not JobStatus.LOCKED or job.worker_id != worker_id:
+                continue
+            self._write("jobs")[job_id] = attrs.evolve(
+                job,
+                status=JobStatus.UNLOCKED,
+                worker_id=None,
+                locked_at=None,
+                lock_expires_at=None,
+            )
+
     async def extend_lease(
         self, *, job_id: str, worker_id: str, lease_expires_at: dt.datetime
     ) -> dt.datetime | None:

@@ -19,6 +19,9 @@ from typing import Any
 
 from google.protobuf.descriptor_pb2 import FileDescriptorProto
 from google.protobuf.descriptor_pool import Default, DescriptorPool
+from grpclib.const import Status
+from grpclib.encoding.proto import ProtoCodec
+from grpclib.exceptions import GRPCError
 from grpclib.health.service import Health
 from grpclib.protocol import H2Protocol
 from grpclib.reflection.service import ServerReflection
@@ -28,6 +31,7 @@ from rochallor_server._gen.google_proto_descriptor_pool import (
     default_google_proto_descriptor_pool,
 )
 from rochallor_server.api.grpc.service import WorkflowEngineService
+from rochallor_server.engine import limits
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +83,21 @@ def reflection_pool(services: Sequence[Any]) -> DescriptorPool:
     return pool
 
 
+class _LimitedCodec(ProtoCodec):
+    """grpclib's codec, refusing request messages past the REST body limit before decoding."""
+
+    def decode(self, data: bytes, message_type: Any) -> Any:
+        if len(data) > limits.MAX_REQUEST_BYTES:
+            raise GRPCError(
+                Status.RESOURCE_EXHAUSTED,
+                f"request message exceeds {limits.MAX_REQUEST_BYTES} bytes",
+            )
+        try:
+            return super().decode(data, message_type)
+        except RecursionError:
+            raise GRPCError(Status.INVALID_ARGUMENT, "request message nests too deeply") from None
+
+
 class _Server(Server):
     """grpclib's server, able to close the client connections it accepted.
 
@@ -88,7 +107,7 @@ class _Server(Server):
     """
 
     def __init__(self, handlers: Sequence[Any]) -> None:
-        super().__init__(handlers)
+        super().__init__(handlers, codec=_LimitedCodec())
         self._protocols: weakref.WeakSet[H2Protocol] = weakref.WeakSet()
 
     def _protocol_factory(self) -> H2Protocol:

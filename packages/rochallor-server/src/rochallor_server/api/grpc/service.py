@@ -27,10 +27,6 @@ from rochallor_server.metrics import Metrics
 from rochallor_server.service.engine import Engine
 from rochallor_server.service.ports import InstanceFilter
 
-# PollJobs: ``max_jobs`` <= 0 means 1 (the reference's default, §3.1); large values are clamped
-# to the REST maximum.
-MAX_JOBS: Final = 100
-
 KAFKA_POLL_MESSAGE: Final = (
     "poll path disabled: dispatch_mode is kafka_outbox; "
     "consume directly from Kafka topic workflow.jobs.<jobType>"
@@ -166,11 +162,9 @@ class WorkflowEngineService(pb.WorkflowEngineBase):  # type: ignore[misc]
     # -- instances --------------------------------------------------------------------------
 
     async def start_instance(self, message: pb.StartInstanceRequest) -> pb.StartInstanceResponse:
-        if not message.definition_id:
-            raise BadRequest("definitionId is required")
         started = await self.engine.start_instance(
             definition_id=message.definition_id,
-            version=message.definition_version if message.definition_version > 0 else None,
+            version=message.definition_version,
             variables=convert.optional_struct_to_json(message.variables),
             business_key=message.business_key or None,
         )
@@ -216,18 +210,17 @@ class WorkflowEngineService(pb.WorkflowEngineBase):  # type: ignore[misc]
     async def poll_jobs(self, message: pb.PollJobsRequest) -> pb.PollJobsResponse:
         if self.engine.settings.dispatch_mode is DispatchMode.KAFKA_OUTBOX:
             raise GRPCError(Status.FAILED_PRECONDITION, KAFKA_POLL_MESSAGE)
-        # Lenient like the reference: no job types means nothing to claim; worker_id unchecked.
-        if not message.job_types:
-            return pb.PollJobsResponse()
-        max_jobs = min(message.max_jobs, MAX_JOBS) if message.max_jobs > 0 else 1
-        # ``lease_seconds`` is ignored: the lease is the server's.
+        # ``max_jobs`` <= 0 means 1 (the reference's default, §3.1); ``lease_seconds`` is
+        # ignored: the lease is the server's. An empty ``worker_id`` or ``job_types`` is refused
+        # as over REST (``docs/limits.md``).
         jobs = await self.engine.poll_jobs(
             worker_id=message.worker_id,
             job_types=list(message.job_types),
-            max_jobs=max_jobs,
+            max_jobs=message.max_jobs if message.max_jobs > 0 else 1,
             wait_seconds=max(message.wait_ms, 0) / 1000,
+            encode=convert.job,
         )
-        return pb.PollJobsResponse(jobs=[convert.job(j) for j in jobs])
+        return pb.PollJobsResponse(jobs=jobs)
 
     async def complete_job(self, message: pb.CompleteJobRequest) -> pb.CompleteJobResponse:
         await self.engine.complete_job(
@@ -257,10 +250,6 @@ class WorkflowEngineService(pb.WorkflowEngineBase):  # type: ignore[misc]
     async def complete_user_task(
         self, message: pb.CompleteUserTaskRequest
     ) -> pb.CompleteUserTaskResponse:
-        if not message.instance_id:
-            raise BadRequest("instance_id is required")
-        if not message.user_task_step_id:
-            raise BadRequest("user_task_step_id is required")
         await self.engine.complete_user_task(
             message.instance_id,
             message.user_task_step_id,
@@ -270,10 +259,6 @@ class WorkflowEngineService(pb.WorkflowEngineBase):  # type: ignore[misc]
         return pb.CompleteUserTaskResponse()
 
     async def signal_wait(self, message: pb.SignalWaitRequest) -> pb.SignalWaitResponse:
-        if not message.instance_id:
-            raise BadRequest("instance_id is required")
-        if not message.wait_step_id:
-            raise BadRequest("wait_step_id is required")
         await self.engine.signal(
             message.instance_id,
             message.wait_step_id,

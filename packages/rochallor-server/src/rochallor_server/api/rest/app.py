@@ -9,11 +9,12 @@ from aiohttp import web
 from rochallor_server.api.rest import errors, operations, routes
 from rochallor_server.api.rest._types import Handler
 from rochallor_server.config import DispatchMode
+from rochallor_server.engine import limits
 from rochallor_server.metrics import Metrics
 from rochallor_server.service.engine import Engine
 from rochallor_server.ui import add_ui_routes
 
-DEFAULT_CLIENT_MAX_SIZE = 8 * 1024 * 1024
+DEFAULT_CLIENT_MAX_SIZE = limits.MAX_REQUEST_BYTES
 
 METRICS_KEY = web.AppKey("metrics", Metrics)
 

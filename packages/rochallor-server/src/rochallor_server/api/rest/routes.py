@@ -14,6 +14,7 @@ from aiohttp import web
 from rochallor_server.api.rest import filters, serde, validation
 from rochallor_server.api.rest.errors import item_result
 from rochallor_server.config import DispatchMode
+from rochallor_server.engine import limits
 from rochallor_server.engine.model import JsonObject
 from rochallor_server.errors import BadRequest, NotFound
 from rochallor_server.service.engine import Engine
@@ -22,12 +23,8 @@ ENGINE_KEY = web.AppKey("engine", Engine)
 DISPATCH_MODE_KEY = web.AppKey("dispatch_mode", DispatchMode)
 OPENAPI_KEY = web.AppKey("openapi", bytes)
 
+# The REST default of ``maxJobs`` (gRPC's is 1, ``grpc-contract.md`` §3.1).
 DEFAULT_MAX_JOBS = 10
-MAX_JOBS = 100
-MAX_BATCH_COMPLETIONS = 100
-# Outside this range no stored version can exist; answering 404 here keeps a huge number
-# from reaching the database as an integer overflow.
-_MAX_VERSION = 2**31 - 1
 
 # Reproduced verbatim (§2.4): the only error body without ``reason``.
 KAFKA_POLL_BODY = serde.dumps(
@@ -87,7 +84,7 @@ async def get_definition_version(request: web.Request) -> web.Response:
     version = serde.parse_int(request.match_info["version"])
     if version is None:
         raise BadRequest("invalid version parameter")
-    if not 1 <= version <= _MAX_VERSION:
+    if version <= 0:
         raise NotFound("definition not found")
     record = await _engine(request).get_definition(request.match_info["id"], version)
     return _json(serde.definition(record))
@@ -109,13 +106,9 @@ async def list_instances(request: web.Request) -> web.Response:
 @routes.post("/v1/instances")
 async def start_instance(request: web.Request) -> web.Response:
     body = serde.Body.required(await request.read())
-    definition_id = body.string("definitionId")
-    if not definition_id:
-        raise BadRequest("definitionId is required")
-    version = body.integer("definitionVersion")
     started = await _engine(request).start_instance(
-        definition_id=definition_id,
-        version=version if version is not None and version > 0 else None,
+        definition_id=body.string("definitionId") or "",
+        version=body.integer("definitionVersion"),
         variables=body.json_object("variables"),
         business_key=body.string("businessKey") or None,
     )
@@ -183,12 +176,6 @@ async def poll_jobs(request: web.Request) -> web.Response:
     if request.app[DISPATCH_MODE_KEY] is DispatchMode.KAFKA_OUTBOX:
         return web.Response(status=410, body=KAFKA_POLL_BODY, content_type="application/json")
     body = serde.Body.required(await request.read())
-    worker_id = body.string("workerId")
-    if not worker_id:
-        raise BadRequest("workerId is required")
-    job_types = body.strings("jobTypes")
-    if not job_types:
-        raise BadRequest("jobTypes must not be empty")
     max_jobs = body.integer("maxJobs")
     if max_jobs is None or max_jobs <= 0:
         max_jobs = DEFAULT_MAX_JOBS
@@ -197,12 +184,13 @@ async def poll_jobs(request: web.Request) -> web.Response:
         raise BadRequest("waitMs must not be negative")
     # ``leaseSeconds`` is accepted and ignored: the lease is the server's (§7.1).
     jobs = await _engine(request).poll_jobs(
-        worker_id=worker_id,
-        job_types=job_types,
-        max_jobs=min(max_jobs, MAX_JOBS),
+        worker_id=body.string("workerId") or "",
+        job_types=body.strings("jobTypes") or [],
+        max_jobs=max_jobs,
         wait_seconds=wait_ms / 1000,
+        encode=serde.encoded_job,
     )
-    return _json({"jobs": [serde.job(j) for j in jobs]})
+    return web.Response(body=serde.jobs_answer(jobs), content_type="application/json")
 
 
 @routes.post("/v1/jobs/{id}/complete")
@@ -229,8 +217,8 @@ async def batch_complete_jobs(request: web.Request) -> web.Response:
     items = body.objects("completions")
     if not items:
         raise BadRequest("completions must not be empty")
-    if len(items) > MAX_BATCH_COMPLETIONS:
-        raise BadRequest(f"at most {MAX_BATCH_COMPLETIONS} completions per request")
+    if len(items) > limits.MAX_BATCH_COMPLETIONS:
+        raise BadRequest(f"at most {limits.MAX_BATCH_COMPLETIONS} completions per request")
     completions = [_completion(n, item) for n, item in enumerate(items)]
     engine = _engine(request)
     outcomes = await asyncio.gather(
@@ -277,10 +265,9 @@ async def fail_job(request: web.Request) -> web.Response:
 @routes.post("/v1/jobs/{id}/extend")
 async def extend_job_lease(request: web.Request) -> web.Response:
     body = serde.Body.required(await request.read())
-    worker_id = body.string("workerId")
-    if not worker_id:
-        raise BadRequest("workerId is required")
-    expires = await _engine(request).extend_job_lease(request.match_info["id"], worker_id=worker_id)
+    expires = await _engine(request).extend_job_lease(
+        request.match_info["id"], worker_id=body.string("workerId") or ""
+    )
     return _json({"lockExpiresAt": serde.timestamp(expires)})
 
 

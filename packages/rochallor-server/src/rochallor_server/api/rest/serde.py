@@ -11,6 +11,7 @@ against the spec tables.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -85,6 +86,16 @@ def job(record: Job) -> JsonObject:
     return out
 
 
+def encoded_job(record: Job) -> bytes:
+    """One job of a poll answer, encoded (a poll releases the jobs this refuses)."""
+    return orjson.dumps(job(record))
+
+
+def jobs_answer(encoded: list[bytes]) -> bytes:
+    """The poll answer ``{"jobs": [...]}`` around jobs encoded by :func:`encoded_job`."""
+    return b'{"jobs":[' + b",".join(encoded) + b"]}"
+
+
 def step_execution(record: StepExecution) -> JsonObject:
     """Always the same nine keys; unset ``endedAt``/``failureReason`` are ``null`` (§3.7)."""
     return {
@@ -139,14 +150,31 @@ def page(items: list[JsonObject], total: int) -> JsonObject:
 # -- decoding ----------------------------------------------------------------------------------
 
 
+# orjson reads integers past 64 bits as doubles without a word; a body with such a long run of
+# digits goes through the stdlib parser, which keeps them exact so that the service can refuse
+# them with their path (``engine/limits.py``).
+_LONG_DIGITS = re.compile(rb"\d{19,}")
+
+
+def _refuse_constant(name: str) -> object:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def _decode(raw: bytes, prefix: str) -> object:
     # Whitespace only is "no body", like Go's decoder reporting EOF.
     if not raw.strip():
         raise BadRequest(f"{prefix}EOF")
     try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"{prefix}{exc}") from None
+        if _LONG_DIGITS.search(raw) is None:
+            return orjson.loads(raw)
+        return json.loads(raw, parse_constant=_refuse_constant)
+    except json.JSONDecodeError as exc:  # orjson's error is a subclass
+        reason = exc.msg.split(":", 1)[0]
+        raise BadRequest(f"{prefix}{reason} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise BadRequest(f"{prefix}nesting is too deep") from None
+    except ValueError as exc:  # NaN/Infinity, or an integer literal of thousands of digits
+        raise BadRequest(f"{prefix}{str(exc)[:80]}") from None
 
 
 def decode_definition(raw: bytes) -> JsonObject:
@@ -193,10 +221,13 @@ class Body:
         raise BadRequest(f"{name} must be a string")
 
     def integer(self, name: str) -> int | None:
+        """An integer; ``2.0`` is one too, as JSON Schema reads it (the OpenAPI document)."""
         value = self._fields.get(name)
         # bool is an int subclass in Python, never in JSON.
         if value is None or (isinstance(value, int) and not isinstance(value, bool)):
             return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
         raise BadRequest(f"{name} must be an integer")
 
     def boolean(self, name: str) -> bool | None:
@@ -242,9 +273,6 @@ def variables_body(raw: bytes) -> JsonObject | None:
 # -- query and path parameters -------------------------------------------------------------
 
 _INTEGER = re.compile(r"[+-]?[0-9]+")
-DEFAULT_PAGE_SIZE = 20
-MAX_PAGE_SIZE = 200
-_MAX_PAGE = 2**31 - 1
 
 
 def parse_int(text: str | None) -> int | None:
@@ -255,10 +283,6 @@ def parse_int(text: str | None) -> int | None:
 
 
 def pagination(query: Mapping[str, str]) -> tuple[int, int]:
-    """``(page, page_size)``: bad values fall back to defaults, nothing is rejected (§2.7)."""
-    page_number = parse_int(query.get("page")) or 0
-    page_size = parse_int(query.get("pageSize")) or 0
-    page_number = min(max(page_number, 0), _MAX_PAGE)
-    if page_size <= 0:
-        page_size = DEFAULT_PAGE_SIZE
-    return page_number, min(page_size, MAX_PAGE_SIZE)
+    """``(page, page_size)`` as given; bad values read as 0, which the service turns into its
+    defaults: nothing is rejected (§2.7)."""
+    return parse_int(query.get("page")) or 0, parse_int(query.get("pageSize")) or 0

@@ -10,6 +10,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from rochallor_server.api.rest import serde
+from rochallor_server.engine import limits
+from rochallor_server.errors import BadRequest
 from rochallor_validator import ValidationIssue, check_definition
 
 VALIDATE_PATH = "/v1/definitions/validate"
@@ -28,13 +30,27 @@ def _issue(issue: ValidationIssue) -> dict[str, str | int | None]:
     return out
 
 
+def _refused(code: str, message: str) -> dict[str, object]:
+    issue = {"code": code, "path": "$", "message": message, "severity": "error", "stepId": None}
+    return {"accepted": False, "errors": [issue], "warnings": []}
+
+
 def report(body: bytes) -> dict[str, object]:
     """``{accepted, errors[], warnings[]}`` for a request body (any bytes).
 
-    A body that is not a JSON object is a report with a ``PARSE_ERROR`` issue, not an HTTP
-    error: the question asked is "what is wrong with this document".
+    The checks are the upload's, in the same order: the body must decode as a JSON object
+    (else one ``PARSE_ERROR`` issue), stay within the input limits (else one
+    ``LIMIT_EXCEEDED`` issue; ``docs/limits.md``), then pass the validator. Each answer is
+    200: the question asked is "what is wrong with this document".
     """
-    result = check_definition(body)
+    try:
+        document = serde.decode_definition(body)
+    except BadRequest as exc:
+        return _refused("PARSE_ERROR", exc.message)
+    problem = limits.json_problem(document, "definition")
+    if problem is not None:
+        return _refused("LIMIT_EXCEEDED", problem)
+    result = check_definition(document)
     return {
         "accepted": result.accepted,
         "errors": [_issue(i) for i in result.errors],

@@ -81,6 +81,7 @@ _GET_JOB = QUERIES["get_job"]
 _LOAD_JOB_EVENTS = QUERIES["load_job_events"]
 _CLAIM_JOBS = QUERIES["claim_jobs"]
 _EXTEND_LEASE = QUERIES["extend_lease"]
+_RELEASE_JOBS = QUERIES["release_jobs"]
 _RECLAIM_EXPIRED_LEASES = QUERIES["reclaim_expired_leases"]
 _NOTIFY_JOB_TYPES = QUERIES["notify_job_types"]
 _OPEN_USER_TASK = QUERIES["open_user_task"]
@@ -284,6 +285,9 @@ class PostgresTransaction:
         )
         # RETURNING gives no order guarantee; pollers expect the oldest job first.
         return _by_age([rows.job_from_row(r) for r in records])
+
+    async def release_jobs(self, *, job_ids: Sequence[str], worker_id: str) -> None:
+        await self._conn.execute(_RELEASE_JOBS, list(job_ids), worker_id)
 
     async def extend_lease(
         self, *, job_id: str, worker_id: str, lease_expires_at: dt.datetime

@@ -10,6 +10,8 @@ from typing import Any
 import asyncpg
 import orjson
 
+from rochallor_server.engine import limits
+
 # Every statement of queries.sql stays prepared on each connection, with room for migrations
 # and ad-hoc queries.
 STATEMENT_CACHE_SIZE = 256
@@ -22,9 +24,10 @@ APPLICATION_NAME = "rochallor-server"
 # the planner may pick for the engine's sessions.
 INDEX_PLANS = {"enable_seqscan": "off", "enable_hashjoin": "off", "enable_mergejoin": "off"}
 
-# orjson handles integers within 64 bits only: it refuses larger ones when encoding and,
-# worse, silently decodes them as floats. Any run of 19+ digits (which may be such an integer)
-# sends the text through the stdlib parser instead, which keeps integers exact.
+# orjson handles integers within 64 bits only: it refuses larger ones when encoding and reads
+# them as doubles. Any run of 19+ digits (which may be such an integer) sends the text through
+# the stdlib parser, which reads 64-bit integers exactly and longer ones as the doubles they
+# were stored as (``limits.number_from_text``: jsonb prints ``1e300`` as 301 digits).
 _LONG_DIGITS = re.compile(r"\d{19,}")
 
 
@@ -49,7 +52,7 @@ def decode_json(text: str) -> Any:
             return orjson.loads(text)
         except orjson.JSONDecodeError:
             pass  # e.g. nesting deeper than orjson's limit: let the stdlib decide
-    return json.loads(text)
+    return json.loads(text, parse_int=limits.number_from_text)
 
 
 async def init_connection(conn: asyncpg.Connection[Any]) -> None:

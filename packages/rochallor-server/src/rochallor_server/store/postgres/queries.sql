@@ -206,6 +206,13 @@ RETURNING job.id, job.instance_id, job.step_execution_id, job.step_id, job.job_t
           job.worker_id, job.locked_at, job.lock_expires_at, job.retries_remaining, job.payload,
           job.created_at;
 
+-- release_jobs --
+-- Jobs a poll claimed but could not hand out, claimable again (only while still its claim).
+-- $1 ids text[], $2 worker_id text
+UPDATE job
+SET status = 'UNLOCKED', worker_id = NULL, locked_at = NULL, lock_expires_at = NULL
+WHERE id = ANY($1::text[]) AND status = 'LOCKED' AND worker_id = $2;
+
 -- extend_lease --
 -- Push a lease forward, only for the worker holding it.
 -- $1 id text, $2 worker_id text, $3 lock_expires_at timestamptz
