@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 
 from rochallor_server.config import EngineSettings
+from rochallor_server.engine import limits
 from rochallor_server.errors import BadRequest, Conflict, NotFound
 from rochallor_server.metrics import Metrics
 from rochallor_server.service import engine as service
@@ -122,8 +123,9 @@ async def test_polling_workers_are_recorded_at_most_every_interval(
 
 
 async def test_operations_check_their_input_like_every_other_call(engine: Engine) -> None:
-    long = "x" * 256
-    with pytest.raises(BadRequest, match="id must be at most 255 characters"):
+    long = "x" * (limits.MAX_IDENTIFIER_LENGTH + 1)
+    too_long = f"id must be at most {limits.MAX_IDENTIFIER_LENGTH} characters"
+    with pytest.raises(BadRequest, match=too_long):
         await engine.retry_instance(long, variables=None)
     with pytest.raises(BadRequest, match=r"instanceIds\[1\]"):
         await engine.retry_instances(instance_ids=["a", long], filter=None, variables=None, limit=1)
