@@ -173,7 +173,7 @@ export function InstanceDetail({ id }: { id: string }) {
           </button>
         ))}
       </div>
-      {tab === "timeline" ? <Timeline history={data.history} audit={data.audit} /> : null}
+      {tab === "timeline" ? <Timeline history={data.history} audit={data.audit} instance={instance} /> : null}
       {tab === "variables" ? <JsonTree value={instance.variables} testId="variables-tree" /> : null}
       {tab === "audit" ? <AuditTable audit={data.audit} /> : null}
       {action ? (
@@ -353,7 +353,8 @@ function eventText(entry: AuditEntry): string {
 
 type TimelineRow = { at: string; execution?: StepExecution; event?: AuditEntry };
 
-function Timeline({ history, audit }: { history: StepExecution[]; audit: AuditEntry[] }) {
+function Timeline({ history, audit, instance }: { history: StepExecution[]; audit: AuditEntry[]; instance: Instance }) {
+  const span = timeSpan(instance);
   const rows: TimelineRow[] = [
     ...history.map((e): TimelineRow => ({ at: e.startedAt, execution: e })),
     ...audit.filter((a) => EVENT_KINDS.has(a.kind)).map((a): TimelineRow => ({ at: a.at, event: a })),
@@ -367,6 +368,7 @@ function Timeline({ history, audit }: { history: StepExecution[]; audit: AuditEn
           <th>Attempt</th>
           <th>Status</th>
           <th>Duration</th>
+          <th className="bar-col">Timeline</th>
           <th>Worker / actor</th>
           <th>Failure reason / event</th>
         </tr>
@@ -384,6 +386,9 @@ function Timeline({ history, audit }: { history: StepExecution[]; audit: AuditEn
                 <span className={`status status-${row.execution.status.toLowerCase()}`}>{row.execution.status}</span>
               </td>
               <td>{formatDuration(durationMs(row.execution.startedAt, row.execution.endedAt))}</td>
+              <td className="bar-col">
+                <Bar span={span} start={row.execution.startedAt} end={row.execution.endedAt} status={row.execution.status} />
+              </td>
               <td />
               <td className="error-text">{row.execution.failureReason ?? ""}</td>
             </tr>
@@ -393,6 +398,9 @@ function Timeline({ history, audit }: { history: StepExecution[]; audit: AuditEn
               <td colSpan={4} className="muted">
                 ↳ {row.event!.kind}
               </td>
+              <td className="bar-col">
+                <Bar span={span} start={row.event!.at} end={row.event!.at} status="event" />
+              </td>
               <td className="mono">{row.event!.actor}</td>
               <td>{eventText(row.event!)}</td>
             </tr>
@@ -400,6 +408,29 @@ function Timeline({ history, audit }: { history: StepExecution[]; audit: AuditEn
         )}
       </tbody>
     </table>
+  );
+}
+
+/** The instance's time span: start to end (or to now while it runs). */
+function timeSpan(instance: Instance): [number, number] {
+  const start = Date.parse(instance.startedAt);
+  const end = instance.completedAt ? Date.parse(instance.completedAt) : Date.now();
+  return [start, Math.max(end, start + 1)];
+}
+
+/** Where an execution (or an event) sits within the instance's span, as a bar. */
+function Bar({ span, start, end, status }: { span: [number, number]; start: string; end: string | null; status: string }) {
+  const [t0, t1] = span;
+  const total = t1 - t0;
+  const from = Math.min(Math.max((Date.parse(start) - t0) / total, 0), 1);
+  const to = end ? Math.min(Math.max((Date.parse(end) - t0) / total, from), 1) : 1;
+  return (
+    <div className="bar-track">
+      <div
+        className={`bar bar-${status.toLowerCase()}`}
+        style={{ left: `${from * 100}%`, width: `max(${(to - from) * 100}%, 3px)` }}
+      />
+    </div>
   );
 }
 
