@@ -57,3 +57,27 @@ async def test_retry_instance_resumes_the_failed_step(
     gone = await failure(stub.retry_instance(pb.RetryInstanceRequest(id="nope")))
     _, body = await rest.call("POST", "/v1/instances/nope/retry")
     assert (gone.status, gone.message) == (Status.NOT_FOUND, body["reason"])
+
+
+async def test_list_instances_filters_by_version_and_start_time(
+    stub: Stub, order_fulfilment: dict[str, Any]
+) -> None:
+    await upload(stub, order_fulfilment)
+    first = await start(stub)
+    changed = dict(order_fulfilment, description="second version")
+    await upload(stub, changed)
+    second = await start(stub)
+    assert (first.definition_version, second.definition_version) == (1, 2)
+    assert first.started_at is not None and second.started_at is not None
+
+    async def listed(**filters: Any) -> list[str]:
+        answer = await stub.list_instances(pb.ListInstancesRequest(**filters))
+        assert answer.total == len(answer.instances)
+        return [i.id for i in answer.instances]
+
+    assert await listed(definition_version=1) == [first.id]
+    assert await listed(started_after=second.started_at) == [second.id]
+    assert await listed(started_before=second.started_at) == [first.id]
+    assert await listed() == [second.id, first.id]
+    bad = await failure(stub.list_instances(pb.ListInstancesRequest(definition_version=-1)))
+    assert bad.status == Status.INVALID_ARGUMENT

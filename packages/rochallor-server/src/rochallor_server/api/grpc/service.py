@@ -197,6 +197,9 @@ class WorkflowEngineService(pb.WorkflowEngineBase):  # type: ignore[misc]
             definition_id=message.definition_id or None,
             status=convert.instance_status_filter(message.status),
             business_key=message.business_key or None,
+            definition_version=message.definition_version or None,
+            started_after=message.started_after,
+            started_before=message.started_before,
         )
         found = await self.engine.list_instances(
             filter=instance_filter, page=message.page, page_size=message.page_size

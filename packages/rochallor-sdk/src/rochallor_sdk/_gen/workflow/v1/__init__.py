@@ -677,6 +677,20 @@ class ListInstancesRequest(betterproto2.Message):
     0 -> 20
     """
 
+    definition_version: "int" = betterproto2.field(6, betterproto2.TYPE_INT32)
+    """
+    Rochallor additions, as GET /v1/instances: exact version (0 = all versions), and
+    instances started at or after started_after and before started_before (unset = open).
+    """
+
+    started_after: "datetime.datetime | None" = betterproto2.field(
+        7, betterproto2.TYPE_MESSAGE, unwrap=lambda: __google__protobuf__.Timestamp, optional=True
+    )
+
+    started_before: "datetime.datetime | None" = betterproto2.field(
+        8, betterproto2.TYPE_MESSAGE, unwrap=lambda: __google__protobuf__.Timestamp, optional=True
+    )
+
 
 default_message_pool.register_message("workflow.v1", "ListInstancesRequest", ListInstancesRequest)
 
