@@ -178,7 +178,9 @@ def _scenarios() -> dict[tuple[str, str, int], Scenario]:
          b'{"workerId":"w"}',
          {400: b"[]", 404: NotFound("job not found"), 409: Conflict("not yours"), 500: STORAGE}),
         ("GET", "/v1/definitions/{id}/versions", "/v1/definitions/d/versions",
-         "definition_versions", None, {404: NotFound("definition not found"), 500: STORAGE}),
+         "definition_versions", None,
+         {400: BadRequest("id must be at most 256 characters"),
+          404: NotFound("definition not found"), 500: STORAGE}),
         ("GET", "/v1/instances/counts", "/v1/instances/counts", "count_instances", None,
          {500: STORAGE}),
         ("POST", "/v1/instances/retry", "/v1/instances/retry", "retry_instances", BULK_RETRY,
@@ -187,12 +189,14 @@ def _scenarios() -> dict[tuple[str, str, int], Scenario]:
          {400: b'{"variables": 1}', 404: NotFound("instance not found"),
           409: Conflict("instance is ACTIVE"), 500: STORAGE}),
         ("GET", "/v1/instances/{id}/audit", "/v1/instances/i/audit", "instance_audit", None,
-         {404: NotFound("instance not found"), 500: STORAGE}),
+         {400: BadRequest("id must be at most 256 characters"),
+          404: NotFound("instance not found"), 500: STORAGE}),
         ("GET", "/v1/instances/{id}/links", "/v1/instances/i/links", "chain_links", None,
-         {404: NotFound("instance not found"), 500: STORAGE}),
+         {400: BadRequest("id must be at most 256 characters"),
+          404: NotFound("instance not found"), 500: STORAGE}),
         ("GET", "/v1/jobs/queues", "/v1/jobs/queues", "job_queues", None, {500: STORAGE}),
         ("GET", "/v1/jobs/exhausted", "/v1/jobs/exhausted", "exhausted_jobs", None,
-         {500: STORAGE}),
+         {400: BadRequest("jobType must be at most 256 characters"), 500: STORAGE}),
     ]  # fmt: skip
     for method, template, path, engine_method, body, statuses in errors:
         table.update(_errors(method, template, path, engine_method, body=body, statuses=statuses))

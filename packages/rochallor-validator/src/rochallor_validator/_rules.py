@@ -91,17 +91,30 @@ class _Checker:
         )
 
     def expression_error(
-        self, code: str, path: str, prefix: str, source: Any, exc: ExpressionSyntaxError, sid: str
+        self,
+        code: str,
+        path: str,
+        prefix: str,
+        source: Any,
+        exc: ExpressionSyntaxError,
+        sid: str,
+        *,
+        position: int | None = None,
     ) -> None:
-        """Report a bad expression: ``EXPR_LIMIT`` past a limit, otherwise ``code``."""
+        """Report a bad expression: ``EXPR_LIMIT`` past a limit, otherwise ``code``;
+        ``position`` is the error's offset in the text as written."""
         if isinstance(exc, ExpressionLimitError):
             if not self.limits:
                 return
             self.error(
-                "EXPR_LIMIT", path, f"{prefix}: {exc.detail} (at offset {exc.position})", sid
+                "EXPR_LIMIT",
+                path,
+                f"{prefix}: {exc.detail} (at offset {exc.position})",
+                sid,
+                position=position,
             )
         else:
-            self.error(code, path, f"{prefix} {source!r}: {exc.detail}", sid)
+            self.error(code, path, f"{prefix} {source!r}: {exc.detail}", sid, position=position)
 
     def too_long(self, value: str | None, path: str, what: str, sid: str | None = None) -> None:
         """``STRING_LENGTH`` when ``value`` has more than ``MAX_IDENTIFIER_LENGTH`` characters."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 
 from rochallor_server.api.rest import serde
@@ -12,11 +13,16 @@ from rochallor_server.service.ports import InstanceFilter
 _MAX_VERSION = 2**31 - 1
 
 
+_LEAP_SECOND = re.compile(r"(T\d\d:\d\d):60")
+
+
 def parse_timestamp(name: str, text: str) -> dt.datetime:
-    """An RFC 3339 timestamp with an offset (``Z`` or ``±hh:mm``)."""
+    """An RFC 3339 timestamp with an offset (``Z`` or ``±hh:mm``); ``t``/``z`` in any case, a
+    leap second read as the second before it."""
     # An unencoded "+" of an offset arrives in a query string as a space.
+    normalised = _LEAP_SECOND.sub(r"\1:59", text.strip().replace(" ", "+").upper())
     try:
-        value = dt.datetime.fromisoformat(text.strip().replace(" ", "+"))
+        value = dt.datetime.fromisoformat(normalised)
     except ValueError:
         raise BadRequest(f"{name} must be an RFC 3339 timestamp") from None
     if value.tzinfo is None:
@@ -40,9 +46,9 @@ def instance_filter(
     parameters are checked, and a bad one is a 400 naming it.
     """
 
-    def text(name: str) -> str | None:
+    def text(name: str, *, empty_is_absent: bool = True) -> str | None:
         value = fields.get(name)
-        if value is None or value == "":
+        if value is None or (value == "" and empty_is_absent):
             return None
         if not isinstance(value, str):
             raise BadRequest(f"{name} must be a string")
@@ -50,8 +56,8 @@ def instance_filter(
 
     version_field = fields.get("definitionVersion")
     if isinstance(version_field, str) and not json_body:
-        version = serde.parse_int(version_field) if version_field else None
-        if version_field and version is None:
+        version = serde.parse_int(version_field)
+        if version is None:
             raise BadRequest("definitionVersion must be a positive integer")
     elif version_field is None or (
         isinstance(version_field, int) and not isinstance(version_field, bool)
@@ -59,7 +65,9 @@ def instance_filter(
         version = version_field
     else:
         raise BadRequest("definitionVersion must be a positive integer")
-    after, before = text("startedAfter"), text("startedBefore")
+    # A timestamp given empty is not one (the text filters read empty as absent).
+    after = text("startedAfter", empty_is_absent=False)
+    before = text("startedBefore", empty_is_absent=False)
     started_after = None if after is None else parse_timestamp("startedAfter", after)
     started_before = None if before is None else parse_timestamp("startedBefore", before)
     return InstanceFilter(

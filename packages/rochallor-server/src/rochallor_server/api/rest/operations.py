@@ -26,6 +26,7 @@ routes = web.RouteTableDef()
 DEFAULT_WORKER_WINDOW_SECONDS = 300
 MAX_WORKER_WINDOW_SECONDS = 86_400
 DEFAULT_AUDIT_LIMIT = 500
+MAX_AUDIT_LIMIT = 1000
 
 
 def _engine(request: web.Request) -> Engine:
@@ -89,6 +90,17 @@ def exhausted_job(record: ExhaustedJob) -> JsonObject:
         "definitionId": record.definition_id,
         "definitionVersion": record.definition_version,
     }
+
+
+def _query_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    """An integer query parameter within ``low..high``; absent is ``default``, else 400."""
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    value = serde.parse_int(raw)
+    if value is None or not low <= value <= high:
+        raise BadRequest(f"{name} must be an integer from {low} to {high}")
+    return value
 
 
 # -- definitions -------------------------------------------------------------------------------
@@ -164,8 +176,8 @@ async def retry_instance(request: web.Request) -> web.Response:
 
 @routes.get("/v1/instances/{id}/audit")
 async def instance_audit(request: web.Request) -> web.Response:
-    after = serde.parse_int(request.query.get("afterId")) or 0
-    limit = serde.parse_int(request.query.get("limit")) or DEFAULT_AUDIT_LIMIT
+    after = _query_int(request, "afterId", 0, 0, 2**63 - 1)
+    limit = _query_int(request, "limit", DEFAULT_AUDIT_LIMIT, 1, MAX_AUDIT_LIMIT)
     entries = await _engine(request).instance_audit(
         request.match_info["id"], after_id=after, limit=limit
     )
@@ -183,12 +195,13 @@ async def instance_links(request: web.Request) -> web.Response:
 
 @routes.get("/v1/jobs/queues")
 async def job_queues(request: web.Request) -> web.Response:
-    raw = request.query.get("workerWindowSeconds")
-    window = DEFAULT_WORKER_WINDOW_SECONDS if raw is None else serde.parse_int(raw)
-    if window is None or not 1 <= window <= MAX_WORKER_WINDOW_SECONDS:
-        raise BadRequest(
-            f"workerWindowSeconds must be an integer from 1 to {MAX_WORKER_WINDOW_SECONDS}"
-        )
+    window = _query_int(
+        request,
+        "workerWindowSeconds",
+        DEFAULT_WORKER_WINDOW_SECONDS,
+        1,
+        MAX_WORKER_WINDOW_SECONDS,
+    )
     now, queues = await _engine(request).job_queues(worker_window=dt.timedelta(seconds=window))
     return _json({"items": [job_queue(q, now) for q in queues], "workerWindowSeconds": window})
 
