@@ -185,3 +185,44 @@ async def test_versions_audit_links_and_exhausted_jobs_shapes(
     assert page["total"] == 1
     assert page["items"][0]["errorMessage"] == "card declined"
     assert engine.last("exhausted_jobs") == {"job_type": "payment", "page": 0, "page_size": 5}
+
+
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [
+        ("startedAfter=", "startedAfter must be an RFC 3339 timestamp"),
+        ("definitionVersion=", "definitionVersion must be a positive integer"),
+        ("definitionVersion=2147483648", "definitionVersion must be a positive integer"),
+    ],
+)
+async def test_empty_or_out_of_range_filters_are_refused(
+    client: Client, engine: FakeEngine, query: str, reason: str
+) -> None:
+    response = await client.get(f"/v1/instances/counts?{query}")
+    assert response.status == 400
+    assert (await response.json())["reason"] == reason
+
+
+async def test_timestamps_in_any_case_and_leap_seconds(client: Client, engine: FakeEngine) -> None:
+    response = await client.get("/v1/instances?startedBefore=2026-12-31t23:59:60z")
+    assert response.status == 200
+    before = engine.last("list_instances")["filter"].started_before
+    assert before == dt.datetime(2026, 12, 31, 23, 59, 59, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [
+        ("afterId=-1", "afterId must be an integer from 0 to 9223372036854775807"),
+        ("afterId=x", "afterId must be an integer from 0 to 9223372036854775807"),
+        ("limit=0", "limit must be an integer from 1 to 1000"),
+        ("limit=null", "limit must be an integer from 1 to 1000"),
+    ],
+)
+async def test_audit_paging_is_checked(
+    client: Client, engine: FakeEngine, query: str, reason: str
+) -> None:
+    response = await client.get(f"/v1/instances/i/audit?{query}")
+    assert response.status == 400
+    assert (await response.json())["reason"] == reason
+    assert not engine.called("instance_audit")
