@@ -173,7 +173,6 @@ def _ensure_chromium(session: nox.Session) -> None:
         "install",
         "-y",
         "-qq",
-        "--no-install-recommends",
         "chromium",
         external=True,
         env={"DEBIAN_FRONTEND": "noninteractive"},
