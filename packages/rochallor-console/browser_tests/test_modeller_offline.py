@@ -203,3 +203,18 @@ def test_decision_table_grid_edits_and_validates(offline: OfflineModeller, page:
     assert table["rules"][2]["inputEntries"] == ["[500..700)", "<= 0.8"]
     assert table["rules"][4] == {"inputEntries": ["-", "-"], "outputEntries": ["NONE", 0]}
     modeller.wait_valid()
+
+
+def test_importing_a_file_that_is_not_a_definition_says_why(
+    offline: OfflineModeller, page: Page, tmp_path: Path
+) -> None:
+    modeller = ModellerPage(page, offline.url)
+    modeller.open()
+    _import(modeller, LOAN)
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"id": "x", "steps": ')
+
+    page.get_by_test_id("import-file").set_input_files(str(broken))
+
+    expect(page.get_by_test_id("notice")).to_contain_text("broken.json: ")
+    expect(modeller.nodes()).to_have_count(12)  # the open document is kept
