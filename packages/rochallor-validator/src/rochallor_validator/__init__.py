@@ -16,6 +16,7 @@ from rochallor_validator._errors import (
     DurationError,
     ExpressionError,
     ExpressionEvaluationError,
+    ExpressionLimitError,
     ExpressionSyntaxError,
     NonBooleanResult,
     TransformationError,
@@ -29,6 +30,20 @@ from rochallor_validator._expression import (
     parse_expression,
     print_expression,
     to_stored_value,
+)
+from rochallor_validator._limits import (
+    LIMIT_CODES,
+    MAX_DOCUMENT_DEPTH,
+    MAX_DURATION_DAYS,
+    MAX_EXPRESSION_DEPTH,
+    MAX_EXPRESSION_LENGTH,
+    MAX_EXPRESSION_NESTING,
+    MAX_IDENTIFIER_LENGTH,
+    MAX_INT,
+    MAX_RETRY_COUNT,
+    MAX_VERSION,
+    MIN_INT,
+    MIN_VERSION,
 )
 from rochallor_validator._model import (
     NO_DEFAULT,
@@ -69,6 +84,18 @@ from rochallor_validator._runtime import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "LIMIT_CODES",
+    "MAX_DOCUMENT_DEPTH",
+    "MAX_DURATION_DAYS",
+    "MAX_EXPRESSION_DEPTH",
+    "MAX_EXPRESSION_LENGTH",
+    "MAX_EXPRESSION_NESTING",
+    "MAX_IDENTIFIER_LENGTH",
+    "MAX_INT",
+    "MAX_RETRY_COUNT",
+    "MAX_VERSION",
+    "MIN_INT",
+    "MIN_VERSION",
     "NO_DEFAULT",
     "BoundaryEvent",
     "CompiledDecisionTable",
@@ -87,6 +114,7 @@ __all__ = [
     "EntrySyntaxError",
     "ExpressionError",
     "ExpressionEvaluationError",
+    "ExpressionLimitError",
     "ExpressionSyntaxError",
     "IsoDuration",
     "JoinGatewayStep",

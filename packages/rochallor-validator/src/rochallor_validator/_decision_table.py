@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 from collections.abc import Callable, Mapping
@@ -12,6 +13,8 @@ import attrs
 
 from rochallor_validator._errors import DecisionTableError, ExpressionError, ValidatorError
 from rochallor_validator._expression import (
+    INT64_MAX,
+    INT64_MIN,
     CompiledExpression,
     compile_expression,
     is_number,
@@ -94,7 +97,17 @@ class _EntryParser:
         if (rest.isalnum() or rest == ".") and not self.startswith(".."):
             raise self.fail("malformed number")
         text = m.group()
-        return float(text) if "." in text else int(text)
+        if "." in text:
+            value = float(text)
+            if not math.isfinite(value):
+                raise self.fail("number out of range")
+            return value
+        sign = -1 if text.startswith("-") else 1
+        digits = text.lstrip("-").lstrip("0") or "0"
+        number = sign * int(digits) if len(digits) <= 20 else INT64_MAX + 1
+        if not INT64_MIN <= number <= INT64_MAX:
+            raise self.fail("number out of range")
+        return number
 
     def string(self) -> str:
         quote = self.text[self.i]
@@ -377,7 +390,12 @@ class CompiledDecisionTable:
             if not all(is_number(v) for v in values):
                 bad = next(v for v in values if not is_number(v))
                 raise self._fail("DecisionTableEvalError", f"SUM over a {type_name(bad)} value")
-            return to_stored_value(sum(values))
+            total = sum(values)
+            if (type(total) is int and not INT64_MIN <= total <= INT64_MAX) or (
+                type(total) is float and not math.isfinite(total)
+            ):
+                raise self._fail("DecisionTableEvalError", "SUM overflows")
+            return to_stored_value(total)
         if not (all(is_number(v) for v in values) or all(type(v) is str for v in values)):
             raise self._fail(
                 "DecisionTableEvalError",

@@ -11,6 +11,7 @@ from typing import Final
 import attrs
 
 from rochallor_validator._errors import DurationError
+from rochallor_validator._limits import MAX_DURATION_DAYS
 
 _DURATION_RE: Final = re.compile(
     r"P(?:(?P<years>[0-9]+)Y)?(?:(?P<months>[0-9]+)M)?(?:(?P<weeks>[0-9]+)W)?(?:(?P<days>[0-9]+)D)?"
@@ -37,6 +38,25 @@ class IsoDuration:
         """True when there is no calendar (year/month) component."""
         return self.years == 0 and self.months == 0
 
+    @property
+    def longest(self) -> timedelta | None:
+        """The longest this duration can last from any start.
+
+        Every 12 months (a year) count as 366 days and each remaining month as 31 days, their
+        longest lengths. None when that is beyond what a :class:`~datetime.timedelta` holds.
+        """
+        years, months = divmod(12 * self.years + self.months, 12)
+        try:
+            return timedelta(days=366 * years + 31 * months) + self.fixed
+        except OverflowError:
+            return None
+
+    @property
+    def within_limit(self) -> bool:
+        """True when the timer comes due at most ``MAX_DURATION_DAYS`` after it is scheduled."""
+        longest = self.longest
+        return longest is not None and longest <= timedelta(days=MAX_DURATION_DAYS)
+
     def add_to(self, start: datetime) -> datetime:
         """``start`` plus this duration; years/months are calendar units, day clamped."""
         total_months = start.month - 1 + self.months + 12 * self.years
@@ -57,6 +77,17 @@ class IsoDuration:
         return self.add_to(start) - start
 
 
+def _component(digits: str | None, cap: int) -> int:
+    """A component's value, at most ``cap``.
+
+    Each cap is far beyond ``MAX_DURATION_DAYS``, so a capped duration is still refused by the
+    limit, and the caps together keep the fixed part inside what a ``timedelta`` holds (and
+    ``int()`` away from numbers of thousands of digits).
+    """
+    significant = (digits or "0").lstrip("0") or "0"
+    return cap if len(significant) > 16 else min(int(significant), cap)
+
+
 def parse_duration(text: str) -> IsoDuration:
     """Parse an ISO-8601 duration such as ``PT30S``, ``P7D``, ``P1W``, ``P1M``, ``PT1.5S``.
 
@@ -74,9 +105,17 @@ def parse_duration(text: str) -> IsoDuration:
     if text.endswith("T"):
         raise DurationError(text)  # "P1DT": a T needs a time component
     years, months, weeks, days, hours, minutes = (
-        int(parts[k] or 0) for k in ("years", "months", "weeks", "days", "hours", "minutes")
+        _component(parts[k], cap)
+        for k, cap in (
+            ("years", 10**15),
+            ("months", 10**15),
+            ("weeks", 10**7),
+            ("days", 10**8),
+            ("hours", 10**9),
+            ("minutes", 10**10),
+        )
     )
-    seconds = Decimal(parts["seconds"] or 0)
+    seconds = min(Decimal(parts["seconds"] or 0), Decimal(10**12))
     whole = int(seconds)
     micros = int((seconds - whole) * 1_000_000)
     try:

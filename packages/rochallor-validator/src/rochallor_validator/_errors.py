@@ -92,6 +92,21 @@ class ExpressionSyntaxError(ExpressionError):
         super().__init__(f"expression {source!r}: syntax error at offset {position}: {detail}")
 
 
+class ExpressionLimitError(ExpressionSyntaxError):
+    """Expression too long or nested too deeply (limits of ``docs/validator.md``).
+
+    ``limit`` names the limit: ``length``, ``nesting`` or ``depth``; ``position`` is the offset
+    at which it was exceeded. A subclass of :class:`ExpressionSyntaxError`, so every caller
+    that handles a syntax error handles this one too.
+    """
+
+    def __init__(self, source: str, detail: str, position: int, limit: str) -> None:
+        self.limit = limit
+        shown = source if len(source) <= 80 else source[:77] + "..."
+        super().__init__(shown, detail, position)
+        self.source = source
+
+
 class ExpressionEvaluationError(ExpressionError):
     """Expression evaluation error.
 

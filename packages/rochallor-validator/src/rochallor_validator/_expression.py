@@ -20,8 +20,14 @@ import attrs
 
 from rochallor_validator._errors import (
     ExpressionEvaluationError,
+    ExpressionLimitError,
     ExpressionSyntaxError,
     NonBooleanResult,
+)
+from rochallor_validator._limits import (
+    MAX_EXPRESSION_DEPTH,
+    MAX_EXPRESSION_LENGTH,
+    MAX_EXPRESSION_NESTING,
 )
 
 INT64_MIN: Final = -(2**63)
@@ -122,9 +128,16 @@ def tokenize(source: str) -> list[Token]:
             if text.endswith("."):
                 raise ExpressionSyntaxError(source, "digits required after decimal point", i)
             if "." in text:
-                tokens.append(Token("float", text, i, float(text)))
+                value: float | int = float(text)
+                if not math.isfinite(value):
+                    raise ExpressionSyntaxError(source, "float literal out of range", i)
             else:
-                tokens.append(Token("int", text, i, int(text)))
+                # 20 digits bound the work of int() and exceed every 64-bit value anyway
+                digits = text.lstrip("0") or "0"
+                value = int(digits) if len(digits) <= 20 else INT64_MAX + 1
+                if value > INT64_MAX:
+                    raise ExpressionSyntaxError(source, "integer literal out of range", i)
+            tokens.append(Token("float" if "." in text else "int", text, i, value))
             i = m.end()
             continue
         if ch in "'\"":
@@ -165,9 +178,47 @@ _RELATIONAL: Final = frozenset({"<", "<=", ">", ">="})
 
 class _Parser:
     def __init__(self, source: str) -> None:
+        if len(source) > MAX_EXPRESSION_LENGTH:
+            raise ExpressionLimitError(
+                source,
+                f"expression longer than {MAX_EXPRESSION_LENGTH} characters",
+                MAX_EXPRESSION_LENGTH,
+                "length",
+            )
         self.source = source
         self.tokens = tokenize(source)
         self.i = 0
+        #: Open nesting levels (brackets, ``${``, calls, unary operators) at this point.
+        self.nesting = 0
+        #: Operator-tree depth of every node built so far, by identity.
+        self.depths: dict[int, int] = {}
+
+    def enter(self, tok: Token) -> None:
+        """One more nesting level, opened by ``tok``."""
+        self.nesting += 1
+        if self.nesting > MAX_EXPRESSION_NESTING:
+            raise ExpressionLimitError(
+                self.source,
+                f"expression nested deeper than {MAX_EXPRESSION_NESTING} levels",
+                tok.pos,
+                "nesting",
+            )
+
+    def leave(self) -> None:
+        self.nesting -= 1
+
+    def node(self, node: Node, tok: Token, *children: Node) -> Node:
+        """Record the operator-tree depth of ``node`` (built at ``tok``); enforce the limit."""
+        depth = 1 + max((self.depths.get(id(c), 1) for c in children), default=0)
+        if depth > MAX_EXPRESSION_DEPTH:
+            raise ExpressionLimitError(
+                self.source,
+                f"expression has more than {MAX_EXPRESSION_DEPTH} levels of operators",
+                tok.pos,
+                "depth",
+            )
+        self.depths[id(node)] = depth
+        return node
 
     def peek(self) -> Token:
         return self.tokens[self.i]
@@ -208,22 +259,25 @@ class _Parser:
     def parse_or(self) -> Node:
         node = self.parse_and()
         while self.at_op("||"):
-            self.advance()
-            node = Binary("||", node, self.parse_and())
+            tok = self.advance()
+            right = self.parse_and()
+            node = self.node(Binary("||", node, right), tok, node, right)
         return node
 
     def parse_and(self) -> Node:
         node = self.parse_equality()
         while self.at_op("&&"):
-            self.advance()
-            node = Binary("&&", node, self.parse_equality())
+            tok = self.advance()
+            right = self.parse_equality()
+            node = self.node(Binary("&&", node, right), tok, node, right)
         return node
 
     def parse_equality(self) -> Node:
         node = self.parse_relational()
         while self.at_op("==", "!="):
-            op = self.advance().text
-            node = Binary(op, node, self.parse_relational())
+            tok = self.advance()
+            right = self.parse_relational()
+            node = self.node(Binary(tok.text, node, right), tok, node, right)
         return node
 
     def _relational_op(self) -> str | None:
@@ -238,8 +292,9 @@ class _Parser:
         node = self.parse_additive()
         op = self._relational_op()
         if op is not None:
-            self.advance()
-            node = Binary(op, node, self.parse_additive())
+            tok = self.advance()
+            right = self.parse_additive()
+            node = self.node(Binary(op, node, right), tok, node, right)
             if self._relational_op() is not None:
                 raise self.fail("chained comparison is not allowed")
         return node
@@ -247,21 +302,26 @@ class _Parser:
     def parse_additive(self) -> Node:
         node = self.parse_multiplicative()
         while self.at_op("+", "-"):
-            op = self.advance().text
-            node = Binary(op, node, self.parse_multiplicative())
+            tok = self.advance()
+            right = self.parse_multiplicative()
+            node = self.node(Binary(tok.text, node, right), tok, node, right)
         return node
 
     def parse_multiplicative(self) -> Node:
         node = self.parse_unary()
         while self.at_op("*", "/"):
-            op = self.advance().text
-            node = Binary(op, node, self.parse_unary())
+            tok = self.advance()
+            right = self.parse_unary()
+            node = self.node(Binary(tok.text, node, right), tok, node, right)
         return node
 
     def parse_unary(self) -> Node:
         if self.at_op("!", "-"):
-            op = self.advance().text
-            return Unary(op, self.parse_unary())
+            tok = self.advance()
+            self.enter(tok)
+            operand = self.parse_unary()
+            self.leave()
+            return self.node(Unary(tok.text, operand), tok, operand)
         return self.parse_primary()
 
     def parse_primary(self) -> Node:
@@ -289,6 +349,7 @@ class _Parser:
         if kind == "func":
             self.advance()
             self.expect("(", "'(' after function name")
+            self.enter(tok)
             args = [self.parse_or()]
             while self.at_op(","):
                 self.advance()
@@ -296,24 +357,29 @@ class _Parser:
             if not self.at_op(")"):
                 raise self.fail("expected ')' closing the call")
             self.advance()
+            self.leave()
             if len(args) != _FUNCTIONS[tok.text]:
                 raise self.fail(
                     f"{tok.text}() takes {_FUNCTIONS[tok.text]} argument(s), got {len(args)}", tok
                 )
-            return Call(tok.text, tuple(args))
+            return self.node(Call(tok.text, tuple(args)), tok, *args)
         if kind == "op" and tok.text == "(":
             self.advance()
+            self.enter(tok)
             node = self.parse_or()
             if not self.at_op(")"):
                 raise self.fail("unbalanced parenthesis: expected ')'")
             self.advance()
+            self.leave()
             return node
         if kind == "op" and tok.text == "${":
             self.advance()
+            self.enter(tok)
             node = self.parse_or()
             if not self.at_op("}"):
                 raise self.fail("unterminated '${': expected '}'")
             self.advance()
+            self.leave()
             return node
         if kind == "eof":
             raise self.fail("missing operand at end of expression")
@@ -321,7 +387,11 @@ class _Parser:
 
 
 def parse_expression(source: str) -> Node:
-    """Parse ``source`` into an AST; raises :class:`ExpressionSyntaxError`."""
+    """Parse ``source`` into an AST; raises :class:`ExpressionSyntaxError`.
+
+    Longer or deeper expressions than the limits of ``_limits`` raise its subclass
+    :class:`ExpressionLimitError`, so parsing, compiling and evaluating never exhaust the stack.
+    """
     return _Parser(source).parse()
 
 
@@ -429,8 +499,8 @@ def is_number(value: Any) -> bool:
     return t is int or t is float
 
 
-def json_equal(a: Any, b: Any) -> bool:
-    """Deep equality of expressions.md section 4 (numbers by value, other types never equal)."""
+def _scalar_equal(a: Any, b: Any) -> bool | None:
+    """Equality of two values when at least one is a scalar; None for two containers."""
     ta = type(a)
     tb = type(b)
     if ta is tb and (ta is str or ta is int or ta is bool or ta is float):
@@ -440,10 +510,34 @@ def json_equal(a: Any, b: Any) -> bool:
     if (ta is int or ta is float) and (tb is int or tb is float):
         return bool(a == b)
     if isinstance(a, list | tuple) and isinstance(b, list | tuple):
-        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
+        return None
     if isinstance(a, Mapping) and isinstance(b, Mapping):
-        return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
+        return None
     return False
+
+
+def json_equal(a: Any, b: Any) -> bool:
+    """Deep equality of expressions.md section 4 (numbers by value, other types never equal).
+
+    Iterative, so values nested arbitrarily deep compare without exhausting the stack.
+    """
+    pending: list[tuple[Any, Any]] = [(a, b)]
+    while pending:
+        x, y = pending.pop()
+        same = _scalar_equal(x, y)
+        if same is False:
+            return False
+        if same is True:
+            continue
+        if isinstance(x, Mapping):
+            if x.keys() != y.keys():
+                return False
+            pending.extend((x[k], y[k]) for k in x)
+        else:
+            if len(x) != len(y):
+                return False
+            pending.extend(zip(x, y, strict=True))
+    return True
 
 
 def to_stored_value(value: Any) -> Any:
@@ -632,15 +726,16 @@ def _compile(node: Node) -> _Fn:
 
 def iter_nodes(node: Node) -> Iterator[Node]:
     """Pre-order traversal (left to right in source order)."""
-    yield node
-    if isinstance(node, Unary):
-        yield from iter_nodes(node.operand)
-    elif isinstance(node, Binary):
-        yield from iter_nodes(node.left)
-        yield from iter_nodes(node.right)
-    elif isinstance(node, Call):
-        for arg in node.args:
-            yield from iter_nodes(arg)
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        if isinstance(current, Unary):
+            stack.append(current.operand)
+        elif isinstance(current, Binary):
+            stack.extend((current.right, current.left))
+        elif isinstance(current, Call):
+            stack.extend(reversed(current.args))
 
 
 _BOOLEAN_BINARY: Final = frozenset({"||", "&&", "==", "!=", "<", "<=", ">", ">=", "in"})
@@ -698,6 +793,8 @@ class CompiledExpression:
             if exc.source is None:
                 raise ExpressionEvaluationError(exc.detail, self.source) from None
             raise
+        except RecursionError:  # pragma: no cover - the parser's limits keep the stack small
+            raise ExpressionEvaluationError("expression nested too deeply", self.source) from None
 
     def evaluate_lenient(self, variables: Variables) -> Any:
         """Lenient mode (decision-table inputs): an undefined root variable is ``null``."""
@@ -707,6 +804,8 @@ class CompiledExpression:
             if exc.source is None:
                 raise ExpressionEvaluationError(exc.detail, self.source) from None
             raise
+        except RecursionError:  # pragma: no cover - the parser's limits keep the stack small
+            raise ExpressionEvaluationError("expression nested too deeply", self.source) from None
 
     def evaluate_bool(self, variables: Variables) -> bool:
         """Evaluate in boolean context; a non-boolean result raises :class:`NonBooleanResult`."""
@@ -718,5 +817,12 @@ class CompiledExpression:
 
 @functools.lru_cache(maxsize=4096)
 def compile_expression(source: str) -> CompiledExpression:
-    """Parse and compile ``source`` (cached); raises :class:`ExpressionSyntaxError`."""
-    return CompiledExpression(source, parse_expression(source))
+    """Parse and compile ``source`` (cached); raises :class:`ExpressionSyntaxError`.
+
+    Never raises anything else for any string: a ``RecursionError`` (only possible when the
+    caller's own stack is nearly exhausted) is reported as an :class:`ExpressionLimitError`.
+    """
+    try:
+        return CompiledExpression(source, parse_expression(source))
+    except RecursionError:
+        raise ExpressionLimitError(source, "expression nested too deeply", 0, "nesting") from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
@@ -13,6 +14,11 @@ from cattrs.errors import ForbiddenExtraKeysError, IterableValidationError
 
 from rochallor_validator import _rules
 from rochallor_validator._errors import DefinitionInvalid, ValidationIssue
+from rochallor_validator._limits import (
+    MAX_DOCUMENT_DEPTH,
+    MAX_INT,
+    MIN_INT,
+)
 from rochallor_validator._model import CONVERTER, WireError, WorkflowDefinition, to_camel
 
 _PLAIN_KEY_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -74,6 +80,14 @@ def load_document(data: str | bytes | Mapping[str, Any]) -> tuple[Any, list[Vali
         return None, [
             ValidationIssue(code="PARSE_ERROR", path="$", message=f"malformed JSON: {exc}")
         ]
+    except RecursionError:
+        return None, [
+            ValidationIssue(
+                code="PARSE_ERROR",
+                path="$",
+                message="malformed JSON: arrays and objects nested too deeply",
+            )
+        ]
     if not isinstance(doc, dict):
         return None, [
             ValidationIssue(
@@ -81,6 +95,102 @@ def load_document(data: str | bytes | Mapping[str, Any]) -> tuple[Any, list[Vali
             )
         ]
     return doc, []
+
+
+#: At most this many ``NUMBER_RANGE`` (and as many ``NUL_CHARACTER``) issues are listed.
+_MAX_NUMBER_ISSUES: Final = 20
+
+
+def _number_problem(value: int | float) -> str | None:
+    """Why a JSON number cannot be stored and read back exactly, or None."""
+    if isinstance(value, int):
+        if MIN_INT <= value <= MAX_INT:
+            return None
+        return "integer outside the signed 64-bit range"
+    if not math.isfinite(value):
+        return "number is not finite"
+    return None
+
+
+def limit_issues(raw: Any) -> list[ValidationIssue]:
+    """``NESTING_DEPTH``, ``NUMBER_RANGE`` and ``NUL_CHARACTER`` issues of a decoded document.
+
+    Iterative, so a document of any depth is walked without exhausting the stack. The integer
+    ``version`` and the ``retryCount`` of a SERVICE_TASK are left to their own rules
+    (``VERSION_RANGE``, ``RETRY_COUNT_RANGE``).
+    """
+    own_rule: set[tuple[str | int, ...]] = {("version",)}
+    steps = raw.get("steps") if isinstance(raw, Mapping) else None
+    if isinstance(steps, list):
+        own_rule.update(
+            ("steps", i, "retryCount")
+            for i, step in enumerate(steps)
+            if isinstance(step, Mapping) and step.get("type") == "SERVICE_TASK"
+        )
+    issues: list[ValidationIssue] = []
+    numbers = 0
+    nuls = 0
+    deep_reported = False
+
+    def nul(segments: tuple[str | int, ...], what: str) -> None:
+        nonlocal nuls
+        nuls += 1
+        if nuls <= _MAX_NUMBER_ISSUES:
+            path = format_path(segments)
+            issues.append(
+                ValidationIssue(
+                    code="NUL_CHARACTER",
+                    path=path,
+                    message=f"{path}: {what} contains a NUL character (U+0000), which cannot "
+                    "be stored",
+                )
+            )
+
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(raw, ())]
+    while stack:
+        value, segments = stack.pop()
+        if isinstance(value, Mapping | list):
+            if len(segments) >= MAX_DOCUMENT_DEPTH:
+                if not deep_reported:
+                    deep_reported = True
+                    issues.append(
+                        ValidationIssue(
+                            code="NESTING_DEPTH",
+                            path=format_path(segments),
+                            message=f"arrays and objects are nested deeper than "
+                            f"{MAX_DOCUMENT_DEPTH} levels",
+                        )
+                    )
+                continue
+            items = list(value.items() if isinstance(value, Mapping) else enumerate(value))
+            for key, _ in items:
+                if isinstance(key, str) and "\x00" in key:
+                    nul((*segments, key), "the key")
+            stack.extend(
+                (item, (*segments, key if isinstance(key, str | int) else str(key)))
+                for key, item in reversed(items)
+            )
+        elif isinstance(value, str):
+            if "\x00" in value:
+                nul(segments, "the string")
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            problem = _number_problem(value)
+            if problem is None:
+                continue
+            if isinstance(value, int) and segments in own_rule:
+                continue
+            path = format_path(segments)
+            numbers += 1
+            if numbers <= _MAX_NUMBER_ISSUES:
+                issues.append(
+                    ValidationIssue(
+                        code="NUMBER_RANGE",
+                        path=path,
+                        message=f"{path}: {problem}; numbers must be integers from -2^63 to "
+                        "2^63-1 or finite numbers",
+                    )
+                )
+    return issues
 
 
 def decode(raw: Any) -> tuple[WorkflowDefinition | None, list[ValidationIssue]]:
@@ -126,8 +236,14 @@ def _with_step_ids(issues: list[ValidationIssue], raw: Any) -> list[ValidationIs
     return out
 
 
-def check_definition(data: str | bytes | Mapping[str, Any]) -> ValidationReport:
+def check_definition(
+    data: str | bytes | Mapping[str, Any], *, limits: bool = True
+) -> ValidationReport:
     """Decode and validate; never raises for bad input (only for programming errors).
+
+    ``limits=False`` leaves out the limits of ``docs/validator.md`` section 7 (codes
+    ``LIMIT_CODES`` and the upper bound of ``retryCount``). It exists only to read back a
+    definition stored before a limit was introduced; every upload must use the default.
 
     Decoding problems (``PARSE_ERROR``, ``UNKNOWN_FIELD``, ``INVALID_TYPE``,
     ``STEP_TYPE_VALID``) are all reported together; the semantic rules run only on a document
@@ -136,10 +252,13 @@ def check_definition(data: str | bytes | Mapping[str, Any]) -> ValidationReport:
     raw, issues = load_document(data)
     if issues:
         return ValidationReport(definition=None, errors=issues, warnings=[])
+    past_limits = limit_issues(raw) if limits else []
     definition, issues = decode(raw)
     if definition is None:
-        return ValidationReport(definition=None, errors=_with_step_ids(issues, raw), warnings=[])
-    found = _with_step_ids(_rules.run_rules(definition), raw)
+        return ValidationReport(
+            definition=None, errors=_with_step_ids(issues + past_limits, raw), warnings=[]
+        )
+    found = _with_step_ids(past_limits + _rules.run_rules(definition, limits=limits), raw)
     return ValidationReport(
         definition=definition,
         errors=[i for i in found if i.severity == "error"],
@@ -152,9 +271,14 @@ def validate_definition(data: str | bytes | Mapping[str, Any]) -> list[Validatio
     return check_definition(data).errors
 
 
-def parse_definition(data: str | bytes | Mapping[str, Any]) -> WorkflowDefinition:
-    """Decode and validate; raises :class:`DefinitionInvalid` listing every error."""
-    report = check_definition(data)
+def parse_definition(
+    data: str | bytes | Mapping[str, Any], *, limits: bool = True
+) -> WorkflowDefinition:
+    """Decode and validate; raises :class:`DefinitionInvalid` listing every error.
+
+    ``limits``: as for :func:`check_definition`.
+    """
+    report = check_definition(data, limits=limits)
     if report.errors or report.definition is None:
         raise DefinitionInvalid(report.errors)
     return report.definition

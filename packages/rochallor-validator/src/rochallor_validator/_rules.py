@@ -18,8 +18,20 @@ from rochallor_validator._decision_table import (
     parse_input_entry,
 )
 from rochallor_validator._duration import parse_duration
-from rochallor_validator._errors import DurationError, ExpressionSyntaxError, ValidationIssue
+from rochallor_validator._errors import (
+    DurationError,
+    ExpressionLimitError,
+    ExpressionSyntaxError,
+    ValidationIssue,
+)
 from rochallor_validator._expression import compile_expression
+from rochallor_validator._limits import (
+    MAX_DURATION_DAYS,
+    MAX_IDENTIFIER_LENGTH,
+    MAX_RETRY_COUNT,
+    MAX_VERSION,
+    MIN_VERSION,
+)
 from rochallor_validator._model import (
     BoundaryEvent,
     ConditionalNextStep,
@@ -53,8 +65,10 @@ def _key(name: str) -> str:
 
 
 class _Checker:
-    def __init__(self, definition: WorkflowDefinition) -> None:
+    def __init__(self, definition: WorkflowDefinition, *, limits: bool = True) -> None:
         self.definition = definition
+        #: Check the limits of ``_limits`` (off only to read back definitions stored earlier).
+        self.limits = limits
         self.issues: list[ValidationIssue] = []
         self.ids: dict[str, Step] = {}
         for step in definition.steps:
@@ -76,6 +90,36 @@ class _Checker:
             )
         )
 
+    def expression_error(
+        self, code: str, path: str, prefix: str, source: Any, exc: ExpressionSyntaxError, sid: str
+    ) -> None:
+        """Report a bad expression: ``EXPR_LIMIT`` past a limit, otherwise ``code``."""
+        if isinstance(exc, ExpressionLimitError):
+            if not self.limits:
+                return
+            self.error(
+                "EXPR_LIMIT",
+                path,
+                f"{prefix}: {exc.detail} (at offset {exc.position})",
+                sid,
+                position=_offset(source, exc),
+            )
+        else:
+            self.error(
+                code, path, f"{prefix} {source!r}: {exc.detail}", sid, position=_offset(source, exc)
+            )
+
+    def too_long(self, value: str | None, path: str, what: str, sid: str | None = None) -> None:
+        """``STRING_LENGTH`` when ``value`` has more than ``MAX_IDENTIFIER_LENGTH`` characters."""
+        if self.limits and value is not None and len(value) > MAX_IDENTIFIER_LENGTH:
+            self.error(
+                "STRING_LENGTH",
+                path,
+                f"{what} is {len(value)} characters long; at most {MAX_IDENTIFIER_LENGTH} "
+                "are allowed",
+                sid,
+            )
+
     def warning(self, code: str, path: str, message: str, step_id: str | None = None) -> None:
         self.issues.append(
             ValidationIssue(
@@ -95,6 +139,13 @@ class _Checker:
             )
         if _blank(d.name):
             self.error("NAME_REQUIRED", "$.name", "definition name is required")
+        if self.limits and d.version is not None and not MIN_VERSION <= d.version <= MAX_VERSION:
+            self.error(
+                "VERSION_RANGE",
+                "$.version",
+                f"version must be a 32-bit integer ({MIN_VERSION} to {MAX_VERSION})",
+            )
+        self.too_long(d.next_workflow_id, "$.nextWorkflowId", "nextWorkflowId")
         if d.auto_start_next_workflow and _blank(d.next_workflow_id):
             self.error(
                 "NEXT_WORKFLOW_CONSISTENCY",
@@ -110,6 +161,8 @@ class _Checker:
             if _blank(step.id):
                 self.error("STEP_ID_REQUIRED", f"{path}.id", f"step {index} has no id")
                 continue
+            if len(step.id) > MAX_IDENTIFIER_LENGTH:
+                self.too_long(step.id, f"{path}.id", f"step id {step.id[:40]!r}...")
             if step.id in seen:
                 self.error(
                     "STEP_ID_UNIQUE", f"{path}.id", f'step id "{step.id}" is used twice', step.id
@@ -184,13 +237,16 @@ class _Checker:
                     f'service task "{sid}" needs a jobType',
                     sid,
                 )
-            if step.retry_count is not None and step.retry_count < 0:
+            retry = step.retry_count
+            if retry is not None and (retry < 0 or (self.limits and retry > MAX_RETRY_COUNT)):
                 self.error(
                     "RETRY_COUNT_RANGE",
                     f"{path}.retryCount",
-                    f'step "{sid}": retryCount must be an integer >= 0',
+                    f'step "{sid}": retryCount must be an integer from 0 to {MAX_RETRY_COUNT}',
                     sid,
                 )
+        if isinstance(step, ServiceTaskStep | UserTaskStep):
+            self.too_long(step.job_type, f"{path}.jobType", f'step "{sid}": jobType', sid)
         if (
             isinstance(step, WaitStep)
             and _blank(step.next_step)
@@ -225,12 +281,13 @@ class _Checker:
             try:
                 compiled = compile_expression(branch.condition)
             except ExpressionSyntaxError as exc:
-                self.error(
+                self.expression_error(
                     "DECISION_EXPR_SYNTAX",
                     f"{bpath}.condition",
-                    f'step "{step.id}": condition {branch.condition!r}: {exc.detail}',
+                    f'step "{step.id}": condition',
+                    branch.condition,
+                    exc,
                     step.id,
-                    position=_offset(branch.condition, exc),
                 )
                 continue
             if not compiled.can_be_boolean:
@@ -271,12 +328,13 @@ class _Checker:
             try:
                 compile_value(entry.value)
             except ExpressionSyntaxError as exc:
-                self.error(
+                self.expression_error(
                     "TRANSFORMATION_EXPR_SYNTAX",
                     epath,
-                    f'transformation "{sid}": value {entry.value!r}: {exc.detail}',
+                    f'transformation "{sid}": value',
+                    entry.value,
+                    exc,
                     sid,
-                    position=_offset(entry.value, exc),
                 )
 
     def check_parallel(self, step: ParallelGatewayStep, path: str) -> None:
@@ -330,15 +388,25 @@ class _Checker:
                 f'step "{sid}": boundary event type {event.type!r} is not TIMER',
                 sid,
             )
+        shown = event.duration if len(event.duration) <= 40 else event.duration[:37] + "..."
         try:
-            parse_duration(event.duration)
+            duration = parse_duration(event.duration)
         except DurationError:
             self.error(
                 "BOUNDARY_DURATION",
                 f"{path}.duration",
-                f'step "{sid}": boundary duration {event.duration!r} is not an ISO-8601 duration',
+                f'step "{sid}": boundary duration {shown!r} is not an ISO-8601 duration',
                 sid,
             )
+        else:
+            if self.limits and not duration.within_limit:
+                self.error(
+                    "BOUNDARY_DURATION_RANGE",
+                    f"{path}.duration",
+                    f'step "{sid}": boundary duration {shown!r} is longer than '
+                    f"{MAX_DURATION_DAYS} days (12 months counted as 366 days, a month as 31)",
+                    sid,
+                )
         if _blank(event.target_step_id) or event.target_step_id not in self.ids:
             self.error(
                 "BOUNDARY_TARGET_RESOLVES",
@@ -528,24 +596,26 @@ class _Checker:
         try:
             compile_expression(source)
         except ExpressionSyntaxError as exc:
-            self.error(
+            self.expression_error(
                 "DECISION_TABLE_EXPR_SYNTAX",
                 path,
-                f'decision table "{step.id}": expression {source!r}: {exc.detail}',
+                f'decision table "{step.id}": expression',
+                source,
+                exc,
                 step.id,
-                position=_offset(source, exc),
             )
 
     def value_syntax(self, step: Step, path: str, value: Any) -> None:
         try:
             compile_value(value)
         except ExpressionSyntaxError as exc:
-            self.error(
+            self.expression_error(
                 "DECISION_TABLE_EXPR_SYNTAX",
                 path,
-                f'decision table "{step.id}": value {value!r}: {exc.detail}',
+                f'decision table "{step.id}": value',
+                value,
+                exc,
                 step.id,
-                position=_offset(value, exc),
             )
 
     # ----------------------------------------------------------------------------------------
@@ -683,9 +753,12 @@ class _Checker:
         yield from self.boundary_edges(step)
 
 
-def run_rules(definition: WorkflowDefinition) -> list[ValidationIssue]:
-    """Errors and warnings (``severity``) of a decoded definition."""
-    return _Checker(definition).run()
+def run_rules(definition: WorkflowDefinition, *, limits: bool = True) -> list[ValidationIssue]:
+    """Errors and warnings (``severity``) of a decoded definition.
+
+    ``limits=False`` leaves out the limits of ``docs/validator.md`` section 7.
+    """
+    return _Checker(definition, limits=limits).run()
 
 
 def _offset(written: object, exc: ExpressionSyntaxError) -> int:

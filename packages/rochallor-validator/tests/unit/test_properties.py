@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -10,7 +12,7 @@ from hypothesis import strategies as st
 
 from rochallor_validator import (
     ExpressionEvaluationError,
-    ValidatorError,
+    ExpressionSyntaxError,
     check_definition,
     compile_expression,
     definition_to_json,
@@ -25,14 +27,20 @@ PROFILE = settings(max_examples=60, deadline=None, suppress_health_check=[Health
 # ------------------------------------------------------------------------------------------
 # Definitions
 
+
+def storable_text(max_size: int) -> st.SearchStrategy[str]:
+    """Any text PostgreSQL can store (no NUL character)."""
+    return st.text(st.characters(exclude_characters="\x00"), max_size=max_size)
+
+
 names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz -", min_size=1, max_size=12).filter(
     lambda s: s.strip() != ""
 )
-json_scalars = st.none() | st.booleans() | st.integers(-1000, 1000) | st.text(max_size=8)
+json_scalars = st.none() | st.booleans() | st.integers(-1000, 1000) | storable_text(8)
 json_values = st.recursive(
     json_scalars,
     lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+        st.lists(inner, max_size=3) | st.dictionaries(storable_text(5), inner, max_size=3)
     ),
     max_leaves=6,
 )
@@ -48,7 +56,7 @@ def definitions(draw: st.DrawFn) -> dict[str, Any]:
         nxt = ids[i + 1]
         step: dict[str, Any] = {"id": ids[i], "name": draw(names), "type": kind}
         if draw(st.booleans()):
-            step["description"] = draw(st.text(max_size=10))
+            step["description"] = draw(storable_text(10))
         if kind in ("SERVICE_TASK", "USER_TASK", "WAIT"):
             if kind == "SERVICE_TASK" or draw(st.booleans()):
                 step["jobType"] = draw(names) if kind != "WAIT" else None
@@ -101,7 +109,7 @@ def definitions(draw: st.DrawFn) -> dict[str, Any]:
         doc["autoStartNextWorkflow"] = True
         doc["nextWorkflowId"] = "NEXT::wf"
     if draw(st.booleans()):
-        doc["metadata"] = draw(st.dictionaries(st.text(max_size=5), json_values, max_size=3))
+        doc["metadata"] = draw(st.dictionaries(storable_text(5), json_values, max_size=3))
     if draw(st.booleans()):
         doc["version"] = draw(st.integers(1, 99))
     return doc
@@ -180,7 +188,7 @@ def test_printed_expression_reparses_and_evaluates_the_same(node: Node) -> None:
 # Arbitrary input
 
 any_json = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=6),
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6),
     lambda inner: (
         st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
     ),
@@ -211,13 +219,112 @@ definition_like = st.fixed_dictionaries(
 @PROFILE
 @given(any_json | definition_like)
 def test_validator_never_raises_foreign_exceptions(data: Any) -> None:
-    try:
-        report = check_definition(data if isinstance(data, dict) else json.dumps(data))
-        issues = validate_definition(json.dumps(data))
-    except ValidatorError:
-        return
+    report = check_definition(data if isinstance(data, dict) else json.dumps(data))
+    issues = validate_definition(json.dumps(data))
     assert all(i.code and i.path.startswith("$") for i in issues)
     assert report.accepted == (report.errors == [])
     if report.accepted:
         assert report.definition is not None
         assert definition_to_json(report.definition) is not None
+
+
+# ------------------------------------------------------------------------------------------
+# Limits: nothing a client sends makes the validator raise, and what it accepts can run
+
+EXPRESSION_ALPHABET = "()!-+*/&|=<>${}.,'\" #0123456789abtlenfrusic\t\u0000é"
+OPENERS = ["(", "!", "-", "${", "len(", "contains(a, ", "a && ", "1 + "]
+
+
+@st.composite
+def expression_like(draw: st.DrawFn) -> str:
+    """Arbitrary text, often with long runs of nesting openers and operator chains."""
+    head = draw(st.text(alphabet=EXPRESSION_ALPHABET, max_size=40) | st.text(max_size=20))
+    if draw(st.booleans()):
+        return head
+    opener = draw(st.sampled_from(OPENERS))
+    count = draw(st.integers(0, 400))
+    closer = {"(": ")", "${": "}", "len(": ")", "contains(a, ": ")"}.get(opener, "")
+    return opener * count + head + closer * draw(st.integers(0, count))
+
+
+@settings(max_examples=300, deadline=None)
+@given(expression_like())
+def test_any_string_compiles_or_is_a_syntax_error(source: str) -> None:
+    try:
+        compiled = compile_expression(source)
+    except ExpressionSyntaxError:
+        return
+    with contextlib.suppress(ExpressionEvaluationError):
+        compiled.evaluate(VARIABLES)
+
+
+DURATION_DIGITS = st.integers(0, 10**20).map(str) | st.just("9" * 5000)
+durations = st.builds(
+    lambda y, d, h, s: f"P{y}Y{d}DT{h}H{s}S", DURATION_DIGITS, DURATION_DIGITS,
+    DURATION_DIGITS, DURATION_DIGITS,
+) | st.text(alphabet="PYMWDTHS0123456789.", max_size=12)  # fmt: skip
+wild_numbers = (
+    st.integers()
+    | st.integers(-(2**70), 2**70)
+    | st.floats()
+    | st.sampled_from([2**63, -(2**63) - 1, 1e300, -1e25, 18446744073709551616])
+)
+wild_json = st.recursive(
+    st.none() | st.booleans() | wild_numbers | st.text(max_size=6),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@st.composite
+def wild_definitions(draw: st.DrawFn) -> Any:
+    """Definitions with fields past the limits: numbers, strings, values, expressions."""
+    doc = draw(definitions())
+    for step in doc["steps"]:
+        if step["type"] == "SERVICE_TASK" and draw(st.booleans()):
+            step["retryCount"] = draw(st.integers() | st.integers(-5, 2_000_000))
+        if "boundaryEvents" in step and draw(st.booleans()):
+            step["boundaryEvents"][0]["duration"] = draw(durations)
+        if "conditionalNextSteps" in step and draw(st.booleans()):
+            step["conditionalNextSteps"] = {draw(expression_like()): "end"}
+        if step["type"] == "TRANSFORMATION" and draw(st.booleans()):
+            step["transformations"] = {
+                "x": draw(wild_json | expression_like().map("${{{}}}".format))
+            }
+        if draw(st.integers(0, 9)) == 0:
+            step["jobType"] = "j" * draw(st.integers(250, 300))
+    if draw(st.booleans()):
+        doc["version"] = draw(st.integers())
+    if draw(st.booleans()):
+        deep: Any = draw(wild_json)
+        for _ in range(draw(st.integers(0, 200))):
+            deep = [deep]
+        doc["metadata"] = {"m": deep}
+    return doc
+
+
+LATEST_START = datetime(9000, 12, 31, 23, 59, 59, tzinfo=UTC)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(wild_definitions())
+def test_any_definition_gets_a_report_and_what_is_accepted_can_run(doc: Any) -> None:
+    text = json.dumps(doc)  # may contain NaN/Infinity, which the loader accepts
+    report = check_definition(text)
+    assert check_definition(doc).errors == report.errors
+    assert all(i.code and i.path.startswith("$") and i.message for i in report.errors)
+    if not report.accepted:
+        return
+    assert report.definition is not None
+    # storable: strict JSON (no NaN/Infinity), every number within the 64-bit range
+    stored = json.dumps(definition_to_json(report.definition), allow_nan=False)
+    assert json.loads(stored) is not None
+    for step in report.definition.steps:
+        retry = getattr(step, "retry_count", None)
+        assert retry is None or 0 <= retry <= 2**31 - 1
+        for event in getattr(step, "boundary_events", None) or ():
+            event.parsed_duration.add_to(LATEST_START)  # schedulable: no overflow
+        for branch in getattr(step, "conditional_next_steps", None) or ():
+            compile_expression(branch.condition)
