@@ -12,7 +12,6 @@ from rochallor_server.config import DispatchMode
 from rochallor_server.engine import limits
 from rochallor_server.metrics import Metrics
 from rochallor_server.service.engine import Engine
-from rochallor_server.ui import add_ui_routes
 
 DEFAULT_CLIENT_MAX_SIZE = limits.MAX_REQUEST_BYTES
 
@@ -102,7 +101,6 @@ def make_app(
     app[routes.DISPATCH_MODE_KEY] = dispatch_mode
     app[routes.OPENAPI_KEY] = routes.load_openapi()
     app.add_routes(routes.routes)
-    add_ui_routes(app)
     return app
 
 
