@@ -17,9 +17,9 @@ nox.options.sessions = [
     "tests_server",
     "tests_sdk",
     "schemathesis",
+    "conformance",
     "ui_check",
     "tests_ui",
-    "conformance",
 ]
 
 PYTHON = "3.11"
@@ -195,7 +195,6 @@ def _ensure_chromium(session: nox.Session) -> None:
         "install",
         "-y",
         "-qq",
-        "--no-install-recommends",
         "chromium",
         external=True,
         env={"DEBIAN_FRONTEND": "noninteractive"},

@@ -53,7 +53,7 @@ class OfflineModeller:
                 [
                     sys.executable,
                     "-c",
-                    "from rochallor_server.ui.offline import main; main()",
+                    "from rochallor_server.cli import modeller_main; modeller_main()",
                     "--port",
                     str(self.port),
                 ],

@@ -33,6 +33,9 @@ def shoot(page: Page, base_url: str) -> None:
     modeller.open()
 
     _import(page, "loan-application.json")
+    page.get_by_test_id("fit").click()
+    page.wait_for_timeout(400)
+    page.get_by_test_id("canvas").screenshot(path=str(OUT / "modeller-canvas.png"))
     modeller.select("route")
     page.wait_for_timeout(300)
     page.screenshot(path=str(OUT / "modeller-loan-application.png"))
@@ -78,7 +81,9 @@ def main() -> int:
                     browser = playwright.chromium.launch(
                         executable_path=CHROMIUM, args=CHROMIUM_ARGS
                     )
-                    page = browser.new_page(viewport={"width": 1400, "height": 860})
+                    page = browser.new_page(
+                        viewport={"width": 1400, "height": 860}, device_scale_factor=1.5
+                    )
                     shoot(page, engine.rest_url)
                     browser.close()
             finally:

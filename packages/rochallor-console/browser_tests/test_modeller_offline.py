@@ -203,3 +203,42 @@ def test_decision_table_grid_edits_and_validates(offline: OfflineModeller, page:
     assert table["rules"][2]["inputEntries"] == ["[500..700)", "<= 0.8"]
     assert table["rules"][4] == {"inputEntries": ["-", "-"], "outputEntries": ["NONE", 0]}
     modeller.wait_valid()
+
+
+def test_importing_a_file_that_is_not_a_definition_says_why(
+    offline: OfflineModeller, page: Page, tmp_path: Path
+) -> None:
+    modeller = ModellerPage(page, offline.url)
+    modeller.open()
+    _import(modeller, LOAN)
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"id": "x", "steps": ')
+
+    page.get_by_test_id("import-file").set_input_files(str(broken))
+
+    expect(page.get_by_test_id("notice")).to_contain_text("broken.json: ")
+    expect(modeller.nodes()).to_have_count(12)  # the open document is kept
+
+
+def test_dragging_an_edge_end_to_another_step_retargets_it(
+    offline: OfflineModeller, page: Page
+) -> None:
+    modeller = ModellerPage(page, offline.url)
+    modeller.open()
+    _import(modeller, DEFINITIONS / "order-fulfilment.json")
+
+    updater = page.locator(
+        '.react-flow__edge[data-id="dispatch-order:next"] .react-flow__edgeupdater-target'
+    )
+    start = updater.bounding_box()
+    end = modeller.node("end-payment-failed").locator(".react-flow__handle.target").bounding_box()
+    assert start is not None and end is not None
+    page.mouse.move(start["x"] + start["width"] / 2, start["y"] + start["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(end["x"] + end["width"] / 2, end["y"] + end["height"] / 2, steps=12)
+    page.mouse.up()
+
+    steps = {s["id"]: s for s in modeller.json_document()["steps"]}
+    assert steps["dispatch-order"]["nextStep"] == "end-payment-failed"
+    # "end" is now unreachable: the validator says so on that node
+    expect(modeller.issue("ALL_REACHABLE", "end")).to_have_count(1)

@@ -226,7 +226,7 @@ function BoundaryEditor({ step, definition, issues, edit }: { step: Step; defini
       {events.map((event, index) => (
         <div key={index} className="timer-row">
           <div className="row">
-            <span>⏱</span>
+            <span className="field-label">timer</span>
             <input
               className="duration"
               value={event.duration ?? ""}

@@ -1,6 +1,7 @@
 // The node of every step type, with a distinct shape per type. Used by the modeller's
 // canvas and by the console's read-only views (through GraphView).
 import { Handle, Position, type Node, type NodeProps } from "@xyflow/react";
+import type { ReactNode } from "react";
 import type { Step } from "./definition";
 import { nodeSize } from "./graph";
 
@@ -18,12 +19,24 @@ export interface StepNodeData extends Record<string, unknown> {
 
 export type StepFlowNode = Node<StepNodeData, "step">;
 
-const ICONS: Record<string, string> = {
+// Plain characters found in common system fonts (no emoji: headless and minimal systems lack
+// an emoji font); the user and wait icons are drawn.
+const ICONS: Record<string, ReactNode> = {
   SERVICE_TASK: "⚙",
-  USER_TASK: "👤",
+  USER_TASK: (
+    <svg width="11" height="11" viewBox="0 0 12 12" aria-hidden="true">
+      <circle cx="6" cy="3.5" r="2.5" fill="currentColor" />
+      <path d="M1 12c0-3 2.2-5 5-5s5 2 5 5z" fill="currentColor" />
+    </svg>
+  ),
   DECISION_TABLE: "▦",
   TRANSFORMATION: "ƒx",
-  WAIT: "⏸",
+  WAIT: (
+    <svg width="11" height="11" viewBox="0 0 12 12" aria-hidden="true">
+      <rect x="2" y="1" width="3" height="10" fill="currentColor" />
+      <rect x="7" y="1" width="3" height="10" fill="currentColor" />
+    </svg>
+  ),
   DECISION: "?",
   PARALLEL_GATEWAY: "+",
   JOIN_GATEWAY: "⋈",

@@ -38,7 +38,7 @@ describe("definitionToGraph", () => {
     expect(byId["start:next"]).toMatchObject({ source: "start", target: "checks", kind: "next" });
     expect(byId["checks:par:0"]).toMatchObject({ target: "x", kind: "parallel", index: 0 });
     expect(byId["checks:par:1"]).toMatchObject({ target: "y", kind: "parallel", index: 1 });
-    expect(byId["y:timer:0"]).toMatchObject({ target: "end", kind: "timer", label: "⏱ PT1H" });
+    expect(byId["y:timer:0"]).toMatchObject({ target: "end", kind: "timer", label: "timer PT1H" });
     expect(byId["y:timer:1"]).toMatchObject({ target: "x", kind: "timer-non-interrupting" });
     expect(byId["route:cond:0"]).toMatchObject({ target: "end", kind: "condition", label: "a > 1", index: 0 });
   });

@@ -106,7 +106,7 @@ export function definitionToGraph(definition: WorkflowDefinition): Graph {
           source: step.id,
           target: event.targetStepId,
           kind: event.interrupting ? "timer" : "timer-non-interrupting",
-          label: `⏱ ${event.duration}`,
+          label: `timer ${event.duration}`,
           index,
         });
       });

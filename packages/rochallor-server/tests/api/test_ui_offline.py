@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from rochallor_server.ui.offline import make_offline_app
+from rochallor_server.app import make_offline_app
 
 
 @pytest.fixture

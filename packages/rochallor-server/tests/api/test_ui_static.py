@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
-from rest_fakes import Client
+from collections.abc import AsyncIterator
+from typing import Any
 
-from rochallor_server.ui import static_dir
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from rest_fakes import Client, FakeEngine
+
+from rochallor_server.api.rest import app as rest_app
+from rochallor_server.metrics import Metrics
+from rochallor_server.ui import add_ui_routes, static_dir
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[TestClient[Any, Any]]:
+    """The REST application with the UI beside it, as the engine process composes them."""
+    app = rest_app.make_app(Metrics(), FakeEngine())
+    add_ui_routes(app)
+    ui_client: TestClient[Any, Any] = TestClient(TestServer(app))
+    await ui_client.start_server()
+    yield ui_client
+    await ui_client.close()
 
 
 def test_the_built_ui_is_part_of_the_package() -> None:

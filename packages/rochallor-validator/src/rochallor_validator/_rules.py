@@ -91,18 +91,9 @@ class _Checker:
         )
 
     def expression_error(
-        self,
-        code: str,
-        path: str,
-        prefix: str,
-        source: Any,
-        exc: ExpressionSyntaxError,
-        sid: str,
-        *,
-        position: int | None = None,
+        self, code: str, path: str, prefix: str, source: Any, exc: ExpressionSyntaxError, sid: str
     ) -> None:
-        """Report a bad expression: ``EXPR_LIMIT`` past a limit, otherwise ``code``;
-        ``position`` is the error's offset in the text as written."""
+        """Report a bad expression: ``EXPR_LIMIT`` past a limit, otherwise ``code``."""
         if isinstance(exc, ExpressionLimitError):
             if not self.limits:
                 return
@@ -111,10 +102,12 @@ class _Checker:
                 path,
                 f"{prefix}: {exc.detail} (at offset {exc.position})",
                 sid,
-                position=position,
+                position=_offset(source, exc),
             )
         else:
-            self.error(code, path, f"{prefix} {source!r}: {exc.detail}", sid, position=position)
+            self.error(
+                code, path, f"{prefix} {source!r}: {exc.detail}", sid, position=_offset(source, exc)
+            )
 
     def too_long(self, value: str | None, path: str, what: str, sid: str | None = None) -> None:
         """``STRING_LENGTH`` when ``value`` has more than ``MAX_IDENTIFIER_LENGTH`` characters."""
@@ -295,7 +288,6 @@ class _Checker:
                     branch.condition,
                     exc,
                     step.id,
-                    position=_offset(branch.condition, exc),
                 )
                 continue
             if not compiled.can_be_boolean:
@@ -343,7 +335,6 @@ class _Checker:
                     entry.value,
                     exc,
                     sid,
-                    position=_offset(entry.value, exc),
                 )
 
     def check_parallel(self, step: ParallelGatewayStep, path: str) -> None:
@@ -612,7 +603,6 @@ class _Checker:
                 source,
                 exc,
                 step.id,
-                position=_offset(source, exc),
             )
 
     def value_syntax(self, step: Step, path: str, value: Any) -> None:
@@ -626,7 +616,6 @@ class _Checker:
                 value,
                 exc,
                 step.id,
-                position=_offset(value, exc),
             )
 
     # ----------------------------------------------------------------------------------------

@@ -12,7 +12,6 @@ from rochallor_server.config import DispatchMode
 from rochallor_server.engine import limits
 from rochallor_server.metrics import Metrics
 from rochallor_server.service.engine import Engine
-from rochallor_server.ui import add_ui_routes
 
 DEFAULT_CLIENT_MAX_SIZE = limits.MAX_REQUEST_BYTES
 
@@ -104,7 +103,6 @@ def make_app(
     # Operations first: their fixed paths (``/v1/instances/counts``) win over ``{id}``.
     app.add_routes(operations.routes)
     app.add_routes(routes.routes)
-    add_ui_routes(app)
     return app
 
 
