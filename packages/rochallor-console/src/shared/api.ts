@@ -18,10 +18,30 @@ export class ApiError extends Error {
   }
 }
 
+const API_KEY = "rochallor.apiKey";
+
+/** The credential the UI sends (an API key or a JWT), kept in this browser only. */
+export function apiKey(): string | null {
+  try {
+    return window.localStorage.getItem(API_KEY);
+  } catch {
+    return null;
+  }
+}
+
+export function setApiKey(key: string | null): void {
+  if (key) window.localStorage.setItem(API_KEY, key);
+  else window.localStorage.removeItem(API_KEY);
+}
+
 export async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const key = apiKey();
+  if (key) headers.Authorization = `Bearer ${key}`;
   const response = await fetch(path, {
     method,
-    headers: body === undefined ? { Accept: "application/json" } : { Accept: "application/json", "Content-Type": "application/json" },
+    headers,
     body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
   });
   const text = await response.text();
@@ -104,12 +124,13 @@ export const api = {
   listInstances: (query = "") => request<Page<Instance>>("GET", `/v1/instances${query ? `?${query}` : ""}`),
 };
 
-/** Whether an engine answers (the offline modeller has no definition store). */
+/** Whether an engine answers (the offline modeller has no definition store). An engine that
+ * wants a credential (401/403) is there: the shell offers to set the key. */
 export async function engineAvailable(): Promise<boolean> {
   try {
     await api.listDefinitions("", 0, 1);
     return true;
-  } catch {
-    return false;
+  } catch (error) {
+    return error instanceof ApiError && (error.status === 401 || error.status === 403);
   }
 }

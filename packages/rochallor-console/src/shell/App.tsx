@@ -1,5 +1,5 @@
 import { useEffect, useState } from "react";
-import { engineAvailable } from "../shared/api";
+import { apiKey, engineAvailable, setApiKey } from "../shared/api";
 import { EngineContext } from "../shared/engine";
 import { useRoute } from "./router";
 import { sections } from "./sections";
@@ -31,6 +31,21 @@ export function App() {
               </a>
             ))}
           </nav>
+          {online ? (
+            <button
+              className="key-button"
+              data-testid="api-key"
+              title="The API key or token sent to the engine (kept in this browser)"
+              onClick={() => {
+                const entered = window.prompt("API key or bearer token (empty to clear)", apiKey() ?? "");
+                if (entered === null) return;
+                setApiKey(entered.trim() || null);
+                window.location.reload();
+              }}
+            >
+              {apiKey() ? "key set" : "API key"}
+            </button>
+          ) : null}
           <span className={`engine-state ${online ? "online" : "offline"}`} data-testid="engine-state">
             {online === null ? "…" : online ? "engine connected" : "offline (validator only)"}
           </span>

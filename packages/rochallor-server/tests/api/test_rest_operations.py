@@ -175,6 +175,7 @@ async def test_versions_audit_links_and_exhausted_jobs_shapes(
                 "actor": "w-1",
                 "kind": "job-completed",
                 "detail": {"jobId": "j"},
+                "principal": None,
             }
         ]
     }

@@ -9,6 +9,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from rest_fakes import Client, FakeEngine
 
+from rochallor_server import auth
 from rochallor_server.api.rest import app as rest_app
 from rochallor_server.metrics import Metrics
 from rochallor_server.ui import add_ui_routes, static_dir
@@ -53,3 +54,29 @@ async def test_unknown_files_and_escapes_are_404(client: Client) -> None:
     assert (await client.get("/ui/assets/nope.js")).status == 404
     assert (await client.get("/ui/../../api/rest/openapi.json")).status == 404
     assert (await client.get("/ui/%2e%2e/__init__.py")).status == 404
+
+
+async def test_with_access_control_the_page_is_open_and_validation_needs_read() -> None:
+    access = auth.AccessControl(auth.MemoryKeyStore(), enforce=True)
+    _key, token = await access.create_key(name="modeller", role="viewer")
+    app = rest_app.make_app(Metrics(), FakeEngine(), access=access)
+    add_ui_routes(app)
+    guarded: TestClient[Any, Any] = TestClient(TestServer(app))
+    await guarded.start_server()
+    try:
+        page = await guarded.get("/ui/")
+        anonymous = await guarded.post(
+            "/v1/definitions/validate", data=b"{}", headers={"Content-Type": "application/json"}
+        )
+        viewer = await guarded.post(
+            "/v1/definitions/validate",
+            data=b"{}",
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+        )
+
+        assert page.status == 200
+        assert anonymous.status == 401
+        assert viewer.status == 200
+        assert (await viewer.json())["accepted"] is False
+    finally:
+        await guarded.close()

@@ -57,6 +57,7 @@ def audit_entry(record: AuditRecord) -> JsonObject:
         "actor": record.entry.actor,
         "kind": record.entry.kind,
         "detail": record.entry.detail,
+        "principal": record.entry.principal,
     }
 
 

@@ -190,6 +190,7 @@ def audit_from_row(row: Row) -> ports.AuditRecord:
             actor=row["actor"],
             instance_id=row["instance_id"],
             detail=row["detail"] if row["detail"] is not None else {},
+            principal=row["principal"],
         ),
     )
 
