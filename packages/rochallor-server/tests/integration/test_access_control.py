@@ -223,6 +223,9 @@ async def _revoke(w: World) -> RestCall:
 REST_CASES = [
     RestCase("UploadDefinition", ADMINS, 201, _fixed("POST", "/v1/definitions", JOB_DEF)),
     RestCase("ListDefinitions", READERS, 200, _fixed("GET", "/v1/definitions")),
+    RestCase(
+        "ValidateDefinition", READERS, 200, _fixed("POST", "/v1/definitions/validate", JOB_DEF)
+    ),
     RestCase("GetDefinition", READERS, 200, _fixed("GET", "/v1/definitions/AUTH::job")),
     RestCase("GetDefinition", READERS, 200, _fixed("GET", "/v1/definitions/AUTH::job/versions/1")),
     RestCase(
