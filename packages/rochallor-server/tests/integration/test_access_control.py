@@ -251,9 +251,6 @@ REST_CASES = [
     RestCase("FailJob", WORKERS, 204, _fail),
     RestCase("ExtendJobLease", WORKERS, 200, _extend),
     RestCase("DescribeApi", READERS, 200, _fixed("GET", "/v1/openapi.json")),
-    RestCase(
-        "ValidateDefinition", READERS, 200, _fixed("POST", "/v1/definitions/validate", JOB_DEF)
-    ),
     RestCase("RetryInstance", OPERATORS, 200, _retry),
     RestCase("RetryInstances", OPERATORS, 200, _retry_many),
     RestCase("CountInstances", READERS, 200, _fixed("GET", "/v1/instances/counts")),
