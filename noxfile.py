@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import filecmp
+
 import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
@@ -18,6 +20,8 @@ nox.options.sessions = [
     "schemathesis",
     "conformance",
     "faults_quick",
+    "ui_check",
+    "tests_ui",
 ]
 
 PYTHON = "3.11"
@@ -26,6 +30,8 @@ SERVER = "packages/rochallor-server"
 SDK = "packages/rochallor-sdk"
 CONFORMANCE = "conformance/driver"
 CODEGEN_REQUIREMENTS = "codegen/requirements.txt"
+CONSOLE = "packages/rochallor-console"
+UI_STATIC = f"{SERVER}/src/rochallor_server/ui/static"
 
 
 def _pytest(session: nox.Session, package: str) -> None:
@@ -182,3 +188,89 @@ def faults(session: nox.Session) -> None:
 def faults_quick(session: nox.Session) -> None:
     """Fault suite with fewer instances and faults (part of the default run)."""
     _faults(session, "quick")
+
+
+def _npm_ci(session: nox.Session) -> None:
+    """Install the front-end's exact dependencies from its committed package-lock.json."""
+    session.chdir(CONSOLE)
+    session.run("npm", "ci", "--no-audit", "--no-fund", external=True)
+
+
+@nox.session(python=False)
+def ui_build(session: nox.Session) -> None:
+    """Build the browser UI (packages/rochallor-console) into the server package (committed)."""
+    _npm_ci(session)
+    session.run("npm", "run", "build", external=True)
+
+
+@nox.session(python=False)
+def ui_check(session: nox.Session) -> None:
+    """Front-end: type check, Vitest unit tests, and fail if the committed bundle is stale."""
+    import tempfile
+    from pathlib import Path
+
+    _npm_ci(session)
+    session.run("npx", "tsc", "--noEmit", external=True)
+    session.run("npx", "vitest", "run", external=True)
+    committed = Path("..", "..", UI_STATIC).resolve()
+    with tempfile.TemporaryDirectory() as fresh:
+        session.run("npx", "vite", "build", "--outDir", fresh, "--emptyOutDir", external=True)
+        stale = _tree_differences(filecmp.dircmp(fresh, committed))
+    if stale:
+        session.error(
+            "the committed UI bundle differs from a fresh build (run `nox -s ui_build`): "
+            + ", ".join(sorted(stale))
+        )
+
+
+def _tree_differences(cmp: filecmp.dircmp[str], prefix: str = "") -> list[str]:
+    found = [prefix + name for name in cmp.left_only + cmp.right_only + cmp.diff_files]
+    found += [prefix + name for name in cmp.funny_files]
+    for name, sub in cmp.subdirs.items():
+        found += _tree_differences(sub, f"{prefix}{name}/")
+    return found
+
+
+def _ensure_chromium(session: nox.Session) -> None:
+    """Debian's Chromium at /usr/bin/chromium (Playwright's own browser download is not used)."""
+    from pathlib import Path
+
+    if Path("/usr/bin/chromium").exists():
+        return
+    session.log("installing Debian's chromium (apt-get)")
+    sudo = [] if _is_root() else ["sudo"]
+    session.run(*sudo, "apt-get", "update", "-qq", external=True)
+    session.run(
+        *sudo,
+        "apt-get",
+        "install",
+        "-y",
+        "-qq",
+        "chromium",
+        external=True,
+        env={"DEBIAN_FRONTEND": "noninteractive"},
+    )
+
+
+def _is_root() -> bool:
+    import os
+
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+@nox.session(python=PYTHON)
+def tests_ui(session: nox.Session) -> None:
+    """Browser tests of the UI: Playwright drives Debian's Chromium against a real engine."""
+    _ensure_chromium(session)
+    session.install("-e", VALIDATOR, "-e", f"{SERVER}[ui-test]", "pytest>=8", "pytest-timeout>=2.3")
+    session.chdir(CONSOLE)
+    session.run("pytest", "-q", "-p", "no:randomly", "browser_tests", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def ui_screenshots(session: nox.Session) -> None:
+    """Retake the modeller screenshots of docs/modeller.md (docs/images/modeller-*.png)."""
+    _ensure_chromium(session)
+    session.install("-e", VALIDATOR, "-e", f"{SERVER}[ui-test]")
+    session.chdir(CONSOLE)
+    session.run("python", "-m", "browser_tests.screenshots")

@@ -22,6 +22,7 @@ from rochallor_server import auth, tls
 from rochallor_server.api.grpc.server import GrpcListener
 from rochallor_server.api.grpc.service import WorkflowEngineService
 from rochallor_server.api.rest import app as rest_app
+from rochallor_server.api.rest.validation import VALIDATE_PATH, validate_definition
 from rochallor_server.config import DispatchMode, KafkaSettings, Settings
 from rochallor_server.engine import limits
 from rochallor_server.engine.clock import SystemClock, UlidGenerator
@@ -36,6 +37,7 @@ from rochallor_server.sweepers.base import PeriodicTask
 from rochallor_server.sweepers.chains import chain_sweeper
 from rochallor_server.sweepers.leases import lease_sweeper
 from rochallor_server.sweepers.timers import timer_sweeper
+from rochallor_server.ui import UI_PREFIX, add_ui_routes
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -149,14 +151,16 @@ class Server:
         )
 
         # REST last: a 2xx from /healthz means the whole engine is ready.
+        rest = rest_app.make_app(
+            self.metrics,
+            self.engine,
+            dispatch_mode=DispatchMode(settings.engine.dispatch_mode),
+            access=self.access,
+            cors_origins=settings.auth.cors_origins,
+        )
+        add_ui_routes(rest)  # the browser UI at /ui/, beside the REST API
         self._rest = web.AppRunner(
-            rest_app.make_app(
-                self.metrics,
-                self.engine,
-                dispatch_mode=DispatchMode(settings.engine.dispatch_mode),
-                access=self.access,
-                cors_origins=settings.auth.cors_origins,
-            ),
+            rest,
             access_log=None,
             shutdown_timeout=10,
             # Long request lines reach the application, which answers them with a JSON error
@@ -343,3 +347,24 @@ async def serve(settings: Settings) -> None:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
         await server.stop()
+
+
+def make_offline_app() -> web.Application:
+    """``rochallor-modeller``: the UI at ``/ui/`` and ``POST /v1/definitions/validate`` only.
+
+    No PostgreSQL and no definition store: definitions are imported and exported as files; the
+    UI notices that no engine answers and hides publishing and the engine browser.
+    """
+    offline = web.Application(client_max_size=rest_app.DEFAULT_CLIENT_MAX_SIZE)
+
+    async def root(_request: web.Request) -> web.StreamResponse:
+        raise web.HTTPFound(f"{UI_PREFIX}/")
+
+    async def healthz(_request: web.Request) -> web.Response:
+        return web.Response(status=200)
+
+    offline.router.add_get("/", root)
+    offline.router.add_get("/healthz", healthz)
+    offline.router.add_post(VALIDATE_PATH, validate_definition)
+    add_ui_routes(offline)
+    return offline

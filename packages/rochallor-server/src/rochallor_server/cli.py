@@ -79,3 +79,23 @@ def main(argv: list[str] | None = None) -> None:
     except RochallorError as exc:  # a start-up check failed (e.g. a Kafka topic is missing)
         sys.stderr.write(f"rochallor-server: {exc}\n")
         raise SystemExit(1) from None
+
+
+MODELLER_PORT = 8088
+
+
+def modeller_main(argv: list[str] | None = None) -> None:
+    """``rochallor-modeller``: the browser modeller with the validator only (no engine)."""
+    from aiohttp import web
+
+    parser = argparse.ArgumentParser(
+        prog="rochallor-modeller",
+        description="Serve the workflow modeller with the validator only (no engine needed).",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="interface (127.0.0.1)")
+    parser.add_argument("--port", type=int, default=MODELLER_PORT, help=f"port ({MODELLER_PORT})")
+    parser.add_argument("--version", action="version", version=__version__)
+    args = parser.parse_args(argv)
+    sys.stdout.write(f"rochallor-modeller: http://{args.host}:{args.port}/ui/\n")
+    sys.stdout.flush()
+    web.run_app(app.make_offline_app(), host=args.host, port=args.port, print=None)

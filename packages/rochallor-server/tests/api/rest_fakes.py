@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from rochallor_server.engine.model import (
+    AuditEntry,
     DefinitionRecord,
     ExecutionStatus,
     Instance,
@@ -18,8 +19,18 @@ from rochallor_server.engine.model import (
     JsonObject,
     StepExecution,
 )
-from rochallor_server.service.engine import Engine, UploadResult
-from rochallor_server.service.ports import InstanceFilter, Page
+from rochallor_server.errors import Conflict
+from rochallor_server.service.engine import Engine, RetryResult, UploadResult
+from rochallor_server.service.ports import (
+    AuditRecord,
+    ChainLinks,
+    ExhaustedJob,
+    InstanceFilter,
+    JobQueue,
+    Page,
+    VersionStats,
+    WorkerSeen,
+)
 
 T0 = dt.datetime(2025, 3, 1, 12, 34, 56, 789012, tzinfo=dt.UTC)
 T1 = dt.datetime(2025, 3, 1, 12, 35, 0, tzinfo=dt.UTC)
@@ -110,6 +121,66 @@ class FakeEngine(Engine):
             "complete_user_task": None,
             "signal": None,
             "check_database": None,
+            "retry_instance": instance(status=InstanceStatus.ACTIVE),
+            "retry_instances": (
+                [
+                    RetryResult(instance_id="i1", instance=instance(status=InstanceStatus.ACTIVE)),
+                    RetryResult(instance_id="i2", error=Conflict("instance is ACTIVE")),
+                ],
+                2,
+            ),
+            "count_instances": {s.value: 1 for s in InstanceStatus},
+            "definition_versions": [
+                VersionStats(
+                    id="LOS::loan",
+                    version=1,
+                    name="Loan",
+                    uploaded_at=T0,
+                    instances={"COMPLETED": 3},
+                )
+            ],
+            "instance_audit": [
+                AuditRecord(
+                    id=7,
+                    at=T1,
+                    entry=AuditEntry(
+                        kind="job-completed",
+                        actor="w-1",
+                        instance_id="01JNQ7Z3K5V2M8R4T6W9XBCDEF",
+                        detail={"jobId": "j"},
+                    ),
+                )
+            ],
+            "chain_links": ChainLinks(parent="p", children=["c1", "c2"]),
+            "job_queues": (
+                T1,
+                [
+                    JobQueue(
+                        job_type="payment",
+                        unlocked=2,
+                        locked=1,
+                        oldest_unlocked_at=T0,
+                        exhausted=1,
+                        workers=[WorkerSeen(worker_id="w-1", seen_at=T1)],
+                    )
+                ],
+            ),
+            "exhausted_jobs": Page(
+                items=[
+                    ExhaustedJob(
+                        id="j",
+                        job_type="payment",
+                        instance_id="i",
+                        step_id="charge",
+                        worker_id="w-1",
+                        failed_at=T1,
+                        error_message="card declined",
+                        definition_id="LOS::loan",
+                        definition_version=2,
+                    )
+                ],
+                total=1,
+            ),
         }
 
     def fail(self, method: str, error: BaseException) -> None:
@@ -230,6 +301,55 @@ class FakeEngine(Engine):
 
     async def signal(self, instance_id: str, step_id: str, variables: JsonObject | None) -> None:
         self._answer("signal", instance_id=instance_id, step_id=step_id, variables=variables)
+
+    # the operations console
+
+    async def retry_instance(self, instance_id: str, *, variables: JsonObject | None) -> Instance:
+        return self._answer("retry_instance", instance_id=instance_id, variables=variables)  # type: ignore[no-any-return]
+
+    async def retry_instances(
+        self,
+        *,
+        instance_ids: Sequence[str] | None,
+        filter: InstanceFilter | None,
+        variables: JsonObject | None,
+        limit: int,
+    ) -> tuple[list[RetryResult], int]:
+        return self._answer(  # type: ignore[no-any-return]
+            "retry_instances",
+            instance_ids=instance_ids,
+            filter=filter,
+            variables=variables,
+            limit=limit,
+        )
+
+    async def count_instances(self, *, filter: InstanceFilter) -> dict[str, int]:
+        return self._answer("count_instances", filter=filter)  # type: ignore[no-any-return]
+
+    async def definition_versions(self, definition_id: str) -> list[VersionStats]:
+        return self._answer("definition_versions", definition_id=definition_id)  # type: ignore[no-any-return]
+
+    async def instance_audit(
+        self, instance_id: str, *, after_id: int, limit: int
+    ) -> list[AuditRecord]:
+        return self._answer(  # type: ignore[no-any-return]
+            "instance_audit", instance_id=instance_id, after_id=after_id, limit=limit
+        )
+
+    async def chain_links(self, instance_id: str) -> ChainLinks:
+        return self._answer("chain_links", instance_id=instance_id)  # type: ignore[no-any-return]
+
+    async def job_queues(
+        self, *, worker_window: dt.timedelta
+    ) -> tuple[dt.datetime, list[JobQueue]]:
+        return self._answer("job_queues", worker_window=worker_window)  # type: ignore[no-any-return]
+
+    async def exhausted_jobs(
+        self, *, job_type: str | None, page: int, page_size: int
+    ) -> Page[ExhaustedJob]:
+        return self._answer(  # type: ignore[no-any-return]
+            "exhausted_jobs", job_type=job_type, page=page, page_size=page_size
+        )
 
 
 ClientFactory = Callable[..., Awaitable[TestClient[Any, Any]]]

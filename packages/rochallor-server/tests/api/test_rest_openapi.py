@@ -66,6 +66,7 @@ TOO_LARGE = Scenario(path="", body=b'{"x": "' + b"y" * 100 + b'"}', options={"cl
 STORAGE = StorageError("database failure")
 UNAVAILABLE = StorageUnavailable("database unavailable: ConnectionRefusedError")
 BATCH = b'{"completions": [{"jobId": "j"}]}'
+BULK_RETRY = b'{"filter": {"definitionId": "d"}}'
 DEFINITION = b'{"id": "d", "name": "D", "steps": [{"id": "a", "name": "A", "type": "END"}]}'
 
 
@@ -99,6 +100,15 @@ def _scenarios() -> dict[tuple[str, str, int], Scenario]:
         ("GET", "/v1/openapi.json", 200): Scenario(path="/v1/openapi.json"),
         # definitions
         ("POST", "/v1/definitions", 201): Scenario(path="/v1/definitions", body=DEFINITION),
+        ("POST", "/v1/definitions/validate", 200): Scenario(
+            path="/v1/definitions/validate", body=DEFINITION
+        ),
+        ("POST", "/v1/definitions/validate", 413): attrs.evolve(
+            TOO_LARGE, path="/v1/definitions/validate"
+        ),
+        ("POST", "/v1/definitions/validate", 415): Scenario(
+            path="/v1/definitions/validate", body=b"<x/>", headers={"Content-Type": "text/xml"}
+        ),
         ("POST", "/v1/definitions", 415): Scenario(
             path="/v1/definitions", body=b"<x/>", headers={"Content-Type": "text/xml"}
         ),
@@ -141,6 +151,19 @@ def _scenarios() -> dict[tuple[str, str, int], Scenario]:
         ("POST", "/v1/jobs/{id}/extend", 200): Scenario(
             path="/v1/jobs/j/extend", body=b'{"workerId":"w"}'
         ),
+        # operations
+        ("GET", "/v1/definitions/{id}/versions", 200): Scenario(path="/v1/definitions/d/versions"),
+        ("GET", "/v1/instances/counts", 200): Scenario(path="/v1/instances/counts"),
+        ("GET", "/v1/instances/counts", 400): Scenario(
+            path="/v1/instances/counts?definitionVersion=x"
+        ),
+        ("POST", "/v1/instances/retry", 200): Scenario(path="/v1/instances/retry", body=BULK_RETRY),
+        ("POST", "/v1/instances/{id}/retry", 200): Scenario(path="/v1/instances/i/retry"),
+        ("GET", "/v1/instances/{id}/audit", 200): Scenario(path="/v1/instances/i/audit"),
+        ("GET", "/v1/instances/{id}/links", 200): Scenario(path="/v1/instances/i/links"),
+        ("GET", "/v1/jobs/queues", 200): Scenario(path="/v1/jobs/queues"),
+        ("GET", "/v1/jobs/queues", 400): Scenario(path="/v1/jobs/queues?workerWindowSeconds=0"),
+        ("GET", "/v1/jobs/exhausted", 200): Scenario(path="/v1/jobs/exhausted"),
         # keys
         ("POST", "/v1/admin/keys", 201): Scenario(path="/v1/admin/keys", body=NEW_KEY),
         ("POST", "/v1/admin/keys", 400): Scenario(path="/v1/admin/keys", body=b'{"name": "x"}'),
@@ -201,6 +224,26 @@ def _scenarios() -> dict[tuple[str, str, int], Scenario]:
         ("POST", "/v1/jobs/{id}/extend", "/v1/jobs/j/extend", "extend_job_lease",
          b'{"workerId":"w"}',
          {400: b"[]", 404: NotFound("job not found"), 409: Conflict("not yours"), 500: STORAGE}),
+        ("GET", "/v1/definitions/{id}/versions", "/v1/definitions/d/versions",
+         "definition_versions", None,
+         {400: BadRequest("id must be at most 256 characters"),
+          404: NotFound("definition not found"), 500: STORAGE}),
+        ("GET", "/v1/instances/counts", "/v1/instances/counts", "count_instances", None,
+         {500: STORAGE}),
+        ("POST", "/v1/instances/retry", "/v1/instances/retry", "retry_instances", BULK_RETRY,
+         {400: b'{"instanceIds": ["i"], "filter": {}}', 500: STORAGE}),
+        ("POST", "/v1/instances/{id}/retry", "/v1/instances/i/retry", "retry_instance", None,
+         {400: b'{"variables": 1}', 404: NotFound("instance not found"),
+          409: Conflict("instance is ACTIVE"), 500: STORAGE}),
+        ("GET", "/v1/instances/{id}/audit", "/v1/instances/i/audit", "instance_audit", None,
+         {400: BadRequest("id must be at most 256 characters"),
+          404: NotFound("instance not found"), 500: STORAGE}),
+        ("GET", "/v1/instances/{id}/links", "/v1/instances/i/links", "chain_links", None,
+         {400: BadRequest("id must be at most 256 characters"),
+          404: NotFound("instance not found"), 500: STORAGE}),
+        ("GET", "/v1/jobs/queues", "/v1/jobs/queues", "job_queues", None, {500: STORAGE}),
+        ("GET", "/v1/jobs/exhausted", "/v1/jobs/exhausted", "exhausted_jobs", None,
+         {400: BadRequest("jobType must be at most 256 characters"), 500: STORAGE}),
     ]  # fmt: skip
     for method, template, path, engine_method, body, statuses in errors:
         if 500 in statuses:  # every operation that reads or writes the database

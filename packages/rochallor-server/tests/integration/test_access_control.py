@@ -78,6 +78,15 @@ WAIT_DEF: dict[str, Any] = {
         {"id": "end", "name": "End", "type": "END"},
     ],
 }
+FAIL_DEF: dict[str, Any] = {
+    "id": "AUTH::fail",
+    "name": "Fails at once (a decision without a match)",
+    "steps": [
+        {"id": "route", "name": "Route", "type": "DECISION",
+         "conditionalNextSteps": {"never == true": "end"}},
+        {"id": "end", "name": "End", "type": "END"},
+    ],
+}  # fmt: skip
 CONSOLE = "http://console.local"
 
 
@@ -116,7 +125,7 @@ async def secured(pg_dsn: str) -> AsyncIterator[Server]:
     try:
         assert server.engine is not None and server.access is not None
         assert server.access.enforce
-        for document in (JOB_DEF, OTHER_JOB_DEF, TASK_DEF, WAIT_DEF):
+        for document in (JOB_DEF, OTHER_JOB_DEF, TASK_DEF, WAIT_DEF, FAIL_DEF):
             await server.engine.upload_definition(document)
         yield server
     finally:
@@ -191,6 +200,22 @@ async def _history(w: World) -> RestCall:
     return "GET", f"/v1/instances/{await w.instance('AUTH::wait')}/history", None
 
 
+async def _retry(w: World) -> RestCall:
+    return "POST", f"/v1/instances/{await w.instance('AUTH::fail')}/retry", {}
+
+
+async def _retry_many(w: World) -> RestCall:
+    return "POST", "/v1/instances/retry", {"instanceIds": [await w.instance("AUTH::fail")]}
+
+
+async def _audit(w: World) -> RestCall:
+    return "GET", f"/v1/instances/{await w.instance('AUTH::wait')}/audit", None
+
+
+async def _links(w: World) -> RestCall:
+    return "GET", f"/v1/instances/{await w.instance('AUTH::wait')}/links", None
+
+
 async def _revoke(w: World) -> RestCall:
     return "POST", f"/v1/admin/keys/{await w.throwaway_key()}/revoke", {}
 
@@ -198,6 +223,9 @@ async def _revoke(w: World) -> RestCall:
 REST_CASES = [
     RestCase("UploadDefinition", ADMINS, 201, _fixed("POST", "/v1/definitions", JOB_DEF)),
     RestCase("ListDefinitions", READERS, 200, _fixed("GET", "/v1/definitions")),
+    RestCase(
+        "ValidateDefinition", READERS, 200, _fixed("POST", "/v1/definitions/validate", JOB_DEF)
+    ),
     RestCase("GetDefinition", READERS, 200, _fixed("GET", "/v1/definitions/AUTH::job")),
     RestCase("GetDefinition", READERS, 200, _fixed("GET", "/v1/definitions/AUTH::job/versions/1")),
     RestCase(
@@ -223,6 +251,16 @@ REST_CASES = [
     RestCase("FailJob", WORKERS, 204, _fail),
     RestCase("ExtendJobLease", WORKERS, 200, _extend),
     RestCase("DescribeApi", READERS, 200, _fixed("GET", "/v1/openapi.json")),
+    RestCase("RetryInstance", OPERATORS, 200, _retry),
+    RestCase("RetryInstances", OPERATORS, 200, _retry_many),
+    RestCase("CountInstances", READERS, 200, _fixed("GET", "/v1/instances/counts")),
+    RestCase("GetInstanceAudit", READERS, 200, _audit),
+    RestCase("GetInstanceLinks", READERS, 200, _links),
+    RestCase(
+        "ListDefinitionVersions", READERS, 200, _fixed("GET", "/v1/definitions/AUTH::job/versions")
+    ),
+    RestCase("GetJobQueues", READERS, 200, _fixed("GET", "/v1/jobs/queues")),
+    RestCase("ListExhaustedJobs", READERS, 200, _fixed("GET", "/v1/jobs/exhausted")),
     RestCase(
         "CreateApiKey",
         ADMINS,
@@ -317,6 +355,10 @@ async def _g_cancel(w: World) -> GrpcCall:
     return "cancel_instance", pb.CancelInstanceRequest(id=await w.instance("AUTH::wait"))
 
 
+async def _g_retry(w: World) -> GrpcCall:
+    return "retry_instance", pb.RetryInstanceRequest(id=await w.instance("AUTH::fail"))
+
+
 async def _g_get(w: World) -> GrpcCall:
     return "get_instance", pb.GetInstanceRequest(id=await w.instance("AUTH::wait"))
 
@@ -375,6 +417,7 @@ GRPC_CASES = [
     GrpcCase("GetInstanceHistory", READERS, _g_history),
     GrpcCase("ListInstances", READERS, _rpc("list_instances", pb.ListInstancesRequest())),
     GrpcCase("CancelInstance", OPERATORS, _g_cancel),
+    GrpcCase("RetryInstance", OPERATORS, _g_retry),
     GrpcCase("CompleteUserTask", OPERATORS, _g_user_task),
     GrpcCase("SignalWait", OPERATORS, _g_signal),
     GrpcCase(

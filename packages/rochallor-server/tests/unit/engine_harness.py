@@ -223,6 +223,19 @@ class Harness:
             )
         )
 
+    def retry(self, variables: dict[str, Any] | None = None):
+        history = sorted(self.executions.values(), key=lambda e: (e.started_at, e.id))
+        return self.apply(
+            core.retry(
+                self.definition,
+                self.state,
+                history,
+                variables=variables,
+                now=self.clock.now(),
+                ids=self.ids,
+            )
+        )
+
     # -- views ----------------------------------------------------------------------------
 
     def history(self) -> list[tuple[str, str]]:

@@ -22,12 +22,20 @@ EXPECTED: dict[str, set[str]] = {
     "UploadDefinition": {A},
     "GetDefinition": {A, OP, V},
     "ListDefinitions": {A, OP, V},
+    "ValidateDefinition": {A, OP, V},
     "StartInstance": {A, OP},
     "GetInstance": {A, OP, V},
     "GetInstanceHistory": {A, OP, V},
     "ListInstances": {A, OP, V},
     "CancelInstance": {A, OP},
     "RetryInstance": {A, OP},
+    "RetryInstances": {A, OP},
+    "CountInstances": {A, OP, V},
+    "GetInstanceAudit": {A, OP, V},
+    "GetInstanceLinks": {A, OP, V},
+    "ListDefinitionVersions": {A, OP, V},
+    "GetJobQueues": {A, OP, V},
+    "ListExhaustedJobs": {A, OP, V},
     "CompleteUserTask": {A, OP},
     "SignalWait": {A, OP},
     "PollJobs": {A, W},
@@ -56,6 +64,8 @@ def test_role_allows_exactly_its_operations(role: auth.Role, operation: str) -> 
 def test_health_is_public_and_unknown_routes_are_guarded() -> None:
     assert auth.required_permission("Health") is None
     assert auth.rest_operation("GET", "/healthz") == "Health"
+    assert auth.required_permission("ServeUi") is None
+    assert auth.rest_operation("GET", "/ui/{tail}") == "ServeUi"
     # A route nobody mapped yet: reading needs read, anything else needs admin.
     read = auth.rest_operation("GET", "/v1/something-new")
     write = auth.rest_operation("POST", "/v1/something-new")
@@ -82,7 +92,7 @@ async def test_a_key_made_while_open_counts_only_after_a_restart() -> None:
 
 def test_every_rest_route_names_a_known_operation() -> None:
     for operation in auth.REST_OPERATIONS.values():
-        assert operation == "Health" or operation in auth.OPERATIONS
+        assert operation in auth.PUBLIC_OPERATIONS or operation in auth.OPERATIONS
 
 
 # -- keys ----------------------------------------------------------------------------------------

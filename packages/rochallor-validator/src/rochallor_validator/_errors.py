@@ -23,6 +23,9 @@ class ValidationIssue:
     message: str
     severity: str = "error"
     step_id: str | None = None
+    #: For an expression syntax error: the character offset of the error in the text as
+    #: written in the document (the condition key, the ``"${…}"`` string, the table entry).
+    position: int | None = None
 
     @property
     def is_parse_error(self) -> bool:

@@ -75,8 +75,20 @@ class _Checker:
             if not _blank(step.id):
                 self.ids.setdefault(step.id, step)
 
-    def error(self, code: str, path: str, message: str, step_id: str | None = None) -> None:
-        self.issues.append(ValidationIssue(code=code, path=path, message=message, step_id=step_id))
+    def error(
+        self,
+        code: str,
+        path: str,
+        message: str,
+        step_id: str | None = None,
+        *,
+        position: int | None = None,
+    ) -> None:
+        self.issues.append(
+            ValidationIssue(
+                code=code, path=path, message=message, step_id=step_id, position=position
+            )
+        )
 
     def expression_error(
         self, code: str, path: str, prefix: str, source: Any, exc: ExpressionSyntaxError, sid: str
@@ -86,10 +98,16 @@ class _Checker:
             if not self.limits:
                 return
             self.error(
-                "EXPR_LIMIT", path, f"{prefix}: {exc.detail} (at offset {exc.position})", sid
+                "EXPR_LIMIT",
+                path,
+                f"{prefix}: {exc.detail} (at offset {exc.position})",
+                sid,
+                position=_offset(source, exc),
             )
         else:
-            self.error(code, path, f"{prefix} {source!r}: {exc.detail}", sid)
+            self.error(
+                code, path, f"{prefix} {source!r}: {exc.detail}", sid, position=_offset(source, exc)
+            )
 
     def too_long(self, value: str | None, path: str, what: str, sid: str | None = None) -> None:
         """``STRING_LENGTH`` when ``value`` has more than ``MAX_IDENTIFIER_LENGTH`` characters."""
@@ -741,3 +759,12 @@ def run_rules(definition: WorkflowDefinition, *, limits: bool = True) -> list[Va
     ``limits=False`` leaves out the limits of ``docs/validator.md`` section 7.
     """
     return _Checker(definition, limits=limits).run()
+
+
+def _offset(written: object, exc: ExpressionSyntaxError) -> int:
+    """The error's offset in the text as written (``exc`` may concern the inner ``${…}`` text)."""
+    if isinstance(written, str):
+        start = written.find(exc.source) if exc.source else -1
+        if start > 0:
+            return start + exc.position
+    return exc.position

@@ -253,3 +253,20 @@ def test_select_branch_order_and_failures() -> None:
         select_branch(branches, {"highRisk": False, "creditScore": 1})
     with pytest.raises(ExpressionEvaluationError):
         select_branch(branches, {"creditScore": 1})
+
+
+def test_expression_syntax_errors_give_the_offset_in_the_written_text() -> None:
+    doc = base()
+    doc["steps"][1:1] = [
+        {"id": "d", "name": "D", "type": "DECISION",
+         "conditionalNextSteps": {"a > 1": "t", "a && && b": "t"}},
+        {"id": "t", "name": "T", "type": "TRANSFORMATION", "nextStep": "end",
+         "transformations": {"x": "${a +}", "y": "${now()}"}},
+    ]  # fmt: skip
+    doc["steps"][0]["nextStep"] = "d"
+    found = {i.code: i for i in validate_definition(doc)}
+    condition = found["DECISION_EXPR_SYNTAX"]
+    assert condition.position == 5  # the second "&&" of "a && && b"
+    value = found["TRANSFORMATION_EXPR_SYNTAX"]
+    assert value.position == 5  # the end of "${a +", counted from the "$"
+    assert all(i.position is None for i in validate_definition(base(name="")))

@@ -24,6 +24,7 @@ from rochallor_server.auth._principal import (
 )
 from rochallor_server.auth._roles import (
     OPERATIONS,
+    PUBLIC_OPERATIONS,
     REST_OPERATIONS,
     ROLE_PERMISSIONS,
     Permission,
@@ -35,6 +36,7 @@ from rochallor_server.auth._roles import (
 
 __all__ = [
     "OPERATIONS",
+    "PUBLIC_OPERATIONS",
     "REST_OPERATIONS",
     "ROLE_PERMISSIONS",
     "AccessControl",

@@ -43,6 +43,7 @@ OPERATIONS: Final[dict[str, Permission]] = {
     "UploadDefinition": Permission.DEFINE,
     "GetDefinition": Permission.READ,
     "ListDefinitions": Permission.READ,
+    "ValidateDefinition": Permission.READ,
     # instances
     "StartInstance": Permission.OPERATE,
     "GetInstance": Permission.READ,
@@ -50,6 +51,11 @@ OPERATIONS: Final[dict[str, Permission]] = {
     "ListInstances": Permission.READ,
     "CancelInstance": Permission.OPERATE,
     "RetryInstance": Permission.OPERATE,
+    "RetryInstances": Permission.OPERATE,
+    "CountInstances": Permission.READ,
+    "GetInstanceAudit": Permission.READ,
+    "GetInstanceLinks": Permission.READ,
+    "ListDefinitionVersions": Permission.READ,
     "CompleteUserTask": Permission.OPERATE,
     "SignalWait": Permission.OPERATE,
     # jobs
@@ -58,6 +64,8 @@ OPERATIONS: Final[dict[str, Permission]] = {
     "BatchCompleteJobs": Permission.WORK,
     "FailJob": Permission.WORK,
     "ExtendJobLease": Permission.WORK,
+    "GetJobQueues": Permission.READ,
+    "ListExhaustedJobs": Permission.READ,
     # service
     "ReadMetrics": Permission.READ,
     "DescribeApi": Permission.READ,
@@ -68,20 +76,28 @@ OPERATIONS: Final[dict[str, Permission]] = {
 }
 """Every operation of the engine and the permission it needs: the one place to look."""
 
-PUBLIC_OPERATIONS: Final = frozenset({"Health"})
-"""Answered without a credential (``/healthz``, ``/readyz``, ``grpc.health.v1``)."""
+PUBLIC_OPERATIONS: Final = frozenset({"Health", "ServeUi"})
+"""Answered without a credential (``/healthz``, ``/readyz``, ``grpc.health.v1``, the browser UI's
+static files under ``/ui/``, which hold no data: the UI sends the user's credential on its API
+calls)."""
 
 REST_OPERATIONS: Final[dict[tuple[str, str], str]] = {
     ("POST", "/v1/definitions"): "UploadDefinition",
     ("GET", "/v1/definitions"): "ListDefinitions",
+    ("POST", "/v1/definitions/validate"): "ValidateDefinition",
     ("GET", "/v1/definitions/{id}"): "GetDefinition",
     ("GET", "/v1/definitions/{id}/versions/{version}"): "GetDefinition",
+    ("GET", "/v1/definitions/{id}/versions"): "ListDefinitionVersions",
     ("GET", "/v1/instances"): "ListInstances",
     ("POST", "/v1/instances"): "StartInstance",
     ("GET", "/v1/instances/{id}"): "GetInstance",
     ("GET", "/v1/instances/{id}/history"): "GetInstanceHistory",
     ("POST", "/v1/instances/{id}/cancel"): "CancelInstance",
     ("POST", "/v1/instances/{id}/retry"): "RetryInstance",
+    ("POST", "/v1/instances/retry"): "RetryInstances",
+    ("GET", "/v1/instances/counts"): "CountInstances",
+    ("GET", "/v1/instances/{id}/audit"): "GetInstanceAudit",
+    ("GET", "/v1/instances/{id}/links"): "GetInstanceLinks",
     ("POST", "/v1/instances/{instanceId}/user-tasks/{userTaskId}/complete"): "CompleteUserTask",
     ("POST", "/v1/instances/{instanceId}/signals/{waitStepId}"): "SignalWait",
     ("POST", "/v1/jobs/poll"): "PollJobs",
@@ -89,8 +105,12 @@ REST_OPERATIONS: Final[dict[tuple[str, str], str]] = {
     ("POST", "/v1/jobs/batch-complete"): "BatchCompleteJobs",
     ("POST", "/v1/jobs/{id}/fail"): "FailJob",
     ("POST", "/v1/jobs/{id}/extend"): "ExtendJobLease",
+    ("GET", "/v1/jobs/queues"): "GetJobQueues",
+    ("GET", "/v1/jobs/exhausted"): "ListExhaustedJobs",
     ("GET", "/healthz"): "Health",
     ("GET", "/readyz"): "Health",
+    ("GET", "/ui"): "ServeUi",
+    ("GET", "/ui/{tail}"): "ServeUi",
     ("GET", "/v1/openapi.json"): "DescribeApi",
     ("POST", "/v1/admin/keys"): "CreateApiKey",
     ("GET", "/v1/admin/keys"): "ListApiKeys",

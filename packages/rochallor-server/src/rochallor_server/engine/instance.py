@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -40,6 +40,7 @@ NEVER = dt.datetime(9999, 12, 31, tzinfo=dt.UTC)
 """When a timer that cannot come due is scheduled."""
 NO_BRANCH_MATCHED = "no conditionalNextSteps branch matched (DecisionNoBranchMatched)"
 INTERRUPTED = "interrupted by boundary timer"
+STOPPED_BY_FAILURE = "instance failed"
 _PARKING = (ST.USER_TASK, ST.WAIT)
 
 
@@ -168,13 +169,16 @@ class _Transition:
 
     # -- terminal states ------------------------------------------------------------------
 
-    def _close_everything(self, reason: str, *, failing: StepExecution | None = None) -> None:
+    def _close_everything(
+        self, reason: str, *, failing: StepExecution | None = None, keep_joins: bool = False
+    ) -> None:
         # Open work (jobs, user tasks, timers) only ever belongs to running executions: every
         # way out of RUNNING closes its own. So with nothing running there is nothing to cancel.
         open_work = bool(self.running) or failing is not None
         for execution in list(self.running.values()):
             self.finish(execution, ExecutionStatus.SKIPPED, reason=reason)
-        self.joins.clear()
+        if not keep_joins:
+            self.joins.clear()
         if open_work:
             self.commands.append(cmd.CancelOpenWork(instance_id=self.base.id, at=self.now))
         self.queue.clear()
@@ -199,7 +203,9 @@ class _Transition:
     def fail_instance(self, reason: str, failing: StepExecution | None) -> None:
         if failing is not None and failing.id in self.running:
             self.finish(failing, ExecutionStatus.FAILED, reason=reason)
-        self._close_everything("instance failed", failing=failing)
+        # A FAILED instance keeps its join arrivals, like its current steps: a retry resumes
+        # the branches that were running and the joins must still count the ones that arrived.
+        self._close_everything(STOPPED_BY_FAILURE, failing=failing, keep_joins=True)
         self.status = InstanceStatus.FAILED
         self.failure_reason = reason
         self.audit("instance-failed", "engine", reason=reason)
@@ -629,6 +635,82 @@ def cancel(
     t.status = InstanceStatus.CANCELLED
     t.failure_reason = reason
     t.audit("instance-cancelled", reason=reason)
+    return t.outcome()
+
+
+def retry(
+    definition: CompiledDefinition,
+    state: InstanceState,
+    history: Sequence[StepExecution],
+    *,
+    variables: JsonObject | None,
+    now: dt.datetime,
+    ids: IdGenerator,
+    actor: str = "api",
+) -> Outcome:
+    """Resume a FAILED instance from the step that failed (an incident).
+
+    The failure is the transition that set the instance's ``completedAt``: the steps it
+    failed are entered again (a ``SERVICE_TASK`` gets a new job with the step's full
+    ``retryCount``, a decision is evaluated again, boundary timers start again), and so are
+    the steps it stopped on other branches (``SKIPPED`` with ``instance failed``). A task whose
+    inline routing failed routes again. Joins keep the arrivals they had. ``variables`` are
+    shallow-merged first, so the re-entered steps see them. The instance is ``ACTIVE`` or
+    ``WAITING`` again (or terminal at once, if the synchronous part ends or fails again).
+    """
+    instance = state.instance
+    if instance.status is not InstanceStatus.FAILED:
+        raise Conflict(
+            f"instance is {instance.status.value}: only a FAILED instance can be retried"
+        )
+    ended = sorted(
+        (e for e in history if e.ended_at is not None and e.ended_at == instance.completed_at),
+        key=lambda e: (e.started_at, e.id),
+    )
+    failed = [
+        e for e in ended if e.status is ExecutionStatus.FAILED and e.failure_reason != INTERRUPTED
+    ]
+    # Without a failed step, the failure was the inline routing of the task that completed.
+    rerouted = [
+        e
+        for e in ended
+        if not failed
+        and e.status is ExecutionStatus.COMPLETED
+        and e.step_id in definition.steps
+        and definition.steps[e.step_id].type in (ST.SERVICE_TASK, ST.USER_TASK, ST.WAIT)
+        and definition.steps[e.step_id].conditional_next_steps
+    ]
+    if not failed and not rerouted:
+        raise Conflict("the failure is in no step that can run again: nothing to retry")
+    stopped = [
+        e
+        for e in ended
+        if e.status is ExecutionStatus.SKIPPED and e.failure_reason == STOPPED_BY_FAILURE
+    ]
+    t = _Transition(definition, state, now, ids, actor)
+    t.status = InstanceStatus.ACTIVE
+    t.failure_reason = None
+    t.completed_at = None
+    t.merge(variables)
+    # Joins that were waiting still wait; every other current step is entered again below.
+    t.current = [s for s in instance.current_step_ids if t.joins.get(s)]
+    resumed = sorted([*failed, *stopped], key=lambda e: (e.started_at, e.id))
+    t.audit(
+        "instance-retried",
+        stepIds=[e.step_id for e in (*failed, *rerouted)],
+        resumedStepIds=[e.step_id for e in stopped if e.step_type != ST.JOIN_GATEWAY.value],
+        variables=sorted(variables or {}),
+        previousFailureReason=instance.failure_reason,
+    )
+    for execution in resumed:
+        if execution.step_type == ST.JOIN_GATEWAY.value:
+            continue  # its arrivals are kept; the next one counts as usual
+        t.enter(execution.step_id)
+    for execution in rerouted:
+        target = t.route(definition.steps[execution.step_id], None)
+        if target is not None:
+            t.enter(target)
+    t.run()
     return t.outcome()
 
 

@@ -36,6 +36,7 @@ from rochallor_server.engine.model import (
     AuditEntry,
     DefinitionRecord,
     Instance,
+    InstanceStatus,
     Job,
     JobStatus,
     JsonObject,
@@ -55,11 +56,27 @@ from rochallor_server.errors import (
 from rochallor_server.metrics import Metrics
 from rochallor_server.service.batching import Batcher, Pending
 from rochallor_server.service.polling import PollHub, Waiter
-from rochallor_server.service.ports import InstanceFilter, LoadedJob, Page, Store, Transaction
+from rochallor_server.service.ports import (
+    AuditRecord,
+    ChainLinks,
+    ExhaustedJob,
+    InstanceFilter,
+    JobQueue,
+    LoadedJob,
+    Page,
+    Store,
+    Transaction,
+    VersionStats,
+)
 
 log = logging.getLogger(__name__)
 
 _DEFINITION_CACHE_SIZE = 512
+# Workers seen polling: written at most this often per worker and job types, kept this long.
+WORKER_RECORD_INTERVAL = 10.0
+WORKER_FORGET_AFTER = dt.timedelta(days=1)
+_WORKER_RECORDS_KEPT = 10_000
+MAX_BULK_RETRY = 500
 
 
 # Group commit (service/batching.py): events waiting for the database together are written
@@ -147,6 +164,15 @@ class _Start:
 
 
 @attrs.frozen(kw_only=True)
+class RetryResult:
+    """One instance of a bulk retry: the retried instance, or why it was refused."""
+
+    instance_id: str
+    instance: Instance | None = None
+    error: RochallorError | None = None
+
+
+@attrs.frozen(kw_only=True)
 class UploadResult:
     record: DefinitionRecord
     created: bool
@@ -194,6 +220,8 @@ class Engine:
         self._chain_runner: asyncio.Task[None] | None = None
         self._chains_again = False
         self._closing = asyncio.Event()
+        # (worker, job types) -> when this replica last wrote that they were seen (monotonic)
+        self._workers_recorded: dict[tuple[str, tuple[str, ...]], float] = {}
         self._starts: Batcher[_Start, Instance] = Batcher(
             self._run_starts,
             name="starts",
@@ -467,6 +495,15 @@ class Engine:
         async with self._tx("list_definitions") as tx:
             return await tx.list_definitions(keyword=keyword or None, offset=offset, limit=limit)
 
+    async def definition_versions(self, definition_id: str) -> list[VersionStats]:
+        """Every version with its instance counts per status; ``NotFound`` for an unknown id."""
+        limits.identifier("id", definition_id)
+        async with self._tx("definition_versions", autocommit=True) as tx:
+            versions = await tx.definition_versions(definition_id)
+        if not versions:
+            raise NotFound("definition not found")
+        return versions
+
     # -- instances ------------------------------------------------------------------------
 
     @_operation
@@ -584,9 +621,7 @@ class Engine:
     async def list_instances(
         self, *, filter: InstanceFilter, page: int, page_size: int
     ) -> Page[Instance]:
-        limits.identifier("definitionId", filter.definition_id)
-        limits.identifier("status", filter.status)
-        limits.identifier("businessKey", filter.business_key)
+        _check_filter(filter)
         offset, limit = _paging(page, page_size)
         async with self._tx("list_instances") as tx:
             return await tx.list_instances(filter=filter, offset=offset, limit=limit)
@@ -610,6 +645,91 @@ class Engine:
             await self._persist(tx, outcome.commands)
         self._after_commit(outcome.commands)
         return outcome.instance
+
+    @_operation
+    async def retry_instance(self, instance_id: str, *, variables: JsonObject | None) -> Instance:
+        """Resume a FAILED instance from its failed step (:func:`core.retry`)."""
+        limits.identifier("id", instance_id)
+        variables = limits.variables("variables", variables)
+        async with self._tx("retry_instance", autocommit=True) as tx:
+            state, definition = await self._load(
+                tx, instance_id, f'instance "{instance_id}" not found'
+            )
+            # Read after the instance: the write applies only at the revision read first.
+            history = await tx.history(instance_id)
+            outcome = core.retry(
+                definition,
+                state,
+                history,
+                variables=variables,
+                now=self.clock.now(),
+                ids=self.ids,
+            )
+            await self._persist(tx, outcome.commands)
+        self._after_commit(outcome.commands)
+        return outcome.instance
+
+    async def retry_instances(
+        self,
+        *,
+        instance_ids: Sequence[str] | None,
+        filter: InstanceFilter | None,
+        variables: JsonObject | None,
+        limit: int,
+    ) -> tuple[list[RetryResult], int]:
+        """Retry the given instances, or the newest ``limit`` FAILED ones matching ``filter``;
+        one result per instance, and how many instances matched in all."""
+        limits.variables("variables", variables)
+        if instance_ids is not None:
+            for n, instance_id in enumerate(instance_ids):
+                limits.required_identifier(f"instanceIds[{n}]", instance_id)
+            ids = list(dict.fromkeys(instance_ids))
+            matched = len(ids)
+        else:
+            _check_filter(filter or InstanceFilter(), "filter.")
+            failed = attrs.evolve(filter or InstanceFilter(), status="FAILED")
+            async with self._tx("list_instances") as tx:
+                page = await tx.list_instances(
+                    filter=failed, offset=0, limit=min(max(limit, 1), MAX_BULK_RETRY)
+                )
+            ids, matched = [i.id for i in page.items], page.total
+        outcomes = await asyncio.gather(
+            *(self.retry_instance(i, variables=variables) for i in ids), return_exceptions=True
+        )
+        results: list[RetryResult] = []
+        for instance_id, outcome in zip(ids, outcomes, strict=True):
+            if isinstance(outcome, Instance):
+                results.append(RetryResult(instance_id=instance_id, instance=outcome))
+            elif isinstance(outcome, RochallorError):
+                results.append(RetryResult(instance_id=instance_id, error=outcome))
+            else:
+                raise outcome
+        return results, matched
+
+    async def count_instances(self, *, filter: InstanceFilter) -> dict[str, int]:
+        """Instances per status for the filter (its status ignored); every status present."""
+        _check_filter(attrs.evolve(filter, status=None))
+        async with self._tx("count_instances", autocommit=True) as tx:
+            counts = await tx.count_instances(filter=filter)
+        return {s.value: counts.get(s.value, 0) for s in InstanceStatus}
+
+    async def instance_audit(
+        self, instance_id: str, *, after_id: int, limit: int
+    ) -> list[AuditRecord]:
+        limits.identifier("id", instance_id)
+        async with self._tx("instance_audit", autocommit=True) as tx:
+            if await tx.get_instance(instance_id) is None:
+                raise NotFound(f'instance "{instance_id}" not found')
+            return await tx.instance_audit(
+                instance_id, after_id=max(after_id, 0), limit=min(max(limit, 1), 1000)
+            )
+
+    async def chain_links(self, instance_id: str) -> ChainLinks:
+        limits.identifier("id", instance_id)
+        async with self._tx("chain_links", autocommit=True) as tx:
+            if await tx.get_instance(instance_id) is None:
+                raise NotFound(f'instance "{instance_id}" not found')
+            return await tx.chain_links(instance_id)
 
     async def _load(
         self, tx: Transaction, instance_id: str, missing: str
@@ -661,9 +781,11 @@ class Engine:
             waiter = self._polls.join(job_types)
             if waiter is None:
                 self.metrics.poll_waiters_refused.inc()
+        seen = self._worker_due(worker_id, job_types)
         try:
             while True:
-                now, jobs = await self._claim(worker_id, job_types, max_jobs)
+                now, jobs = await self._claim(worker_id, job_types, max_jobs, record=seen)
+                seen = False
                 remaining = deadline - time.monotonic()
                 if waiter is not None:
                     self._polls.claimed(waiter, full=len(jobs) >= max_jobs)
@@ -699,11 +821,19 @@ class Engine:
         return encoded
 
     async def _claim(
-        self, worker_id: str, job_types: Sequence[str], max_jobs: int
+        self, worker_id: str, job_types: Sequence[str], max_jobs: int, *, record: bool
     ) -> tuple[dt.datetime, list[Job]]:
+        """One claim; with ``record``, the worker is first recorded as seen (job queues view)."""
         now = self.clock.now()
         expires = now + dt.timedelta(seconds=self.settings.job_lease_seconds)
         async with self._tx("poll_jobs", autocommit=True) as tx:
+            if record:
+                await tx.record_workers(
+                    worker_id=worker_id,
+                    job_types=job_types,
+                    seen_at=now,
+                    forget_before=now - WORKER_FORGET_AFTER,
+                )
             jobs = await tx.claim_jobs(
                 worker_id=worker_id,
                 job_types=job_types,
@@ -712,6 +842,18 @@ class Engine:
                 lease_expires_at=expires,
             )
         return now, jobs
+
+    def _worker_due(self, worker_id: str, job_types: Sequence[str]) -> bool:
+        """Whether this poll should record its worker as seen (throttled per replica)."""
+        key = (worker_id, tuple(sorted(job_types)))
+        now = time.monotonic()
+        last = self._workers_recorded.get(key)
+        if last is not None and now - last < WORKER_RECORD_INTERVAL:
+            return False
+        if len(self._workers_recorded) >= _WORKER_RECORDS_KEPT:
+            self._workers_recorded.clear()
+        self._workers_recorded[key] = now
+        return True
 
     async def _job_event(self, job_id: str, decide: _Decide) -> None:
         event = _JobEvent(job_id=job_id, decide=decide, principal=auth.current())
@@ -844,6 +986,23 @@ class Engine:
                 raise Conflict(f'job "{job_id}" is not leased to worker "{worker_id}"')
         return extended
 
+    async def job_queues(
+        self, *, worker_window: dt.timedelta
+    ) -> tuple[dt.datetime, list[JobQueue]]:
+        """When, and per job type: open jobs, the oldest waiting, exhausted jobs, workers seen
+        within ``worker_window`` (polling workers are recorded at most every few seconds)."""
+        now = self.clock.now()
+        async with self._tx("job_queues", autocommit=True) as tx:
+            return now, await tx.job_queues(seen_since=now - worker_window)
+
+    async def exhausted_jobs(
+        self, *, job_type: str | None, page: int, page_size: int
+    ) -> Page[ExhaustedJob]:
+        limits.identifier("jobType", job_type)
+        offset, limit = _paging(page, page_size)
+        async with self._tx("exhausted_jobs", autocommit=True) as tx:
+            return await tx.exhausted_jobs(job_type=job_type, offset=offset, limit=limit)
+
     # -- user tasks and signals -----------------------------------------------------------
 
     @_operation
@@ -949,6 +1108,13 @@ class Engine:
                 await self._persist(tx, audits)
         self.metrics.job_timeouts.inc(len(jobs))
         return len(jobs)
+
+
+def _check_filter(filter: InstanceFilter, prefix: str = "") -> None:
+    limits.identifier(f"{prefix}definitionId", filter.definition_id)
+    limits.identifier(f"{prefix}status", filter.status)
+    limits.identifier(f"{prefix}businessKey", filter.business_key)
+    limits.version(f"{prefix}definitionVersion", filter.definition_version)
 
 
 def _attributed(commands: Sequence[cmd.Command], principal: str | None) -> list[cmd.Command]:

@@ -11,6 +11,7 @@ import attrs
 
 from rochallor_server.engine.commands import Command
 from rochallor_server.engine.model import (
+    AuditEntry,
     DefinitionRecord,
     Instance,
     InstanceStatus,
@@ -50,6 +51,74 @@ class InstanceFilter:
     definition_id: str | None = None
     status: str | None = None
     business_key: str | None = None
+    definition_version: int | None = None
+    started_after: dt.datetime | None = None
+    """Inclusive."""
+    started_before: dt.datetime | None = None
+    """Exclusive."""
+
+
+@attrs.frozen(kw_only=True)
+class VersionStats:
+    """A definition version and how many of its instances are in each status."""
+
+    id: str
+    version: int
+    name: str
+    uploaded_at: dt.datetime
+    instances: dict[str, int]
+
+
+@attrs.frozen(kw_only=True)
+class AuditRecord:
+    """An audit log row as stored."""
+
+    id: int
+    at: dt.datetime
+    entry: AuditEntry
+
+
+@attrs.frozen(kw_only=True)
+class ChainLinks:
+    """The instance a chained instance was started from, and those chained from it."""
+
+    parent: str | None
+    children: list[str]
+
+
+@attrs.frozen(kw_only=True)
+class WorkerSeen:
+    worker_id: str
+    seen_at: dt.datetime
+
+
+@attrs.frozen(kw_only=True)
+class JobQueue:
+    """One job type: open jobs, the oldest waiting one, exhausted jobs, recent workers."""
+
+    job_type: str
+    unlocked: int
+    locked: int
+    oldest_unlocked_at: dt.datetime | None
+    exhausted: int
+    """Jobs whose retries ran out and whose instance is still FAILED by them (incidents)."""
+    workers: list[WorkerSeen]
+    """Most recently seen first."""
+
+
+@attrs.frozen(kw_only=True)
+class ExhaustedJob:
+    """A job whose retries ran out, failing its (still FAILED) instance: an incident."""
+
+    id: str
+    job_type: str
+    instance_id: str
+    step_id: str
+    worker_id: str | None
+    failed_at: dt.datetime
+    error_message: str | None
+    definition_id: str
+    definition_version: int
 
 
 class Transaction(Protocol):
@@ -82,6 +151,38 @@ class Transaction(Protocol):
         self, *, filter: InstanceFilter, offset: int, limit: int
     ) -> Page[Instance]: ...
     async def history(self, instance_id: str) -> list[StepExecution]: ...
+
+    # the operations console (reads, plus the record of polling workers)
+    async def count_instances(self, *, filter: InstanceFilter) -> dict[str, int]:
+        """Instances matching ``filter`` (its ``status`` ignored) per status; absent = 0."""
+        ...
+
+    async def definition_versions(self, definition_id: str) -> list[VersionStats]:
+        """Every version of a definition, oldest first (empty when the id is unknown)."""
+        ...
+
+    async def instance_audit(
+        self, instance_id: str, *, after_id: int, limit: int
+    ) -> list[AuditRecord]: ...
+    async def chain_links(self, instance_id: str) -> ChainLinks: ...
+    async def job_queues(self, *, seen_since: dt.datetime) -> list[JobQueue]:
+        """Every job type with open or exhausted jobs or recently seen workers, by name."""
+        ...
+
+    async def exhausted_jobs(
+        self, *, job_type: str | None, offset: int, limit: int
+    ) -> Page[ExhaustedJob]: ...
+    async def record_workers(
+        self,
+        *,
+        worker_id: str,
+        job_types: Sequence[str],
+        seen_at: dt.datetime,
+        forget_before: dt.datetime,
+    ) -> None:
+        """Note that ``worker_id`` polled ``job_types``; forget workers not seen since
+        ``forget_before``."""
+        ...
 
     # loading an event's state: no row locks, ``apply`` checks the instance's revision
     async def load_instance(self, instance_id: str) -> tuple[Instance, list[StepExecution]] | None:
@@ -236,8 +337,12 @@ class OutboxStore(Protocol):
 
 
 __all__ = [
+    "AuditRecord",
+    "ChainLinks",
+    "ExhaustedJob",
     "InstanceFilter",
     "InstanceStatus",
+    "JobQueue",
     "LoadedJob",
     "OutboxBatch",
     "OutboxLeadership",
@@ -247,4 +352,6 @@ __all__ = [
     "PendingChain",
     "Store",
     "Transaction",
+    "VersionStats",
+    "WorkerSeen",
 ]

@@ -97,6 +97,10 @@ class MemoryTables:
     pending_chains: dict[int, ports.PendingChain] = attrs.field(factory=dict)
     dispatch_outbox: tuple[EnqueueDispatch, ...] = ()
     """``kafka_outbox`` mode's rows, in insert order (nothing relays them here)."""
+    audit_times: tuple[dt.datetime, ...] = ()
+    """When each ``audit_log`` entry was written (its id is its position + 1)."""
+    workers_seen: dict[tuple[str, str], dt.datetime] = attrs.field(factory=dict)
+    """``(job_type, worker_id)`` → last seen."""
 
 
 def _deep(value: _V) -> _V:
@@ -201,12 +205,140 @@ class InMemoryTransaction:
         found = [
             i
             for i in self.tables.instances.values()
-            if (filter.definition_id is None or i.definition_id == filter.definition_id)
-            and (filter.status is None or i.status.value == filter.status)
-            and (filter.business_key is None or i.business_key == filter.business_key)
+            if _selected(i, filter) and (filter.status is None or i.status.value == filter.status)
         ]
         found.sort(key=lambda i: (i.started_at, i.id), reverse=True)
         return ports.Page(items=found[offset : offset + limit], total=len(found))
+
+    async def count_instances(self, *, filter: ports.InstanceFilter) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for i in self.tables.instances.values():
+            if _selected(i, filter):
+                counts[i.status.value] = counts.get(i.status.value, 0) + 1
+        return counts
+
+    # the operations console
+
+    async def definition_versions(self, definition_id: str) -> list[ports.VersionStats]:
+        stats = []
+        for record in self.tables.definitions.get(definition_id, ()):
+            version = ports.InstanceFilter(
+                definition_id=definition_id, definition_version=record.version
+            )
+            stats.append(
+                ports.VersionStats(
+                    id=record.id,
+                    version=record.version,
+                    name=record.name,
+                    uploaded_at=record.uploaded_at,
+                    instances=await self.count_instances(filter=version),
+                )
+            )
+        return stats
+
+    async def instance_audit(
+        self, instance_id: str, *, after_id: int, limit: int
+    ) -> list[ports.AuditRecord]:
+        found = [
+            ports.AuditRecord(id=n, at=at, entry=entry)
+            for n, (entry, at) in enumerate(
+                zip(self.tables.audit_log, self.tables.audit_times, strict=True), start=1
+            )
+            if entry.instance_id == instance_id and n > after_id
+        ]
+        return found[: max(limit, 0)]
+
+    async def chain_links(self, instance_id: str) -> ports.ChainLinks:
+        chained = [e for e in self.tables.audit_log if e.kind == "instance-chained"]
+        parents = [e.instance_id for e in chained if e.detail.get("child") == instance_id]
+        return ports.ChainLinks(
+            parent=parents[0] if parents else None,
+            children=[str(e.detail["child"]) for e in chained if e.instance_id == instance_id],
+        )
+
+    def _exhausted(self) -> list[ports.ExhaustedJob]:
+        found = []
+        for job in self.tables.jobs.values():
+            instance = self.tables.instances.get(job.instance_id)
+            ended = self.tables.job_ended_at.get(job.id)
+            if (
+                job.status is JobStatus.FAILED
+                and instance is not None
+                and instance.status.value == "FAILED"
+                and ended is not None
+                and ended == instance.completed_at
+            ):
+                execution = self.tables.executions[job.step_execution_id]
+                found.append(
+                    ports.ExhaustedJob(
+                        id=job.id,
+                        job_type=job.job_type,
+                        instance_id=job.instance_id,
+                        step_id=job.step_id,
+                        worker_id=job.worker_id,
+                        failed_at=ended,
+                        error_message=execution.failure_reason,
+                        definition_id=instance.definition_id,
+                        definition_version=instance.definition_version,
+                    )
+                )
+        return found
+
+    async def job_queues(self, *, seen_since: dt.datetime) -> list[ports.JobQueue]:
+        types: dict[str, dict[str, Any]] = {}
+
+        def of(job_type: str) -> dict[str, Any]:
+            return types.setdefault(
+                job_type, {"unlocked": 0, "locked": 0, "oldest": None, "exhausted": 0, "seen": []}
+            )
+
+        for job in self.tables.jobs.values():
+            if job.status is JobStatus.UNLOCKED:
+                queue = of(job.job_type)
+                queue["unlocked"] += 1
+                if queue["oldest"] is None or job.created_at < queue["oldest"]:
+                    queue["oldest"] = job.created_at
+            elif job.status is JobStatus.LOCKED:
+                of(job.job_type)["locked"] += 1
+        for exhausted in self._exhausted():
+            of(exhausted.job_type)["exhausted"] += 1
+        for (job_type, worker_id), seen_at in self.tables.workers_seen.items():
+            if seen_at >= seen_since:
+                of(job_type)["seen"].append(ports.WorkerSeen(worker_id=worker_id, seen_at=seen_at))
+        return [
+            ports.JobQueue(
+                job_type=job_type,
+                unlocked=q["unlocked"],
+                locked=q["locked"],
+                oldest_unlocked_at=q["oldest"],
+                exhausted=q["exhausted"],
+                workers=sorted(q["seen"], key=lambda w: (-w.seen_at.timestamp(), w.worker_id)),
+            )
+            for job_type, q in sorted(types.items())
+        ]
+
+    async def exhausted_jobs(
+        self, *, job_type: str | None, offset: int, limit: int
+    ) -> ports.Page[ports.ExhaustedJob]:
+        found = [j for j in self._exhausted() if job_type is None or j.job_type == job_type]
+        found.sort(key=lambda j: (j.failed_at, j.id), reverse=True)
+        return ports.Page(items=found[offset : offset + limit], total=len(found))
+
+    async def record_workers(
+        self,
+        *,
+        worker_id: str,
+        job_types: Sequence[str],
+        seen_at: dt.datetime,
+        forget_before: dt.datetime,
+    ) -> None:
+        seen = self._write("workers_seen")
+        for key in [k for k, at in seen.items() if at < forget_before]:
+            if not (key[1] == worker_id and key[0] in job_types):
+                del seen[key]
+        for job_type in job_types:
+            key = (job_type, worker_id)
+            seen[key] = max(seen.get(key, seen_at), seen_at)
 
     async def history(self, instance_id: str) -> list[StepExecution]:
         return sorted(
@@ -457,6 +589,7 @@ class InMemoryTransaction:
                 if audit:
                     copied = attrs.evolve(entry, detail=_deep(entry.detail))
                     self.tables.audit_log = (*self.tables.audit_log, copied)
+                    self.tables.audit_times = (*self.tables.audit_times, dt.datetime.now(dt.UTC))
             case EnqueueDispatch():
                 self._require("jobs", command.job_id, f"dispatch_outbox {command.id}")
                 self.tables.dispatch_outbox = (*self.tables.dispatch_outbox, command)
@@ -509,6 +642,17 @@ class InMemoryTransaction:
                 self._write("user_tasks")[task.id] = attrs.evolve(
                     task, status=UserTaskStatus.CANCELLED
                 )
+
+
+def _selected(i: Instance, f: ports.InstanceFilter) -> bool:
+    """The filters of ``list_instances`` but the status."""
+    return (
+        (f.definition_id is None or i.definition_id == f.definition_id)
+        and (f.business_key is None or i.business_key == f.business_key)
+        and (f.definition_version is None or i.definition_version == f.definition_version)
+        and (f.started_after is None or i.started_at >= f.started_after)
+        and (f.started_before is None or i.started_at < f.started_before)
+    )
 
 
 def _unlocked(job: Job, retries_remaining: int) -> Job:

@@ -186,11 +186,20 @@ class WorkflowEngineService(pb.WorkflowEngineBase):  # type: ignore[misc]
         cancelled = await self.engine.cancel_instance(message.id, message.reason)
         return pb.CancelInstanceResponse(instance=convert.instance(cancelled))
 
+    async def retry_instance(self, message: pb.RetryInstanceRequest) -> pb.RetryInstanceResponse:
+        retried = await self.engine.retry_instance(
+            message.id, variables=convert.optional_struct_to_json(message.variables)
+        )
+        return pb.RetryInstanceResponse(instance=convert.instance(retried))
+
     async def list_instances(self, message: pb.ListInstancesRequest) -> pb.ListInstancesResponse:
         instance_filter = InstanceFilter(
             definition_id=message.definition_id or None,
             status=convert.instance_status_filter(message.status),
             business_key=message.business_key or None,
+            definition_version=message.definition_version or None,
+            started_after=message.started_after,
+            started_before=message.started_before,
         )
         found = await self.engine.list_instances(
             filter=instance_filter, page=message.page, page_size=message.page_size

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from rochallor_server import auth
 from rochallor_server.api.rest import auth as rest_auth
-from rochallor_server.api.rest import errors, routes
+from rochallor_server.api.rest import errors, operations, routes
 from rochallor_server.api.rest._types import Handler
 from rochallor_server.config import DispatchMode
 from rochallor_server.engine import limits
@@ -91,6 +91,8 @@ def make_app(
     app[routes.ENGINE_KEY] = engine
     app[routes.DISPATCH_MODE_KEY] = dispatch_mode
     app[routes.OPENAPI_KEY] = routes.load_openapi()
+    # Operations first: their fixed paths (``/v1/instances/counts``) win over ``{id}``.
+    app.add_routes(operations.routes)
     app.add_routes(routes.routes)
     app.add_routes(rest_auth.routes)
     return app

@@ -11,14 +11,13 @@ from importlib import resources
 
 from aiohttp import web
 
-from rochallor_server.api.rest import serde
+from rochallor_server.api.rest import filters, serde, validation
 from rochallor_server.api.rest.errors import item_result
 from rochallor_server.config import DispatchMode
 from rochallor_server.engine import limits
 from rochallor_server.engine.model import JsonObject
 from rochallor_server.errors import BadRequest, NotFound
 from rochallor_server.service.engine import Engine
-from rochallor_server.service.ports import InstanceFilter
 
 ENGINE_KEY = web.AppKey("engine", Engine)
 DISPATCH_MODE_KEY = web.AppKey("dispatch_mode", DispatchMode)
@@ -62,6 +61,10 @@ async def upload_definition(request: web.Request) -> web.Response:
     return _json(serde.definition_summary(result.record, result.warnings), status=201)
 
 
+# Registered before ``/v1/definitions/{id}`` routes; nothing is stored.
+routes.post(validation.VALIDATE_PATH)(validation.validate_definition)
+
+
 @routes.get("/v1/definitions")
 async def list_definitions(request: web.Request) -> web.Response:
     page, page_size = serde.pagination(request.query)
@@ -93,12 +96,7 @@ async def get_definition_version(request: web.Request) -> web.Response:
 @routes.get("/v1/instances")
 async def list_instances(request: web.Request) -> web.Response:
     page, page_size = serde.pagination(request.query)
-    query = request.query
-    instance_filter = InstanceFilter(
-        definition_id=query.get("definitionId") or None,
-        status=query.get("status") or None,
-        business_key=query.get("businessKey") or None,
-    )
+    instance_filter = filters.instance_filter(request.query)
     found = await _engine(request).list_instances(
         filter=instance_filter, page=page, page_size=page_size
     )

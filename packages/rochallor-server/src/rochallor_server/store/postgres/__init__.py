@@ -71,7 +71,15 @@ _GET_INSTANCE = QUERIES["get_instance"]
 _LOAD_INSTANCE = QUERIES["load_instance"]
 _LIST_INSTANCES = QUERIES["list_instances"]
 _COUNT_INSTANCES = QUERIES["count_instances"]
+_COUNT_INSTANCES_BY_STATUS = QUERIES["count_instances_by_status"]
 _HISTORY = QUERIES["history"]
+_DEFINITION_VERSIONS = QUERIES["definition_versions"]
+_INSTANCE_AUDIT = QUERIES["instance_audit"]
+_CHAIN_LINKS = QUERIES["chain_links"]
+_JOB_QUEUES = QUERIES["job_queues"]
+_EXHAUSTED_JOBS = QUERIES["exhausted_jobs"]
+_COUNT_EXHAUSTED_JOBS = QUERIES["count_exhausted_jobs"]
+_RECORD_WORKERS = QUERIES["record_workers"]
 _GET_JOB = QUERIES["get_job"]
 _LOAD_JOB_EVENTS = QUERIES["load_job_events"]
 _CLAIM_JOBS = QUERIES["claim_jobs"]
@@ -193,13 +201,71 @@ class PostgresTransaction:
     async def list_instances(
         self, *, filter: ports.InstanceFilter, offset: int, limit: int
     ) -> ports.Page[Instance]:
-        filters = (filter.definition_id, filter.status, filter.business_key)
+        filters = (
+            filter.definition_id,
+            filter.status,
+            filter.business_key,
+            filter.definition_version,
+            filter.started_after,
+            filter.started_before,
+        )
         records = await self._conn.fetch(_LIST_INSTANCES, *filters, offset, limit)
         total = await self._conn.fetchval(_COUNT_INSTANCES, *filters)
         return ports.Page(items=[rows.instance_from_row(r) for r in records], total=total)
 
+    async def count_instances(self, *, filter: ports.InstanceFilter) -> dict[str, int]:
+        found = await self._conn.fetch(
+            _COUNT_INSTANCES_BY_STATUS,
+            filter.definition_id,
+            filter.business_key,
+            filter.definition_version,
+            filter.started_after,
+            filter.started_before,
+        )
+        return {row["status"]: row["n"] for row in found}
+
     async def history(self, instance_id: str) -> list[StepExecution]:
         return [rows.execution_from_row(r) for r in await self._conn.fetch(_HISTORY, instance_id)]
+
+    # the operations console
+
+    async def definition_versions(self, definition_id: str) -> list[ports.VersionStats]:
+        found = await self._conn.fetch(_DEFINITION_VERSIONS, definition_id)
+        return [rows.version_stats_from_row(r) for r in found]
+
+    async def instance_audit(
+        self, instance_id: str, *, after_id: int, limit: int
+    ) -> list[ports.AuditRecord]:
+        found = await self._conn.fetch(_INSTANCE_AUDIT, instance_id, after_id, limit)
+        return [rows.audit_from_row(r) for r in found]
+
+    async def chain_links(self, instance_id: str) -> ports.ChainLinks:
+        row = await self._conn.fetchrow(_CHAIN_LINKS, instance_id)
+        assert row is not None  # a SELECT without FROM yields one row
+        return ports.ChainLinks(parent=row["parent"], children=list(row["children"]))
+
+    async def job_queues(self, *, seen_since: dt.datetime) -> list[ports.JobQueue]:
+        found = await self._conn.fetch(_JOB_QUEUES, seen_since)
+        return [rows.job_queue_from_row(r) for r in found]
+
+    async def exhausted_jobs(
+        self, *, job_type: str | None, offset: int, limit: int
+    ) -> ports.Page[ports.ExhaustedJob]:
+        found = await self._conn.fetch(_EXHAUSTED_JOBS, job_type, offset, limit)
+        total = await self._conn.fetchval(_COUNT_EXHAUSTED_JOBS, job_type)
+        return ports.Page(items=[rows.exhausted_job_from_row(r) for r in found], total=total)
+
+    async def record_workers(
+        self,
+        *,
+        worker_id: str,
+        job_types: Sequence[str],
+        seen_at: dt.datetime,
+        forget_before: dt.datetime,
+    ) -> None:
+        await self._conn.execute(
+            _RECORD_WORKERS, worker_id, list(job_types), seen_at, forget_before
+        )
 
     # loading an event's state (no row locks: the apply statement checks the revision)
 

@@ -98,8 +98,8 @@ FROM workflow_instance i
 WHERE i.id = $1;
 
 -- list_instances --
--- A page of instances, newest first; each NULL filter matches everything.
--- $1 definition_id text, $2 status text, $3 business_key text, $4 offset int, $5 limit int
+-- A page of instances, newest first; each NULL filter matches everything (started_after inclusive, started_before exclusive).
+-- $1 definition_id text, $2 status text, $3 business_key text, $4 definition_version int, $5 started_after timestamptz, $6 started_before timestamptz, $7 offset int, $8 limit int
 SELECT id, definition_id, definition_version, status, current_step_ids, variables,
        join_arrivals, step_attempts, started_at, completed_at, failure_reason, business_key,
        revision
@@ -107,18 +107,36 @@ FROM workflow_instance
 WHERE ($1::text IS NULL OR definition_id = $1)
   AND ($2::text IS NULL OR status = $2)
   AND ($3::text IS NULL OR business_key = $3)
+  AND ($4::int IS NULL OR definition_version = $4)
+  AND ($5::timestamptz IS NULL OR started_at >= $5)
+  AND ($6::timestamptz IS NULL OR started_at < $6)
 ORDER BY started_at DESC, id DESC
-OFFSET $4
-LIMIT $5;
+OFFSET $7
+LIMIT $8;
 
 -- count_instances --
 -- How many instances list_instances matches in all.
--- $1 definition_id text, $2 status text, $3 business_key text
+-- $1 definition_id text, $2 status text, $3 business_key text, $4 definition_version int, $5 started_after timestamptz, $6 started_before timestamptz
 SELECT count(*)
 FROM workflow_instance
 WHERE ($1::text IS NULL OR definition_id = $1)
   AND ($2::text IS NULL OR status = $2)
-  AND ($3::text IS NULL OR business_key = $3);
+  AND ($3::text IS NULL OR business_key = $3)
+  AND ($4::int IS NULL OR definition_version = $4)
+  AND ($5::timestamptz IS NULL OR started_at >= $5)
+  AND ($6::timestamptz IS NULL OR started_at < $6);
+
+-- count_instances_by_status --
+-- How many instances the filters of list_instances (but the status) match, per status.
+-- $1 definition_id text, $2 business_key text, $3 definition_version int, $4 started_after timestamptz, $5 started_before timestamptz
+SELECT status, count(*) AS n
+FROM workflow_instance
+WHERE ($1::text IS NULL OR definition_id = $1)
+  AND ($2::text IS NULL OR business_key = $2)
+  AND ($3::int IS NULL OR definition_version = $3)
+  AND ($4::timestamptz IS NULL OR started_at >= $4)
+  AND ($5::timestamptz IS NULL OR started_at < $5)
+GROUP BY status;
 
 -- history --
 -- Every step execution of an instance, in the order they were entered.
@@ -252,6 +270,115 @@ FROM boundary_event_schedule
 WHERE status = 'PENDING' AND fire_at <= $1
 ORDER BY fire_at, id
 LIMIT $2;
+
+-- definition_versions --
+-- Every version of a definition, oldest first, with how many instances each has per status.
+-- $1 id text
+SELECT d.id, d.version, d.name, d.uploaded_at,
+       coalesce((SELECT jsonb_object_agg(c.status, c.n)
+                 FROM (SELECT i.status, count(*) AS n
+                       FROM workflow_instance i
+                       WHERE i.definition_id = d.id AND i.definition_version = d.version
+                       GROUP BY i.status) AS c), '{}'::jsonb) AS counts
+FROM workflow_definition d
+WHERE d.id = $1
+ORDER BY d.version;
+
+-- instance_audit --
+-- Audit entries of one instance after entry $2, oldest first.
+-- $1 instance_id text, $2 after_id bigint, $3 limit int
+SELECT id, at, actor, kind, instance_id, detail, principal
+FROM audit_log
+WHERE instance_id = $1 AND id > $2
+ORDER BY id
+LIMIT $3;
+
+-- chain_links --
+-- The instance a chained instance was started from, and the instances chained from it (from the instance-chained audit entries).
+-- $1 instance_id text
+SELECT (SELECT a.instance_id
+        FROM audit_log a
+        WHERE a.kind = 'instance-chained' AND a.detail ->> 'child' = $1
+        ORDER BY a.id
+        LIMIT 1) AS parent,
+       ARRAY(SELECT a.detail ->> 'child'
+             FROM audit_log a
+             WHERE a.instance_id = $1 AND a.kind = 'instance-chained'
+             ORDER BY a.id) AS children;
+
+-- job_queues --
+-- Per job type: open jobs UNLOCKED and LOCKED, the oldest UNLOCKED one, the jobs whose retries ran out on a still FAILED instance, and the workers seen since $1.
+-- $1 seen_since timestamptz
+WITH open_jobs AS (
+    SELECT job_type,
+           count(*) FILTER (WHERE status = 'UNLOCKED') AS unlocked,
+           count(*) FILTER (WHERE status = 'LOCKED') AS locked,
+           min(created_at) FILTER (WHERE status = 'UNLOCKED') AS oldest_unlocked_at
+    FROM job
+    WHERE status IN ('UNLOCKED', 'LOCKED')
+    GROUP BY job_type
+), exhausted AS (
+    SELECT j.job_type, count(*) AS exhausted
+    FROM job j
+    JOIN workflow_instance i ON i.id = j.instance_id
+    WHERE j.status = 'FAILED' AND i.status = 'FAILED' AND j.ended_at = i.completed_at
+    GROUP BY j.job_type
+), seen AS (
+    SELECT job_type,
+           array_agg(worker_id ORDER BY seen_at DESC, worker_id) AS workers,
+           array_agg(seen_at ORDER BY seen_at DESC, worker_id) AS seen_at
+    FROM worker_seen
+    WHERE seen_at >= $1
+    GROUP BY job_type
+)
+SELECT job_type,
+       coalesce(o.unlocked, 0) AS unlocked,
+       coalesce(o.locked, 0) AS locked,
+       o.oldest_unlocked_at,
+       coalesce(x.exhausted, 0) AS exhausted,
+       coalesce(s.workers, '{}') AS workers,
+       coalesce(s.seen_at, '{}') AS seen_at
+FROM open_jobs o
+FULL JOIN exhausted x USING (job_type)
+FULL JOIN seen s USING (job_type)
+ORDER BY job_type COLLATE "C";
+
+-- exhausted_jobs --
+-- A page of the jobs whose retries ran out and whose instance is still FAILED by them, latest first.
+-- $1 job_type text, $2 offset int, $3 limit int
+SELECT j.id, j.job_type, j.instance_id, j.step_id, j.worker_id, j.ended_at, e.failure_reason,
+       i.definition_id, i.definition_version
+FROM job j
+JOIN workflow_instance i ON i.id = j.instance_id
+JOIN step_execution e ON e.id = j.step_execution_id
+WHERE j.status = 'FAILED' AND i.status = 'FAILED' AND j.ended_at = i.completed_at
+  AND ($1::text IS NULL OR j.job_type = $1)
+ORDER BY j.ended_at DESC, j.id DESC
+OFFSET $2
+LIMIT $3;
+
+-- count_exhausted_jobs --
+-- How many jobs exhausted_jobs matches in all.
+-- $1 job_type text
+SELECT count(*)
+FROM job j
+JOIN workflow_instance i ON i.id = j.instance_id
+WHERE j.status = 'FAILED' AND i.status = 'FAILED' AND j.ended_at = i.completed_at
+  AND ($1::text IS NULL OR j.job_type = $1);
+
+-- record_workers --
+-- Note that a worker polled some job types at $3; forget the workers not seen since $4.
+-- $1 worker_id text, $2 job_types text[], $3 seen_at timestamptz, $4 forget_before timestamptz
+WITH forgotten AS (
+    -- (never a row this statement upserts: one statement must not touch a row twice)
+    DELETE FROM worker_seen
+    WHERE seen_at < $4 AND NOT (worker_id = $1 AND job_type = ANY($2::text[]))
+)
+INSERT INTO worker_seen (job_type, worker_id, seen_at)
+SELECT t.job_type, $1, $3
+FROM unnest($2::text[]) AS t(job_type)
+ON CONFLICT (job_type, worker_id)
+DO UPDATE SET seen_at = greatest(worker_seen.seen_at, excluded.seen_at);
 
 -- apply_saved --
 -- Fragment of the apply statement: the instances saved, each only at the revision its event read (bumped).

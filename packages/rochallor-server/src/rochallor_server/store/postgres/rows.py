@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 
 from rochallor_server.engine.model import (
+    AuditEntry,
     DefinitionRecord,
     ExecutionStatus,
     Instance,
@@ -27,6 +28,7 @@ from rochallor_server.engine.model import (
     UserTask,
     UserTaskStatus,
 )
+from rochallor_server.service import ports
 
 Row = asyncpg.Record
 
@@ -163,4 +165,59 @@ def timer_from_row(row: Row) -> Timer:
         fire_at=row["fire_at"],
         interrupting=row["interrupting"],
         status=TimerStatus(row["status"]),
+    )
+
+
+# -- the operations console -------------------------------------------------------------------
+
+
+def version_stats_from_row(row: Row) -> ports.VersionStats:
+    return ports.VersionStats(
+        id=row["id"],
+        version=row["version"],
+        name=row["name"],
+        uploaded_at=row["uploaded_at"],
+        instances={str(k): int(v) for k, v in row["counts"].items()},
+    )
+
+
+def audit_from_row(row: Row) -> ports.AuditRecord:
+    return ports.AuditRecord(
+        id=row["id"],
+        at=row["at"],
+        entry=AuditEntry(
+            kind=row["kind"],
+            actor=row["actor"],
+            instance_id=row["instance_id"],
+            detail=row["detail"] if row["detail"] is not None else {},
+            principal=row["principal"],
+        ),
+    )
+
+
+def job_queue_from_row(row: Row) -> ports.JobQueue:
+    return ports.JobQueue(
+        job_type=row["job_type"],
+        unlocked=row["unlocked"],
+        locked=row["locked"],
+        oldest_unlocked_at=row["oldest_unlocked_at"],
+        exhausted=row["exhausted"],
+        workers=[
+            ports.WorkerSeen(worker_id=w, seen_at=at)
+            for w, at in zip(row["workers"], row["seen_at"], strict=True)
+        ],
+    )
+
+
+def exhausted_job_from_row(row: Row) -> ports.ExhaustedJob:
+    return ports.ExhaustedJob(
+        id=row["id"],
+        job_type=row["job_type"],
+        instance_id=row["instance_id"],
+        step_id=row["step_id"],
+        worker_id=row["worker_id"],
+        failed_at=row["ended_at"],
+        error_message=row["failure_reason"],
+        definition_id=row["definition_id"],
+        definition_version=row["definition_version"],
     )

@@ -9,7 +9,7 @@ CREATE TABLE schema_migrations (
 );
 INSERT INTO schema_migrations (version) VALUES ('0001_initial'), ('0002_instance_revision'),
     ('0003_event_indexes'), ('0004_pending_chain'), ('0005_dispatch_outbox_order'),
-    ('0006_access_control');
+    ('0006_access_control'), ('0007_console');
 
 CREATE TABLE workflow_definition (
     pk                          bigserial PRIMARY KEY,
@@ -87,6 +87,8 @@ CREATE TABLE job (
 CREATE INDEX ix_job_claimable ON job (job_type, created_at, id) WHERE status = 'UNLOCKED';
 CREATE INDEX ix_job_lease ON job (lock_expires_at) WHERE status = 'LOCKED';
 CREATE INDEX ix_job_instance_open ON job (instance_id) WHERE status IN ('UNLOCKED', 'LOCKED');
+-- The console's view of jobs whose retries ran out (failed jobs are few).
+CREATE INDEX ix_job_failed ON job (job_type, ended_at) WHERE status = 'FAILED';
 -- The job table churns: vacuum it early so dead tuples do not pile up under load.
 ALTER TABLE job SET (autovacuum_vacuum_scale_factor = 0.02, autovacuum_analyze_scale_factor = 0.02);
 
@@ -137,6 +139,9 @@ CREATE TABLE audit_log (
 );
 CREATE INDEX ix_audit_log_instance ON audit_log (instance_id) WHERE instance_id IS NOT NULL;
 CREATE INDEX ix_audit_log_kind_at ON audit_log (kind, at DESC);
+-- The parent of a chained instance: the instance-chained entry of the parent names the child.
+CREATE INDEX ix_audit_log_chained_child ON audit_log ((detail ->> 'child'))
+    WHERE kind = 'instance-chained';
 
 CREATE TABLE dispatch_outbox (
     id          text PRIMARY KEY,
@@ -172,4 +177,12 @@ CREATE TABLE api_key (
     created_at      timestamptz NOT NULL DEFAULT now(),
     created_by      text,
     revoked_at      timestamptz
+);
+
+-- The workers seen polling each job type (written at most every few seconds per worker).
+CREATE TABLE worker_seen (
+    job_type    text NOT NULL,
+    worker_id   text NOT NULL,
+    seen_at     timestamptz NOT NULL,
+    PRIMARY KEY (job_type, worker_id)
 );

@@ -36,6 +36,8 @@ __all__ = (
     "ListInstancesResponse",
     "PollJobsRequest",
     "PollJobsResponse",
+    "RetryInstanceRequest",
+    "RetryInstanceResponse",
     "SignalWaitRequest",
     "SignalWaitResponse",
     "StartInstanceRequest",
@@ -675,6 +677,20 @@ class ListInstancesRequest(betterproto2.Message):
     0 -> 20
     """
 
+    definition_version: "int" = betterproto2.field(6, betterproto2.TYPE_INT32)
+    """
+    Rochallor additions, as GET /v1/instances: exact version (0 = all versions), and
+    instances started at or after started_after and before started_before (unset = open).
+    """
+
+    started_after: "datetime.datetime | None" = betterproto2.field(
+        7, betterproto2.TYPE_MESSAGE, unwrap=lambda: __google__protobuf__.Timestamp, optional=True
+    )
+
+    started_before: "datetime.datetime | None" = betterproto2.field(
+        8, betterproto2.TYPE_MESSAGE, unwrap=lambda: __google__protobuf__.Timestamp, optional=True
+    )
+
 
 default_message_pool.register_message("workflow.v1", "ListInstancesRequest", ListInstancesRequest)
 
@@ -729,6 +745,31 @@ class PollJobsResponse(betterproto2.Message):
 
 
 default_message_pool.register_message("workflow.v1", "PollJobsResponse", PollJobsResponse)
+
+
+@dataclass(eq=False, repr=False)
+class RetryInstanceRequest(betterproto2.Message):
+    id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+
+    variables: "__google__protobuf__.Struct | None" = betterproto2.field(
+        2, betterproto2.TYPE_MESSAGE, optional=True
+    )
+    """
+    Shallow-merged into the instance variables before the failed steps run again.
+    """
+
+
+default_message_pool.register_message("workflow.v1", "RetryInstanceRequest", RetryInstanceRequest)
+
+
+@dataclass(eq=False, repr=False)
+class RetryInstanceResponse(betterproto2.Message):
+    instance: "WorkflowInstance | None" = betterproto2.field(
+        1, betterproto2.TYPE_MESSAGE, optional=True
+    )
+
+
+default_message_pool.register_message("workflow.v1", "RetryInstanceResponse", RetryInstanceResponse)
 
 
 @dataclass(eq=False, repr=False)
@@ -1329,6 +1370,28 @@ class WorkflowEngineStub(betterproto2_grpclib.ServiceStub):
             metadata=metadata,
         )
 
+    async def retry_instance(
+        self,
+        message: "RetryInstanceRequest",
+        *,
+        timeout: "float | None" = None,
+        deadline: "Deadline | None" = None,
+        metadata: "MetadataLike | None" = None,
+    ) -> "RetryInstanceResponse":
+        """
+        Rochallor addition: POST /v1/instances/{id}/retry. Run the failed step of a FAILED
+        instance again (a SERVICE_TASK gets a new job with its full retry budget).
+        """
+
+        return await self._unary_unary(
+            "/workflow.v1.WorkflowEngine/RetryInstance",
+            message,
+            RetryInstanceResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
 
 from ...google import protobuf as __google__protobuf__
 
@@ -1440,6 +1503,14 @@ class WorkflowEngineBase(betterproto2_grpclib.ServiceBase):
     async def extend_job_lease(self, message: "ExtendJobLeaseRequest") -> "ExtendJobLeaseResponse":
         """
         Rochallor addition: push the lease of a job the caller holds further into the future.
+        """
+
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def retry_instance(self, message: "RetryInstanceRequest") -> "RetryInstanceResponse":
+        """
+        Rochallor addition: POST /v1/instances/{id}/retry. Run the failed step of a FAILED
+        instance again (a SERVICE_TASK gets a new job with its full retry budget).
         """
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
@@ -1556,6 +1627,14 @@ class WorkflowEngineBase(betterproto2_grpclib.ServiceBase):
         response = await self.extend_job_lease(request)
         await stream.send_message(response)
 
+    async def __rpc_retry_instance(
+        self, stream: "grpclib.server.Stream[RetryInstanceRequest, RetryInstanceResponse]"
+    ) -> None:
+        request = await stream.recv_message()
+        assert request is not None
+        response = await self.retry_instance(request)
+        await stream.send_message(response)
+
     def __mapping__(self) -> "dict[str, grpclib.const.Handler]":
         return {
             "/workflow.v1.WorkflowEngine/UploadDefinition": grpclib.const.Handler(
@@ -1641,5 +1720,11 @@ class WorkflowEngineBase(betterproto2_grpclib.ServiceBase):
                 grpclib.const.Cardinality.UNARY_UNARY,
                 ExtendJobLeaseRequest,
                 ExtendJobLeaseResponse,
+            ),
+            "/workflow.v1.WorkflowEngine/RetryInstance": grpclib.const.Handler(
+                self.__rpc_retry_instance,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                RetryInstanceRequest,
+                RetryInstanceResponse,
             ),
         }
