@@ -194,7 +194,7 @@ async def run_batch_start(load: Load, raw_single: float | None) -> None:
             size = min(s.batch_size, remaining[0])
             remaining[0] -= size
             results = await client.start_instances([item] * size)
-            failed = [r for r in results if r.get("status") != 201]
+            failed = [r for r in results if isinstance(r, Exception)]
             if failed:
                 raise RuntimeError(f"batch start: {failed[0]}")
 
