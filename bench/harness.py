@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -195,10 +196,20 @@ class EngineProcess(testing.EngineProcess):
         level = os.environ.get("WE_LOG_LEVEL", "WARN")
         env = {"WE_LOG_LEVEL": level, "WE_PROCESSES": str(processes)}
         super().__init__(dsn, log_path, inherit=True, env=env)
+        self.processes = processes
 
     async def start_async(self, within: float = 60.0) -> None:
         """Spawn the engine and wait until ``/healthz`` answers."""
         await asyncio.to_thread(self.start, within)
+        # /healthz answered as soon as one process was ready: wait for the others too (each
+        # serves metrics on its own port).
+        deadline = time.monotonic() + within
+        for index in range(1, self.processes):
+            url = f"http://127.0.0.1:{self.metrics_port + index}/metrics"
+            while not await asyncio.to_thread(_answers, url):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"engine process {index} not ready:\n{self.log()}")
+                await asyncio.sleep(0.1)
         note(f"engine pid {self.pid} ready on {self.rest_url} (log {self.log_path})")
 
     async def stop_async(self) -> None:
@@ -214,6 +225,14 @@ class EngineProcess(testing.EngineProcess):
             if key in {"VmRSS", "VmHWM"}:
                 fields[key] = int(rest.split()[0]) / 1024
         return fields["VmRSS"], fields["VmHWM"]
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return int(response.status) == 200
+    except OSError:
+        return False
 
 
 # -- profiling -----------------------------------------------------------------------------

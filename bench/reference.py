@@ -228,9 +228,7 @@ async def run_replicas(
     for run in range(s.ref_runs):
         job_type = f"bench-{label}-{run}"
         await _upload(urls[0], job_type)
-        starts.append(
-            await _start_one_by_one(urls, job_type, s.ref_instances, s.ref_starters)
-        )
+        starts.append(await _start_one_by_one(urls, job_type, s.ref_instances, s.ref_starters))
         rates.append(await _drain_plain(loads[0], urls, job_type, s.ref_instances))
         note(f"{label} run {run + 1}: started {starts[-1]:.0f}/s, completed {rates[-1]:.0f}/s")
         await loads[0].conn.execute("VACUUM ANALYZE job, workflow_instance, step_execution")

@@ -113,7 +113,9 @@ async def _engine_scenarios(
         await engine.stop_async()
 
 
-async def _replica_scenarios(db: Database, settings: BenchSettings, raw_single: float | None) -> None:
+async def _replica_scenarios(
+    db: Database, settings: BenchSettings, raw_single: float | None
+) -> None:
     """The reference pattern against two engine processes on one database: two replicas
     (two ports, clients spread over them) and ``WE_PROCESSES=2`` (one port)."""
     dsn = await db.new_database("bench_replicas")
@@ -124,9 +126,7 @@ async def _replica_scenarios(db: Database, settings: BenchSettings, raw_single: 
             await engine.start_async()
         loads = [e2e.Load(engine, conn, settings) for engine in engines]
         note("reference call pattern, 2 replicas")
-        await reference.run_replicas(
-            loads, raw_single, "replicas2", [e.rest_url for e in engines]
-        )
+        await reference.run_replicas(loads, raw_single, "replicas2", [e.rest_url for e in engines])
     finally:
         for engine in engines:
             await engine.stop_async()

@@ -103,15 +103,20 @@ class Server:
             sweeper.start()
 
         host = settings.http.host
+        # WE_PROCESSES > 1: the processes share the REST and gRPC ports; each has its metrics.
+        reuse_port = settings.processes > 1
+        metrics_port = settings.http.metrics_port
+        if settings.process_index is not None and metrics_port:
+            metrics_port += settings.process_index
         self._metrics = web.AppRunner(rest_app.make_metrics_app(self.metrics), access_log=None)
         await self._metrics.setup()
-        metrics_site = web.TCPSite(self._metrics, host, settings.http.metrics_port)
-        await _listen(metrics_site.start(), "WE_METRICS_PORT", host, settings.http.metrics_port)
+        metrics_site = web.TCPSite(self._metrics, host, metrics_port)
+        await _listen(metrics_site.start(), "WE_METRICS_PORT", host, metrics_port)
         self.metrics_port = _bound_port(self._metrics)
 
         self._grpc = GrpcListener(WorkflowEngineService(self.engine, self.metrics))
         self.grpc_port = await _listen(
-            self._grpc.start(host, settings.http.grpc_port),
+            self._grpc.start(host, settings.http.grpc_port, reuse_port=reuse_port),
             "WE_GRPC_PORT",
             host,
             settings.http.grpc_port,
@@ -135,7 +140,7 @@ class Server:
             handler_cancellation=True,
         )
         await self._rest.setup()
-        site = web.TCPSite(self._rest, host, settings.http.rest_port)
+        site = web.TCPSite(self._rest, host, settings.http.rest_port, reuse_port=reuse_port)
         await _listen(site.start(), "WE_REST_PORT", host, settings.http.rest_port)
         self.rest_port = _bound_port(self._rest)
         log.info(

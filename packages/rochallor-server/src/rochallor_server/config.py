@@ -56,6 +56,10 @@ class Settings:
     db: DbSettings
     engine: EngineSettings
     log_level: str = "INFO"
+    processes: int = 1
+    """``WE_PROCESSES``: engine processes sharing the ports (``SO_REUSEPORT``) and the database."""
+    process_index: int | None = None
+    """Set by the supervisor of ``WE_PROCESSES`` > 1 in each of its processes (0 … N-1)."""
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -122,6 +126,9 @@ class _Env:
         return default if text is None else parse_duration(name, text)
 
 
+MAX_PROCESSES = 64
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and validate every setting; raise :class:`ConfigError` naming the bad variable."""
     env = _Env(os.environ if environ is None else environ)
@@ -148,6 +155,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError("DB_MIN_CONNS", f"{min_conns} exceeds DB_MAX_CONNS={max_conns}")
 
     data_dir_text = env.text("WE_DATA_DIR")
+    processes = env.integer("WE_PROCESSES", 1, minimum=1)
+    if processes > MAX_PROCESSES:
+        raise ConfigError("WE_PROCESSES", f"must be at most {MAX_PROCESSES}, got {processes}")
+    index_text = env.text("WE_PROCESS_INDEX")
+    process_index = None if index_text is None else env.integer("WE_PROCESS_INDEX", 0, minimum=0)
+    if processes > 1:
+        _check_processes(env, processes)
     return Settings(
         http=HttpSettings(
             host=env.text("WE_BIND_HOST") or "0.0.0.0",
@@ -170,4 +184,23 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             max_poll_wait_seconds=env.duration("WE_MAX_POLL_WAIT", 60.0),
         ),
         log_level=level,
+        processes=processes,
+        process_index=process_index,
     )
+
+
+def _check_processes(env: _Env, processes: int) -> None:
+    """Several processes share one database and fixed ports (``docs/performance.md``)."""
+    if env.text("WE_POSTGRES_DSN") is None:
+        raise ConfigError(
+            "WE_PROCESSES", "more than one process needs WE_POSTGRES_DSN (a shared database)"
+        )
+    for name, default in (("WE_REST_PORT", 8080), ("WE_GRPC_PORT", 9090)):
+        if env.port(name, default) == 0:
+            raise ConfigError("WE_PROCESSES", f"more than one process needs a fixed {name}")
+    metrics = env.port("WE_METRICS_PORT", 9091)
+    if metrics == 0 or metrics + processes - 1 > 65535:
+        raise ConfigError(
+            "WE_PROCESSES",
+            f"more than one process needs WE_METRICS_PORT … +{processes - 1} free and fixed",
+        )

@@ -17,8 +17,7 @@ ONE_TASK = wf("t-batch", task("a", "batch-a", "end"), END)
 async def test_batch_start_answers_each_item_as_the_single_start_would(api: Api) -> None:
     await api.upload(ONE_TASK)
     items: list[dict[str, object]] = [
-        {"definitionId": "t-batch", "variables": {"n": n}, "businessKey": f"k{n}"}
-        for n in range(4)
+        {"definitionId": "t-batch", "variables": {"n": n}, "businessKey": f"k{n}"} for n in range(4)
     ]
     items.insert(1, {"definitionId": "no-such-definition"})
     items.insert(3, {"definitionId": "t-batch", "variables": [1, 2]})

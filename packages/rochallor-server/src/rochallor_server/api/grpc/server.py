@@ -137,9 +137,11 @@ class GrpcListener:
         self.port = 0
         self._started = False
 
-    async def start(self, host: str | None, port: int) -> int:
-        """Listen on ``host:port`` (0 = any free port); returns the bound port."""
-        await self.server.start(host, port)
+    async def start(self, host: str | None, port: int, *, reuse_port: bool = False) -> int:
+        """Listen on ``host:port`` (0 = any free port); returns the bound port.
+
+        ``reuse_port``: share the port with other processes (``SO_REUSEPORT``)."""
+        await self.server.start(host, port, reuse_port=reuse_port)
         self._started = True
         listener: Any = self.server._server
         for sock in listener.sockets if listener is not None else ():
