@@ -36,14 +36,14 @@ def _alive(pid: int) -> bool:
 
 
 async def _wait_for(session: aiohttp.ClientSession, url: str) -> None:
-    for _ in range(300):
+    for _ in range(600):
         try:
             async with session.get(url) as response:
                 assert response.status == 200
                 return
         except aiohttp.ClientConnectorError:
             await asyncio.sleep(0.1)
-    raise AssertionError(f"{url} did not answer within 30 s")
+    raise AssertionError(f"{url} did not answer within 60 s")
 
 
 async def test_two_processes_share_the_ports_and_the_work(pg_dsn: str, tmp_path: Path) -> None:
