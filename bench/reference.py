@@ -19,14 +19,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import resource
 import statistics
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 from e2e import VARIABLES, Load, jobs_completed, single_step
-from harness import figure, note, ratio
+from harness import Profiler, figure, note, ratio
 
 from rochallor_sdk import Registry, RestClient
 
@@ -152,23 +155,59 @@ async def run_reference(load: Load, raw_single: float | None) -> None:
     ref_rates: list[float] = []
     sdk_rates: list[float] = []
     start_rates: list[float] = []
+    # CPU milliseconds per job while draining: engine, load generator
+    cpu: dict[str, list[tuple[float, float]]] = {"ref": [], "sdk": []}
+    start_cpu: list[float] = []  # engine CPU milliseconds per instance started
     for run in range(s.ref_runs):
         for kind in ("ref", "sdk"):
             job_type = f"bench-{kind}-{run}"
             await _upload(url, job_type)
+            engine_cpu = _cpu_seconds(load.engine.pid)
             started = await _start_one_by_one([url], job_type, s.ref_instances, s.ref_starters)
             start_rates.append(started)
+            start_cpu.append(1000 * (_cpu_seconds(load.engine.pid) - engine_cpu) / s.ref_instances)
+            engine_cpu, load_cpu = _cpu_seconds(load.engine.pid), _cpu_seconds()
             if kind == "ref":
+                profiler = None
+                if s.profile and run == 0:
+                    # The first seconds of the first drain (it lasts a few seconds).
+                    profiler = Profiler(load.engine.pid, s.profile, 3.0)
+                    profiler.start()
                 rate = await _drain_plain(load, [url], job_type, s.ref_instances)
                 ref_rates.append(rate)
+                if profiler is not None:
+                    await profiler.finish()
             else:
                 rate = await _drain_sdk(load, job_type, s.ref_instances)
                 sdk_rates.append(rate)
-            note(f"{kind} run {run + 1}: started {started:.0f}/s, completed {rate:.0f}/s")
+            per_job = (
+                1000 * (_cpu_seconds(load.engine.pid) - engine_cpu) / s.ref_instances,
+                1000 * (_cpu_seconds() - load_cpu) / s.ref_instances,
+            )
+            cpu[kind].append(per_job)
+            note(
+                f"{kind} run {run + 1}: started {started:.0f}/s, completed {rate:.0f}/s,"
+                f" CPU per job while draining: engine {per_job[0]:.3f} ms,"
+                f" load generator {per_job[1]:.3f} ms"
+            )
             await load.conn.execute("VACUUM ANALYZE job, workflow_instance, step_execution")
     _report("ref_start_instances_per_s", start_rates, raw_single)
     _report("ref_complete_jobs_per_s", ref_rates, raw_single)
     _report("sdk_complete_jobs_per_s", sdk_rates, raw_single)
+    figure("start_engine_cpu_ms_per_instance", statistics.mean(start_cpu))
+    for kind, values in cpu.items():
+        if values:
+            figure(f"{kind}_engine_cpu_ms_per_job", statistics.mean(v[0] for v in values))
+            figure(f"{kind}_loadgen_cpu_ms_per_job", statistics.mean(v[1] for v in values))
+
+
+def _cpu_seconds(pid: int | None = None) -> float:
+    """CPU time (user + system) of process ``pid``, or of this process (the load generator)."""
+    if pid is None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _report(name: str, rates: list[float], raw_single: float | None) -> None:
