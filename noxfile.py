@@ -15,12 +15,14 @@ nox.options.sessions = [
     "tests_server",
     "tests_sdk",
     "schemathesis",
+    "conformance",
 ]
 
 PYTHON = "3.11"
 VALIDATOR = "packages/rochallor-validator"
 SERVER = "packages/rochallor-server"
 SDK = "packages/rochallor-sdk"
+CONFORMANCE = "conformance/driver"
 CODEGEN_REQUIREMENTS = "codegen/requirements.txt"
 
 
@@ -49,8 +51,17 @@ def typecheck(session: nox.Session) -> None:
         f"{SERVER}[test]",
         "-e",
         f"{SDK}[test]",
+        "-e",
+        f"{CONFORMANCE}[grpc,audit,test]",
     )
-    session.run("mypy", f"{VALIDATOR}/src", f"{SERVER}/src", f"{SDK}/src")
+    session.run(
+        "mypy",
+        f"{VALIDATOR}/src",
+        f"{SERVER}/src",
+        f"{SDK}/src",
+        f"{CONFORMANCE}/src",
+        "conformance/workers/sdk_worker.py",
+    )
 
 
 @nox.session(python=PYTHON)
@@ -72,6 +83,17 @@ def tests_sdk(session: nox.Session) -> None:
     """SDK: unit tests, and integration tests against a real engine on an embedded PostgreSQL."""
     session.install("-e", f"{SDK}[test]", "-e", VALIDATOR, "-e", SERVER)
     _pytest(session, SDK)
+
+
+@nox.session(python=PYTHON)
+def conformance(session: nox.Session) -> None:
+    """Conformance suite against our server on an embedded PostgreSQL: every scenario, vector and
+    definition fixture with the SDK worker over REST and over gRPC and with the Node.js worker;
+    plus the proof that injected engine faults make it fail (docs/conformance.md)."""
+    session.install(
+        "-e", VALIDATOR, "-e", SERVER, "-e", SDK, "-e", f"{CONFORMANCE}[grpc,audit,test]"
+    )
+    _pytest(session, CONFORMANCE)
 
 
 @nox.session(python=PYTHON)

@@ -90,7 +90,8 @@ def main() -> int:
                     "--suppress-health-check",
                     "all",
                 ]
-                code = subprocess.call(command)
+                # run in the temporary directory: schemathesis keeps a cache in its working one
+                code = subprocess.call(command, cwd=tmp)
             finally:
                 engine.stop()
                 if code != 0:

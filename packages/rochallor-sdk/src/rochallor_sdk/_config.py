@@ -73,6 +73,10 @@ def _optional_int(value: str) -> int | None:
     return int(value) if value.strip() else None
 
 
+def _optional_str(value: str) -> str | None:
+    return value.strip() or None
+
+
 @attrs.frozen(kw_only=True)
 class WorkerSettings:
     """Everything a :class:`~rochallor_sdk.Worker` needs; durations are seconds.
@@ -130,6 +134,8 @@ class WorkerSettings:
     metrics_host: str = attrs.field(
         default="0.0.0.0", validator=_non_empty, metadata=_env("METRICS_HOST", str)
     )
+    #: Bearer token sent to the engine on every request (``None``: no ``Authorization``).
+    token: str | None = attrs.field(default=None, repr=False, metadata=_env("TOKEN", _optional_str))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> WorkerSettings:

@@ -55,7 +55,9 @@ class ApiError(RochallorSdkError):
     """The engine answered with an error.
 
     ``status`` is the HTTP status (REST) or the gRPC status name (gRPC); ``code`` is the
-    REST ``error`` code (``not-found``, ``conflict``, ...) when the body carried one.
+    REST ``error`` code (``not-found``, ``conflict``, ...) when the body carried one;
+    ``details`` the REST ``details`` list of a rejected definition (one
+    ``{"code", "message", "stepId"}`` object per violation), else empty.
     """
 
     def __init__(
@@ -65,11 +67,13 @@ class ApiError(RochallorSdkError):
         status: int | str,
         code: str | None = None,
         operation: str = "",
+        details: list[dict[str, Any]] | None = None,
     ) -> None:
         self.status = status
         self.code = code
         self.reason = reason or ""
         self.operation = operation
+        self.details = list(details or [])
         prefix = f"{operation}: " if operation else ""
         super().__init__(f"{prefix}{status} {code or ''} {reason or ''}".rstrip())
 

@@ -261,6 +261,7 @@ class Worker:
                 self.settings.engine_url,
                 self.settings.transport,
                 request_timeout=self.settings.request_timeout,
+                token=self.settings.token,
             )
         self._executor = ThreadPoolExecutor(
             max_workers=self.settings.parallelism, thread_name_prefix="rochallor-handler"

@@ -35,6 +35,7 @@ def test_from_env_reads_every_documented_variable() -> None:
         "ROCHALLOR_WORKER_BACKOFF_MAX": "1h",
         "ROCHALLOR_WORKER_METRICS_PORT": "9102",
         "ROCHALLOR_WORKER_METRICS_HOST": "127.0.0.1",
+        "ROCHALLOR_WORKER_TOKEN": "s3cret",
         "UNRELATED": "x",
     }
     settings = WorkerSettings.from_env(env)
@@ -51,7 +52,9 @@ def test_from_env_reads_every_documented_variable() -> None:
         backoff_max=3600.0,
         metrics_port=9102,
         metrics_host="127.0.0.1",
+        token="s3cret",
     )
+    assert "s3cret" not in repr(settings)
     assert set(WorkerSettings.env_vars().values()) == {k for k in env if k != "UNRELATED"}
 
 

@@ -7,6 +7,7 @@ always be read, listed, polled, completed and advanced: nothing accepted answers
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import io
 import logging
 from typing import Any
@@ -282,12 +283,12 @@ async def test_one_bad_item_of_a_batch_fails_alone(api: Api) -> None:
 async def test_long_identifiers_and_long_paths_get_a_json_error(api: Api) -> None:
     await api.upload(one_step())
     reason = await refused(
-        api, "POST", "/v1/instances", {"definitionId": "safe", "businessKey": "k" * 256}
+        api, "POST", "/v1/instances", {"definitionId": "safe", "businessKey": "k" * 257}
     )
-    assert reason == "businessKey must be at most 255 characters"
+    assert reason == "businessKey must be at most 256 characters"
     # a 10 000-character path reaches the application and is answered in JSON
     reason = await refused(api, "GET", "/v1/instances/" + "i" * 10_000)
-    assert reason == "id must be at most 255 characters"
+    assert reason == "id must be at most 256 characters"
     # free text is cut, not refused: a long failure message is stored shortened
     started = await api.start("safe")
     [job] = await api.poll(["work"])
@@ -387,3 +388,48 @@ def test_log_lines_cannot_be_forged_with_control_characters() -> None:
 
     assert line == "ERROR GET /v1/x\\nFORGED 1: failed"
     assert "\n" not in line
+
+
+# -- versions stored before the validator's limits -------------------------------------------
+
+
+async def test_a_version_stored_before_the_limits_still_runs(server: Server, api: Api) -> None:
+    """The validator now refuses these on upload; a version stored earlier must still load,
+    and its instances advance: the huge timer never fires, the retry budget is capped."""
+    document = {
+        "id": "old",
+        "name": "stored before the limits",
+        "steps": [
+            {
+                "id": "work",
+                "name": "Work",
+                "type": "SERVICE_TASK",
+                "jobType": "old-work",
+                "retryCount": 10**12,
+                "nextStep": "done",
+                "boundaryEvents": [
+                    {
+                        "type": "TIMER",
+                        "duration": "P99999999999999Y",
+                        "interrupting": True,
+                        "targetStepId": "done",
+                    }
+                ],
+            },
+            {"id": "done", "name": "Done", "type": "END"},
+        ],
+    }
+    status, payload = await api.call("POST", "/v1/definitions", document)
+    assert status == 400, payload  # refused today
+    async with server.store.transaction() as tx:
+        await tx.insert_definition(
+            document=document, definition_id="old", name="old", uploaded_at=dt.datetime.now(dt.UTC)
+        )
+
+    started = await api.start("old")
+    [job] = await api.poll(["old-work"])
+    assert job["retriesRemaining"] == 1_000_000
+    assert await api.fail(job["id"], "once more", retryable=True) == 204
+    [again] = await api.poll(["old-work"])
+    assert await api.complete(again["id"]) == 204
+    assert (await api.wait_terminal(started["id"]))["status"] == "COMPLETED"

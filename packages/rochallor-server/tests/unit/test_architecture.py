@@ -30,6 +30,12 @@ def _imports(path: Path) -> set[str]:
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module:
             names.add(node.module)
+            if node.module == "rochallor_server":  # from rochallor_server import app, config
+                names.update(
+                    f"rochallor_server.{alias.name}"
+                    for alias in node.names
+                    if (PACKAGE / alias.name).is_dir() or (PACKAGE / f"{alias.name}.py").is_file()
+                )
     return names
 
 
@@ -60,3 +66,57 @@ def test_only_the_grpc_edge_imports_generated_code() -> None:
         and any(n.startswith("rochallor_server._gen") for n in _imports(path))
     ]
     assert offenders == []
+
+
+# Every top-level part of the package on its floor; a part imports only parts on lower floors
+# or its own (the edges - storage, APIs, sweepers, dispatch - do not import each other).
+FLOORS: dict[str, int] = {
+    "_gen": 0,
+    "errors": 0,
+    "logs": 0,
+    "metrics": 0,
+    "config": 1,
+    "tls": 1,
+    "engine": 2,
+    "service": 3,
+    "auth": 4,
+    "store": 5,
+    "api": 5,
+    "sweepers": 5,
+    "dispatch": 5,
+    "ui": 5,
+    "app": 6,
+    "processes": 7,
+    "testing": 7,
+    "_keys_cli": 7,
+    "cli": 8,
+    "__main__": 9,
+    "__init__": 9,
+}
+
+
+def _part(path: Path) -> str:
+    relative = path.relative_to(PACKAGE)
+    return relative.parts[0].removesuffix(".py")
+
+
+def test_every_part_of_the_package_has_a_floor() -> None:
+    parts = {_part(p) for p in PACKAGE.rglob("*.py")}
+    assert parts <= FLOORS.keys(), f"give these a floor in FLOORS: {sorted(parts - FLOORS.keys())}"
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(p for p in PACKAGE.rglob("*.py") if "_gen" not in p.parts),
+    ids=lambda p: str(p.relative_to(PACKAGE)),
+)
+def test_no_import_runs_back_up(path: Path) -> None:
+    own = _part(path)
+    upward = sorted(
+        name
+        for name in _imports(path)
+        if name.startswith("rochallor_server.")
+        and (target := name.split(".")[1]) != own
+        and FLOORS.get(target, 99) >= FLOORS[own]
+    )
+    assert not upward, f"{path.relative_to(PACKAGE)} (floor {FLOORS[own]}) imports {upward}"

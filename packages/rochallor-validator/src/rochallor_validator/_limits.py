@@ -35,7 +35,7 @@ MAX_DOCUMENT_DEPTH: Final = 64
 #: Characters in a step id, a ``jobType`` and ``nextWorkflowId``: the server's limit on the
 #: identifiers a client sends (job types to poll, step ids in paths), which are indexed columns
 #: of the store. (The definition ``id`` is 1-256 characters through ``ID_FORMAT``.)
-MAX_IDENTIFIER_LENGTH: Final = 255
+MAX_IDENTIFIER_LENGTH: Final = 256
 
 #: Characters in one expression (conditions, ``${...}`` values, decision-table inputs).
 MAX_EXPRESSION_LENGTH: Final = 4_096

@@ -8,13 +8,18 @@ from rochallor_sdk.client._rest import RestClient
 
 
 def create_client(
-    engine_url: str, transport: str = "rest", *, request_timeout: float = 10.0
+    engine_url: str,
+    transport: str = "rest",
+    *,
+    request_timeout: float = 10.0,
+    token: str | None = None,
 ) -> RestClient | GrpcClient:
-    """A REST or gRPC client for ``engine_url`` (``transport`` is ``"rest"`` or ``"grpc"``)."""
+    """A REST or gRPC client for ``engine_url`` (``transport`` is ``"rest"`` or ``"grpc"``);
+    ``token`` is sent as a bearer token on every request."""
     if transport == "rest":
-        return RestClient(engine_url, request_timeout=request_timeout)
+        return RestClient(engine_url, request_timeout=request_timeout, token=token)
     if transport == "grpc":
-        return GrpcClient(engine_url, request_timeout=request_timeout)
+        return GrpcClient(engine_url, request_timeout=request_timeout, token=token)
     raise ValueError(f"transport must be 'rest' or 'grpc', got {transport!r}")
 
 

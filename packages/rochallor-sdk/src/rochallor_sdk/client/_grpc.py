@@ -29,7 +29,10 @@ def parse_target(target: str) -> tuple[str, int]:
 
 class GrpcClient(_base.ClosingClient):
     """Talks to the engine's gRPC service ``workflow.v1.WorkflowEngine``; implements
-    ``JobClient`` and ``AdminClient`` with the same dict shapes as :class:`RestClient`."""
+    ``JobClient`` and ``AdminClient`` with the same dict shapes as :class:`RestClient`.
+
+    ``token``, when given, is sent on every call as ``authorization: Bearer <token>`` metadata.
+    """
 
     def __init__(
         self,
@@ -37,9 +40,13 @@ class GrpcClient(_base.ClosingClient):
         *,
         channel: Channel | None = None,
         request_timeout: float = 10.0,
+        token: str | None = None,
     ) -> None:
         self.host, self.port = parse_target(target)
         self.request_timeout = request_timeout
+        self._metadata: dict[str, str] | None = (
+            {"authorization": f"Bearer {token}"} if token else None
+        )
         self._channel = channel
         self._owns_channel = channel is None
 
@@ -63,7 +70,9 @@ class GrpcClient(_base.ClosingClient):
         time_limit: float | None = None,
     ) -> T:
         try:
-            return await rpc(message, timeout=time_limit or self.request_timeout)
+            return await rpc(
+                message, timeout=time_limit or self.request_timeout, metadata=self._metadata
+            )
         except GRPCError as exc:
             cls: type[_errors.ApiError] = _errors.ApiError
             if exc.status is Status.NOT_FOUND:

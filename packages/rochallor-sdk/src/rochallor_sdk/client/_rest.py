@@ -22,6 +22,7 @@ class RestClient(_base.ClosingClient):
 
     Pass an existing ``session`` to share a connection pool; otherwise the client creates
     one lazily and closes it in :meth:`close` (or at the end of ``async with``).
+    ``token``, when given, is sent on every request as ``Authorization: Bearer <token>``.
     """
 
     def __init__(
@@ -30,11 +31,15 @@ class RestClient(_base.ClosingClient):
         *,
         session: aiohttp.ClientSession | None = None,
         request_timeout: float = 10.0,
+        token: str | None = None,
     ) -> None:
         if "://" not in base_url:
             base_url = "http://" + base_url
         self.base_url = base_url.rstrip("/")
         self.request_timeout = request_timeout
+        self._headers = dict(_JSON_HEADERS)
+        if token:
+            self._headers["Authorization"] = f"Bearer {token}"
         self._session = session
         self._owns_session = session is None
 
@@ -68,7 +73,7 @@ class RestClient(_base.ClosingClient):
                 self.base_url + path,
                 data=data,
                 params=params,
-                headers=_JSON_HEADERS,
+                headers=self._headers,
                 timeout=client_timeout,
             ) as response:
                 text = await response.text()
@@ -375,6 +380,7 @@ def _start_result(result: Any) -> dict[str, Any] | Exception:
 def _api_error(status: int, text: str, operation: str) -> _errors.ApiError:
     code: str | None = None
     reason = text.strip()
+    details: list[dict[str, Any]] = []
     try:
         body = json.loads(text)
     except ValueError:
@@ -382,13 +388,22 @@ def _api_error(status: int, text: str, operation: str) -> _errors.ApiError:
     if isinstance(body, dict):
         code = body.get("error") if isinstance(body.get("error"), str) else None
         reason = str(body.get("reason") or body.get("message") or reason)
-    return _error_for(status, code, reason, operation)
+        raw_details = body.get("details")
+        if isinstance(raw_details, list):
+            details = [item for item in raw_details if isinstance(item, dict)]
+    return _error_for(status, code, reason, operation, details)
 
 
-def _error_for(status: int, code: str | None, reason: str, operation: str) -> _errors.ApiError:
+def _error_for(
+    status: int,
+    code: str | None,
+    reason: str,
+    operation: str,
+    details: list[dict[str, Any]] | None = None,
+) -> _errors.ApiError:
     cls: type[_errors.ApiError] = _errors.ApiError
     if status == 404:
         cls = _errors.NotFound
     elif status == 409:
         cls = _errors.Conflict
-    return cls(reason, status=status, code=code, operation=operation)
+    return cls(reason, status=status, code=code, operation=operation, details=details)

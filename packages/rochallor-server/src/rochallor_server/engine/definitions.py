@@ -25,6 +25,8 @@ class CompiledDefinition:
     join_branches: Mapping[str, int]
     """For each JOIN_GATEWAY: how many branches its owning gateway starts."""
     tables: Mapping[str, rv.CompiledDecisionTable]
+    table_errors: Mapping[str, str] = attrs.field(factory=dict)
+    """Why a decision table of a version stored before a validator limit does not compile."""
     durations: Mapping[str, rv.IsoDuration]
     """Parsed boundary-event durations keyed by their text."""
 
@@ -44,17 +46,25 @@ class CompiledDefinition:
 
 
 def compile_definition(record: DefinitionRecord) -> CompiledDefinition:
-    """Parse and prepare a stored version (it was validated when it was uploaded)."""
-    definition = rv.parse_definition(record.document)
+    """Parse and prepare a stored version (it was validated when it was uploaded).
+
+    Read without the validator's limits: a version stored before a limit existed must still
+    load, so that its running instances can advance (``docs/limits.md``).
+    """
+    definition = rv.parse_definition(record.document, limits=False)
     steps = {step.id: step for step in definition.steps}
     joins: dict[str, int] = {}
     tables: dict[str, rv.CompiledDecisionTable] = {}
+    table_errors: dict[str, str] = {}
     durations: dict[str, rv.IsoDuration] = {}
     for step in definition.steps:
         if isinstance(step, rv.ParallelGatewayStep) and step.join_step:
             joins[step.join_step] = len(step.parallel_next_steps or ())
         elif isinstance(step, rv.DecisionTableStep):
-            tables[step.id] = rv.compile_decision_table(step)
+            try:
+                tables[step.id] = rv.compile_decision_table(step)
+            except rv.ValidatorError as exc:  # stored before a limit it now breaks
+                table_errors[step.id] = str(exc)
         elif isinstance(step, _TIMER_PARENTS):
             for event in step.boundary_events or ():
                 durations[event.duration] = rv.parse_duration(event.duration)
@@ -65,5 +75,6 @@ def compile_definition(record: DefinitionRecord) -> CompiledDefinition:
         first_step_id=definition.steps[0].id,
         join_branches=joins,
         tables=tables,
+        table_errors=table_errors,
         durations=durations,
     )

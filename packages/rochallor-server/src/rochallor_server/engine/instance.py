@@ -36,6 +36,8 @@ from rochallor_server.errors import BadRequest, Conflict, NotFound
 
 ST = rv.StepType
 MAX_SYNCHRONOUS_ENTRIES = 1000
+NEVER = dt.datetime(9999, 12, 31, tzinfo=dt.UTC)
+"""When a timer that cannot come due is scheduled."""
 NO_BRANCH_MATCHED = "no conditionalNextSteps branch matched (DecisionNoBranchMatched)"
 INTERRUPTED = "interrupted by boundary timer"
 _PARKING = (ST.USER_TASK, ST.WAIT)
@@ -219,12 +221,18 @@ class _Transition:
 
     def _schedule_timers(self, step: Any, execution: StepExecution) -> None:
         for event in step.boundary_events or ():
+            try:
+                fire_at = self.d.durations[event.duration].add_to(self.now)
+            except rv.DurationError:
+                # Only a version stored before the validator bounded durations gets here: a
+                # timer due past the calendar never fires.
+                fire_at = NEVER
             timer = Timer(
                 id=self.ids.new_id(),
                 instance_id=self.base.id,
                 step_execution_id=execution.id,
                 target_step_id=event.target_step_id,
-                fire_at=self.d.durations[event.duration].add_to(self.now),
+                fire_at=fire_at,
                 interrupting=bool(event.interrupting),
             )
             self.commands.append(cmd.InsertTimer(timer=timer))
@@ -244,7 +252,8 @@ class _Transition:
                 step_id=step.id,
                 job_type=step.job_type or step.id,
                 status=JobStatus.UNLOCKED,
-                retries_remaining=step.retry_count or 0,
+                # capped for versions stored before the validator bounded it
+                retries_remaining=min(step.retry_count or 0, rv.MAX_RETRY_COUNT),
                 payload=dict(self.variables),
                 created_at=self.now,
             )
@@ -284,7 +293,10 @@ class _Transition:
             self.finish(execution, ExecutionStatus.COMPLETED, output=assigned)
             self.enter(step.next_step)
         elif kind is ST.DECISION_TABLE:
-            table = self.d.tables[step.id]
+            table = self.d.tables.get(step.id)
+            if table is None:  # a stored version whose table no longer compiles
+                self.fail_instance(self.d.table_errors[step.id], execution)
+                return
             try:
                 outputs, matched = table.decide(self.variables, now=self.now)
             except rv.ValidatorError as exc:

@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
+import rochallor_validator as rv
 from rochallor_server.engine.model import JsonObject
 from rochallor_server.errors import BadRequest
 
@@ -36,12 +37,13 @@ MAX_REQUEST_BYTES: Final = 8 * 1024 * 1024
 """A REST body or a gRPC request message (413 / ``RESOURCE_EXHAUSTED`` past it)."""
 MAX_REQUEST_LINE_BYTES: Final = 64 * 1024
 """A REST request line (method, path and query); past it aiohttp answers a plain-text 400."""
-MAX_JSON_DEPTH: Final = 64
+# The limits shared with definitions are the validator's: one number for both.
+MAX_JSON_DEPTH: Final = rv.MAX_DOCUMENT_DEPTH
 """Nesting of objects and arrays in variables and other JSON documents."""
-MAX_IDENTIFIER_LENGTH: Final = 255
+MAX_IDENTIFIER_LENGTH: Final = rv.MAX_IDENTIFIER_LENGTH
 MAX_MESSAGE_LENGTH: Final = 8192
-INT_MIN: Final = -(2**63)
-INT_MAX: Final = 2**63 - 1
+INT_MIN: Final = rv.MIN_INT
+INT_MAX: Final = rv.MAX_INT
 
 MAX_JOBS_PER_POLL: Final = 100
 MAX_BATCH_COMPLETIONS: Final = 100
@@ -49,7 +51,7 @@ MAX_BATCH_STARTS: Final = 100
 MAX_PAGE_SIZE: Final = 200
 DEFAULT_PAGE_SIZE: Final = 20
 MAX_PAGE: Final = 2**31 - 1
-MAX_VERSION: Final = 2**31 - 1
+MAX_VERSION: Final = rv.MAX_VERSION
 """Definition versions are PostgreSQL ``integer`` columns."""
 
 _TRUNCATED: Final = "…"

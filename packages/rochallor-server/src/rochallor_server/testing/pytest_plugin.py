@@ -1,4 +1,7 @@
-"""pytest fixtures for tests that need a real PostgreSQL.
+"""pytest fixtures for tests that need a real PostgreSQL (opt-in).
+
+Load it with ``pytest -p rochallor_server.testing.pytest_plugin`` or in the ``addopts`` of a
+project's pytest configuration; installing the server registers nothing by itself.
 
 - ``pg_cluster`` (session): an embedded cluster with a migrated template database.
 - ``pg_dsn`` (function): the DSN of a fresh database cloned from the template.
