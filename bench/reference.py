@@ -78,6 +78,8 @@ async def _plain_worker(
             if answer.status != 204:
                 raise RuntimeError(f"complete: {answer.status} {await answer.text()}")
             done[0] += 1
+            if done[0] == total:
+                done.append(time.monotonic())  # the drain's end (idle workers may still sleep)
 
     while done[0] < total:
         async with session.post(f"{url}/v1/jobs/poll", json=poll) as response:
@@ -96,25 +98,38 @@ async def _drain_plain(load: Load, urls: Sequence[str], job_type: str, total: in
     sessions = [aiohttp.ClientSession() for _ in range(s.ref_workers)]
     try:
         began = time.monotonic()
-        await asyncio.gather(
-            *(
-                _plain_worker(
-                    session,
-                    urls[n % len(urls)],
-                    f"ref-worker-{n}",
-                    job_type,
-                    s.ref_max_jobs,
-                    s.poll_interval,
-                    done,
-                    total,
-                )
-                for n, session in enumerate(sessions)
-            )
-        )
-        return done[0] / (time.monotonic() - began)
+        async with asyncio.timeout(s.backlog_max_s):  # a stuck drain fails, never hangs
+            await _plain_workers(load, urls, job_type, total, sessions, done)
+        return done[0] / (done[1] - began)
     finally:
         for session in sessions:
             await session.close()
+
+
+async def _plain_workers(
+    load: Load,
+    urls: Sequence[str],
+    job_type: str,
+    total: int,
+    sessions: list[aiohttp.ClientSession],
+    done: list[int],
+) -> None:
+    s = load.settings
+    await asyncio.gather(
+        *(
+            _plain_worker(
+                session,
+                urls[n % len(urls)],
+                f"ref-worker-{n}",
+                job_type,
+                s.ref_max_jobs,
+                s.poll_interval,
+                done,
+                total,
+            )
+            for n, session in enumerate(sessions)
+        )
+    )
 
 
 async def _drain_sdk(load: Load, job_type: str, total: int) -> float:
@@ -133,7 +148,8 @@ async def _drain_sdk(load: Load, job_type: str, total: int) -> float:
         s = load.settings
         for worker in load.workers(registry, count=s.ref_workers, parallelism=s.ref_max_jobs):
             await stack.enter_async_context(worker)
-        await finished.wait()
+        async with asyncio.timeout(s.backlog_max_s):  # a stuck drain fails, never hangs
+            await finished.wait()
         # The last completions are still on their way: count them where they land.
         completed = 0
         while completed < total:
