@@ -7,6 +7,7 @@ import asyncio
 import asyncpg
 
 from rochallor_server.app import Server
+from rochallor_server.engine import limits
 
 from .client import TERMINAL, Api
 from .test_scenarios import END, task, wf
@@ -21,14 +22,17 @@ async def test_batch_start_answers_each_item_as_the_single_start_would(api: Api)
     ]
     items.insert(1, {"definitionId": "no-such-definition"})
     items.insert(3, {"definitionId": "t-batch", "variables": [1, 2]})
-    items.insert(4, {"definitionId": "t-batch", "businessKey": "x" * 256})
+    too_long = "x" * (limits.MAX_IDENTIFIER_LENGTH + 1)
+    items.insert(4, {"definitionId": "t-batch", "businessKey": too_long})
     items.append({"definitionId": "t-batch", "definitionVersion": 7})
     result = await api.ok("POST", "/v1/instances/batch", {"instances": items})
     results = result["results"]
     assert [r["status"] for r in results] == [201, 404, 201, 400, 400, 201, 201, 404]
     assert results[1]["error"] == "not-found"
     assert results[3]["reason"] == "instances[3]: variables must be a JSON object"
-    assert results[4]["reason"] == "businessKey must be at most 255 characters"
+    assert results[4]["reason"] == (
+        f"businessKey must be at most {limits.MAX_IDENTIFIER_LENGTH} characters"
+    )
     started = [r["instance"] for r in results if r["status"] == 201]
     assert [i["businessKey"] for i in started] == ["k0", "k1", "k2", "k3"]
     assert [i["variables"]["n"] for i in started] == [0, 1, 2, 3]
