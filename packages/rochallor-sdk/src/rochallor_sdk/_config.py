@@ -6,12 +6,13 @@ import os
 import re
 import secrets
 import socket
+import ssl
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import attrs
 
-from rochallor_sdk import _errors
+from rochallor_sdk import _errors, _security
 
 ENV_PREFIX = "ROCHALLOR_WORKER_"
 
@@ -134,8 +135,25 @@ class WorkerSettings:
     metrics_host: str = attrs.field(
         default="0.0.0.0", validator=_non_empty, metadata=_env("METRICS_HOST", str)
     )
-    #: Bearer token sent to the engine on every request (``None``: no ``Authorization``).
+    #: API key or JWT for the engine (``None``: ``ROCHALLOR_TOKEN``, else no credential).
     token: str | None = attrs.field(default=None, repr=False, metadata=_env("TOKEN", _optional_str))
+    #: PEM file of the CA that signed the engine's certificate (``None``: system CAs).
+    tls_ca_file: str | None = attrs.field(default=None, metadata=_env("TLS_CA", _optional_str))
+    #: PEM client certificate and key, for engines that require mutual TLS.
+    tls_cert_file: str | None = attrs.field(default=None, metadata=_env("TLS_CERT", _optional_str))
+    tls_key_file: str | None = attrs.field(default=None, metadata=_env("TLS_KEY", _optional_str))
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        """A context from the ``tls_*`` files; ``None`` (decided by the URL and
+        ``ROCHALLOR_TLS_*``) when none is set."""
+        if self.tls_ca_file is None and self.tls_cert_file is None:
+            return None
+        return _security.client_ssl_context(
+            ca_file=self.tls_ca_file,
+            cert_file=self.tls_cert_file,
+            key_file=self.tls_key_file,
+            http2=self.transport == "grpc",
+        )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> WorkerSettings:

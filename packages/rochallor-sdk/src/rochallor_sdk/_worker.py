@@ -262,6 +262,7 @@ class Worker:
                 self.settings.transport,
                 request_timeout=self.settings.request_timeout,
                 token=self.settings.token,
+                tls=self.settings.tls_context(),
             )
         self._executor = ThreadPoolExecutor(
             max_workers=self.settings.parallelism, thread_name_prefix="rochallor-handler"

@@ -7,6 +7,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from ._cli import (
     EXAMPLES,
     assert_one_error,
@@ -61,6 +63,7 @@ def _json(stdout: str) -> Any:
     return json.loads(stdout)
 
 
+@pytest.mark.timeout(120)  # four processes besides the engine: slow on a loaded machine
 def test_order_fulfilment_from_deploy_to_completed(engine: EngineProcess, tmp_path: Path) -> None:
     url = engine.rest_url
     deployed = ok(rochallor("deploy", str(EXAMPLES / "order-fulfilment.json"), engine_url=url))

@@ -35,7 +35,10 @@ def test_from_env_reads_every_documented_variable() -> None:
         "ROCHALLOR_WORKER_BACKOFF_MAX": "1h",
         "ROCHALLOR_WORKER_METRICS_PORT": "9102",
         "ROCHALLOR_WORKER_METRICS_HOST": "127.0.0.1",
-        "ROCHALLOR_WORKER_TOKEN": "s3cret",
+        "ROCHALLOR_WORKER_TOKEN": "rk_0123456789ab_secret",
+        "ROCHALLOR_WORKER_TLS_CA": "/etc/rochallor/ca.pem",
+        "ROCHALLOR_WORKER_TLS_CERT": "/etc/rochallor/worker.pem",
+        "ROCHALLOR_WORKER_TLS_KEY": "/etc/rochallor/worker.key",
         "UNRELATED": "x",
     }
     settings = WorkerSettings.from_env(env)
@@ -52,9 +55,12 @@ def test_from_env_reads_every_documented_variable() -> None:
         backoff_max=3600.0,
         metrics_port=9102,
         metrics_host="127.0.0.1",
-        token="s3cret",
+        token="rk_0123456789ab_secret",
+        tls_ca_file="/etc/rochallor/ca.pem",
+        tls_cert_file="/etc/rochallor/worker.pem",
+        tls_key_file="/etc/rochallor/worker.key",
     )
-    assert "s3cret" not in repr(settings)
+    assert "rk_0123456789ab_secret" not in repr(settings)
     assert set(WorkerSettings.env_vars().values()) == {k for k in env if k != "UNRELATED"}
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import signal
 from collections.abc import Awaitable
@@ -17,6 +18,7 @@ from typing import Any, TypeVar
 import asyncpg
 from aiohttp import web
 
+from rochallor_server import auth, tls
 from rochallor_server.api.grpc.server import GrpcListener
 from rochallor_server.api.grpc.service import WorkflowEngineService
 from rochallor_server.api.rest import app as rest_app
@@ -28,6 +30,7 @@ from rochallor_server.metrics import Metrics
 from rochallor_server.service.engine import Engine
 from rochallor_server.store.postgres import PostgresStore, migrate
 from rochallor_server.store.postgres import pool as pg_pool
+from rochallor_server.store.postgres.api_keys import PostgresKeyStore, RevocationListener
 from rochallor_server.store.postgres.embedded import EmbeddedPostgres
 from rochallor_server.sweepers.base import PeriodicTask
 from rochallor_server.sweepers.leases import lease_sweeper
@@ -59,6 +62,8 @@ class Server:
         self.store: PostgresStore | None = None
         self.engine: Engine | None = None
         self.sweepers: list[PeriodicTask] = []
+        self.access: auth.AccessControl | None = None
+        self._revocations: RevocationListener | None = None
         self._rest: web.AppRunner | None = None
         self._metrics: web.AppRunner | None = None
         self._grpc: GrpcListener | None = None
@@ -102,21 +107,34 @@ class Server:
         for sweeper in self.sweepers:
             sweeper.start()
 
-        host = settings.http.host
+        self.access = await self._access_control()
+        host = self._bind_host(self.access.enforce)
         # WE_PROCESSES > 1: the processes share the REST and gRPC ports; each has its metrics.
         reuse_port = settings.processes > 1
         metrics_port = settings.http.metrics_port
         if settings.process_index is not None and metrics_port:
             metrics_port += settings.process_index
-        self._metrics = web.AppRunner(rest_app.make_metrics_app(self.metrics), access_log=None)
+        certificate = (settings.tls.cert, settings.tls.key)
+        rest_tls = tls.server_context(*certificate, grpc=False)
+        metrics_access = self.access if settings.auth.metrics_auth else None
+        self._metrics = web.AppRunner(
+            rest_app.make_metrics_app(self.metrics, metrics_access), access_log=None
+        )
         await self._metrics.setup()
-        metrics_site = web.TCPSite(self._metrics, host, metrics_port)
+        metrics_site = web.TCPSite(self._metrics, host, metrics_port, ssl_context=rest_tls)
         await _listen(metrics_site.start(), "WE_METRICS_PORT", host, metrics_port)
         self.metrics_port = _bound_port(self._metrics)
 
-        self._grpc = GrpcListener(WorkflowEngineService(self.engine, self.metrics))
+        self._grpc = GrpcListener(
+            WorkflowEngineService(self.engine, self.metrics), access=self.access
+        )
         self.grpc_port = await _listen(
-            self._grpc.start(host, settings.http.grpc_port, reuse_port=reuse_port),
+            self._grpc.start(
+                host,
+                settings.http.grpc_port,
+                ssl_context=tls.server_context(*certificate, settings.tls.client_ca, grpc=True),
+                reuse_port=reuse_port,
+            ),
             "WE_GRPC_PORT",
             host,
             settings.http.grpc_port,
@@ -128,6 +146,8 @@ class Server:
                 self.metrics,
                 self.engine,
                 dispatch_mode=DispatchMode(settings.engine.dispatch_mode),
+                access=self.access,
+                cors_origins=settings.auth.cors_origins,
             ),
             access_log=None,
             shutdown_timeout=10,
@@ -140,11 +160,18 @@ class Server:
             handler_cancellation=True,
         )
         await self._rest.setup()
-        site = web.TCPSite(self._rest, host, settings.http.rest_port, reuse_port=reuse_port)
+        site = web.TCPSite(
+            self._rest,
+            host,
+            settings.http.rest_port,
+            ssl_context=rest_tls,
+            reuse_port=reuse_port,
+        )
         await _listen(site.start(), "WE_REST_PORT", host, settings.http.rest_port)
         self.rest_port = _bound_port(self._rest)
         log.info(
-            "listening: REST %s:%d, gRPC %s:%d, metrics %s:%d",
+            "listening%s: REST %s:%d, gRPC %s:%d, metrics %s:%d",
+            " (TLS)" if rest_tls is not None else "",
             host,
             self.rest_port,
             host,
@@ -152,6 +179,58 @@ class Server:
             host,
             self.metrics_port,
         )
+
+    async def _access_control(self) -> auth.AccessControl:
+        """Enforced when required, when a JWKS is configured, or when any API key exists."""
+        assert self.pool is not None and self.dsn is not None
+        settings = self.settings.auth
+        keys = PostgresKeyStore(self.pool)
+        verifier = None
+        if settings.jwks is not None:
+            verifier = auth.JwtVerifier(
+                auth.JwtSettings(
+                    jwks=settings.jwks,
+                    issuer=settings.jwt_issuer,
+                    audience=settings.jwt_audience,
+                    role_claim=settings.jwt_role_claim,
+                )
+            )
+        enforce = settings.required or verifier is not None or await keys.has_active_keys()
+        access = auth.AccessControl(
+            keys, enforce=enforce, jwt=verifier, cache_ttl=settings.key_cache_ttl
+        )
+        self._revocations = RevocationListener(self.dsn, access)
+        self._revocations.start()
+        if enforce:
+            log.info("access control: enforced (API keys%s)", " and JWT" if verifier else "")
+        return access
+
+    def _bind_host(self, enforced: bool) -> str:
+        """Loopback only unless credentials are enforced or the operator opted in."""
+        host = self.settings.http.host
+        if enforced:
+            return host or "0.0.0.0"
+        if host is None:
+            log.warning(
+                "access control: no credentials configured; listening on 127.0.0.1 only "
+                "(create a key with `rochallor-server keys create`, see docs/security.md)"
+            )
+            return "127.0.0.1"
+        if _is_loopback(host):
+            log.warning("access control: no credentials configured; listening on %s", host)
+            return host
+        if not self.settings.auth.allow_unauthenticated:
+            raise ConfigError(
+                "WE_BIND_HOST",
+                f"{host} is not a loopback address and no credentials are configured; create "
+                "an API key, or set WE_ALLOW_UNAUTHENTICATED=true to accept anyone",
+            )
+        log.warning(
+            "access control: OFF while listening on %s (WE_ALLOW_UNAUTHENTICATED=true): anyone "
+            "who can reach this address can do anything",
+            host,
+        )
+        return host
 
     async def stop(self) -> None:
         if self.engine is not None:
@@ -165,6 +244,9 @@ class Server:
         for sweeper in self.sweepers:
             await sweeper.stop()
         self.sweepers = []
+        if self._revocations is not None:
+            await self._revocations.stop()
+            self._revocations = None
         if self.engine is not None:
             await self.engine.drain()
         if self._metrics is not None:
@@ -190,6 +272,15 @@ async def _listen(opening: Awaitable[_T], variable: str, host: str, port: int) -
         raise ConfigError(
             variable, f"cannot listen on {host}:{port}: {exc.strerror or exc}"
         ) from exc
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _bound_port(runner: web.AppRunner) -> int:

@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import sys
 
-from rochallor_server import __version__, app, config, logs, processes
+from rochallor_server import __version__, _keys_cli, app, config, logs, processes
 from rochallor_server.errors import ConfigError
 
 _ENV_HELP = """\
@@ -16,7 +16,7 @@ environment:
   WE_REST_PORT             REST port (8080)
   WE_GRPC_PORT             gRPC port (9090)
   WE_METRICS_PORT          Prometheus port (9091)
-  WE_BIND_HOST             interface to listen on (0.0.0.0)
+  WE_BIND_HOST             interface to listen on (all with credentials, else 127.0.0.1)
   WE_DISPATCH_MODE         polling (kafka_outbox is not available yet)
   WE_LOG_LEVEL             DEBUG | INFO | WARN | ERROR (INFO)
   WE_AUDIT_LOG_ENABLED     write the audit log (true)
@@ -27,6 +27,16 @@ environment:
   DB_MAX_CONNS, DB_MIN_CONNS  connection pool bounds (20, 2)
   WE_PROCESSES             engine processes sharing the ports (SO_REUSEPORT) (1);
                            more than 1 needs WE_POSTGRES_DSN and fixed ports
+access control (docs/security.md):
+  WE_AUTH_REQUIRED         enforce credentials even before the first key exists (false)
+  WE_ALLOW_UNAUTHENTICATED listen beyond loopback without credentials (false)
+  WE_AUTH_JWKS             JWKS file or URL for JWT bearer tokens
+  WE_AUTH_JWT_ISSUER, WE_AUTH_JWT_AUDIENCE, WE_AUTH_JWT_ROLE_CLAIM (role)
+  WE_AUTH_KEY_CACHE_TTL    API key cache lifetime (5s)
+  WE_METRICS_AUTH          require a read credential for /metrics (false)
+  WE_CORS_ORIGINS          comma-separated browser origins allowed (none)
+  WE_TLS_CERT, WE_TLS_KEY  PEM certificate and key: TLS on REST, gRPC and metrics
+  WE_TLS_CLIENT_CA         gRPC: require client certificates signed by this CA
 """
 
 
@@ -38,13 +48,17 @@ def main(argv: list[str] | None = None) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=__version__)
-    parser.parse_args(argv)
+    commands = parser.add_subparsers(dest="command", metavar="{keys}")
+    _keys_cli.add_parser(commands)
+    args = parser.parse_args(argv)
     try:
         settings = config.load_settings()
     except ConfigError as exc:
         sys.stderr.write(f"rochallor-server: invalid configuration: {exc}\n")
         raise SystemExit(2) from None
     logs.configure(settings.log_level)
+    if args.command == "keys":
+        raise SystemExit(_keys_cli.run(args, settings))
     if settings.processes > 1 and settings.process_index is None:
         raise SystemExit(processes.supervise(settings.processes))
     try:

@@ -25,7 +25,8 @@ class DispatchMode(enum.StrEnum):
 
 @attrs.frozen(kw_only=True)
 class HttpSettings:
-    host: str = "0.0.0.0"
+    host: str | None = None
+    """``None``: all interfaces when access control is enforced, else loopback only."""
     rest_port: int = 8080
     grpc_port: int = 9090
     metrics_port: int = 9091
@@ -51,6 +52,33 @@ class EngineSettings:
 
 
 @attrs.frozen(kw_only=True)
+class AuthSettings:
+    required: bool = False
+    """Enforce credentials even before any key exists (otherwise: when a key or JWKS exists)."""
+    allow_unauthenticated: bool = False
+    """Opt-in: listen beyond loopback although no credential is configured."""
+    jwks: str | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_role_claim: str = "role"
+    key_cache_ttl: float = 5.0
+    metrics_auth: bool = False
+    cors_origins: tuple[str, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class TlsSettings:
+    cert: Path | None = None
+    key: Path | None = None
+    client_ca: Path | None = None
+    """gRPC: require client certificates signed by this CA."""
+
+    @property
+    def enabled(self) -> bool:
+        return self.cert is not None
+
+
+@attrs.frozen(kw_only=True)
 class Settings:
     http: HttpSettings
     db: DbSettings
@@ -60,6 +88,8 @@ class Settings:
     """``WE_PROCESSES``: engine processes sharing the ports (``SO_REUSEPORT``) and the database."""
     process_index: int | None = None
     """Set by the supervisor of ``WE_PROCESSES`` > 1 in each of its processes (0 … N-1)."""
+    auth: AuthSettings = AuthSettings()
+    tls: TlsSettings = TlsSettings()
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -164,7 +194,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         _check_processes(env, processes)
     return Settings(
         http=HttpSettings(
-            host=env.text("WE_BIND_HOST") or "0.0.0.0",
+            host=env.text("WE_BIND_HOST"),
             rest_port=env.port("WE_REST_PORT", 8080),
             grpc_port=env.port("WE_GRPC_PORT", 9090),
             metrics_port=env.port("WE_METRICS_PORT", 9091),
@@ -186,6 +216,43 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         log_level=level,
         processes=processes,
         process_index=process_index,
+        auth=_auth_settings(env),
+        tls=_tls_settings(env),
+    )
+
+
+def _auth_settings(env: _Env) -> AuthSettings:
+    origins = env.text("WE_CORS_ORIGINS") or ""
+    return AuthSettings(
+        required=env.boolean("WE_AUTH_REQUIRED", False),
+        allow_unauthenticated=env.boolean("WE_ALLOW_UNAUTHENTICATED", False),
+        jwks=env.text("WE_AUTH_JWKS"),
+        jwt_issuer=env.text("WE_AUTH_JWT_ISSUER"),
+        jwt_audience=env.text("WE_AUTH_JWT_AUDIENCE"),
+        jwt_role_claim=env.text("WE_AUTH_JWT_ROLE_CLAIM") or "role",
+        key_cache_ttl=env.duration("WE_AUTH_KEY_CACHE_TTL", 5.0),
+        metrics_auth=env.boolean("WE_METRICS_AUTH", False),
+        cors_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
+    )
+
+
+def _tls_settings(env: _Env) -> TlsSettings:
+    cert, key, client_ca = (env.text(n) for n in ("WE_TLS_CERT", "WE_TLS_KEY", "WE_TLS_CLIENT_CA"))
+    if (cert is None) != (key is None):
+        raise ConfigError("WE_TLS_CERT" if cert is None else "WE_TLS_KEY", "set both or neither")
+    if client_ca is not None and cert is None:
+        raise ConfigError("WE_TLS_CLIENT_CA", "needs WE_TLS_CERT and WE_TLS_KEY")
+    for name, value in (
+        ("WE_TLS_CERT", cert),
+        ("WE_TLS_KEY", key),
+        ("WE_TLS_CLIENT_CA", client_ca),
+    ):
+        if value is not None and not Path(value).is_file():
+            raise ConfigError(name, f"no such file: {value}")
+    return TlsSettings(
+        cert=Path(cert) if cert else None,
+        key=Path(key) if key else None,
+        client_ca=Path(client_ca) if client_ca else None,
     )
 
 

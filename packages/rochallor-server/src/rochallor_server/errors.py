@@ -38,6 +38,14 @@ class Conflict(RochallorError):
     """The request does not apply to the resource's current state."""
 
 
+class Unauthenticated(RochallorError):
+    """a valid credential is required"""
+
+
+class PermissionDenied(RochallorError):
+    """the credential does not allow this operation"""
+
+
 class StorageError(RochallorError):
     """The database failed."""
 

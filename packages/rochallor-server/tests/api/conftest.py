@@ -25,8 +25,11 @@ async def make_client() -> AsyncIterator[ClientFactory]:
     clients: list[TestClient[Any, Any]] = []
 
     async def factory(engine: Engine, **options: Any) -> TestClient[Any, Any]:
+        # Like every Rochallor SDK, the client declares JSON on every request (posts without
+        # it are refused: see api/rest/auth.py).
         client: TestClient[Any, Any] = TestClient(
-            TestServer(rest_app.make_app(Metrics(), engine, **options))
+            TestServer(rest_app.make_app(Metrics(), engine, **options)),
+            headers={"Content-Type": "application/json"},
         )
         await client.start_server()
         clients.append(client)

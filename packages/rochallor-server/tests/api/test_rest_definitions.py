@@ -62,13 +62,27 @@ async def test_upload_lists_warnings_with_step_id_omitted_when_none(
     ]
 
 
-@pytest.mark.parametrize("content_type", [None, "text/plain", "application/json; charset=utf-8"])
-async def test_upload_parses_any_non_xml_content_type_as_json(
-    client: Client, engine: FakeEngine, content_type: str | None
+@pytest.mark.parametrize(
+    "content_type", ["application/json", "application/json; charset=utf-8", "Application/JSON"]
+)
+async def test_upload_accepts_json_with_any_parameters(
+    client: Client, engine: FakeEngine, content_type: str
 ) -> None:
-    headers = {} if content_type is None else {"Content-Type": content_type}
+    headers = {"Content-Type": content_type}
     response = await client.post("/v1/definitions", data=UPLOAD, headers=headers)
     assert response.status == 201
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
+async def test_upload_refuses_other_content_types(
+    client: Client, engine: FakeEngine, content_type: str
+) -> None:
+    # A browser may send these to any origin without a preflight (docs/security.md).
+    headers = {"Content-Type": content_type}
+    response = await client.post("/v1/definitions", data=UPLOAD, headers=headers)
+    assert response.status == 415
+    assert (await response.json())["error"] == "unsupported-format"
+    assert not engine.calls
 
 
 @pytest.mark.parametrize(

@@ -11,10 +11,12 @@ from rest_fakes import Client, ClientFactory, FakeEngine
 from rochallor_server.api.rest import app as rest_app
 from rochallor_server.errors import RochallorError, StorageError
 
+ORIGIN = "http://modeller.local"
 CORS = {
-    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Origin": ORIGIN,
     "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
     "Access-Control-Allow-Headers": "Accept, Authorization, Content-Type",
+    "Vary": "Origin",
 }
 
 
@@ -24,13 +26,14 @@ def assert_cors(headers: object) -> None:
 
 
 @pytest.mark.parametrize("path", ["/v1/definitions", "/v1/jobs/poll", "/nowhere"])
-async def test_preflight_is_answered_before_routing(
-    client: Client, engine: FakeEngine, path: str
+async def test_preflight_from_a_configured_origin_is_answered_before_routing(
+    make_client: ClientFactory, engine: FakeEngine, path: str
 ) -> None:
+    client = await make_client(engine, cors_origins=[ORIGIN])
     response = await client.options(
         path,
         headers={
-            "Origin": "http://modeller.local",
+            "Origin": ORIGIN,
             "Access-Control-Request-Method": "POST",
             "Access-Control-Request-Headers": "content-type",
         },
@@ -53,10 +56,13 @@ async def test_preflight_is_answered_before_routing(
         ("POST", "/v1/instances", 400),
     ],
 )
-async def test_cors_headers_on_every_answer(
-    client: Client, method: str, path: str, status: int
+async def test_cors_headers_on_every_answer_to_a_configured_origin(
+    make_client: ClientFactory, engine: FakeEngine, method: str, path: str, status: int
 ) -> None:
-    response = await client.request(method, path, data=b"{}" if status == 204 else b"")
+    client = await make_client(engine, cors_origins=[ORIGIN])
+    response = await client.request(
+        method, path, data=b"{}" if status == 204 else b"", headers={"Origin": ORIGIN}
+    )
 
     assert response.status == status
     assert_cors(response.headers)

@@ -15,6 +15,7 @@ import attrs
 import pytest
 from rest_fakes import Client, ClientFactory, FakeEngine
 
+from rochallor_server import auth
 from rochallor_server.api.rest import app as rest_app
 from rochallor_server.api.rest import routes
 from rochallor_server.config import DispatchMode
@@ -60,6 +61,28 @@ STORAGE = StorageError("database unavailable")
 BATCH = b'{"completions": [{"jobId": "j"}]}'
 BATCH_START = b'{"instances": [{"definitionId": "d"}]}'
 DEFINITION = b'{"id": "d", "name": "D", "steps": [{"id": "a", "name": "A", "type": "END"}]}'
+
+
+class _BrokenKeys(auth.MemoryKeyStore):
+    async def insert_key(self, key: auth.ApiKey, secret_sha256: bytes) -> None:
+        raise STORAGE
+
+    async def list_keys(self) -> list[auth.ApiKey]:
+        raise STORAGE
+
+    async def revoke_key(self, key_id: str, at: object) -> auth.ApiKey | None:
+        raise STORAGE
+
+
+def _keys_with(key_id: str) -> auth.AccessControl:
+    store = auth.MemoryKeyStore()
+    record, _token, digest = auth.new_key(name="k", role="viewer", job_types=None, created_by=None)
+    store.keys[key_id] = auth.StoredKey(key=attrs.evolve(record, id=key_id), secret_sha256=digest)
+    return auth.AccessControl(store, enforce=False)
+
+
+BROKEN_KEYS = {"access": auth.AccessControl(_BrokenKeys(), enforce=False)}
+NEW_KEY = b'{"name": "ci", "role": "worker", "jobTypes": ["t"]}'
 
 
 def _scenarios() -> dict[tuple[str, str, int], Scenario]:
@@ -113,6 +136,22 @@ def _scenarios() -> dict[tuple[str, str, int], Scenario]:
         ("POST", "/v1/jobs/{id}/extend", 200): Scenario(
             path="/v1/jobs/j/extend", body=b'{"workerId":"w"}'
         ),
+        # keys
+        ("POST", "/v1/admin/keys", 201): Scenario(path="/v1/admin/keys", body=NEW_KEY),
+        ("POST", "/v1/admin/keys", 400): Scenario(path="/v1/admin/keys", body=b'{"name": "x"}'),
+        ("POST", "/v1/admin/keys", 500): Scenario(
+            path="/v1/admin/keys", body=NEW_KEY, options=BROKEN_KEYS
+        ),
+        ("GET", "/v1/admin/keys", 200): Scenario(path="/v1/admin/keys"),
+        ("GET", "/v1/admin/keys", 500): Scenario(path="/v1/admin/keys", options=BROKEN_KEYS),
+        ("POST", "/v1/admin/keys/{id}/revoke", 200): Scenario(
+            path="/v1/admin/keys/0123456789ab/revoke",
+            options={"access": _keys_with("0123456789ab")},
+        ),
+        ("POST", "/v1/admin/keys/{id}/revoke", 404): Scenario(path="/v1/admin/keys/nope/revoke"),
+        ("POST", "/v1/admin/keys/{id}/revoke", 500): Scenario(
+            path="/v1/admin/keys/nope/revoke", options=BROKEN_KEYS
+        ),
     }
     errors: list[
         tuple[str, str, str, str | None, bytes | None, dict[int, Exception | bytes]]
@@ -164,6 +203,7 @@ def _scenarios() -> dict[tuple[str, str, int], Scenario]:
         table.update(_errors(method, template, path, engine_method, body=body, statuses=statuses))
         if method == "POST":
             table[(method, template, 413)] = attrs.evolve(TOO_LARGE, path=path)
+    table[("POST", "/v1/admin/keys", 413)] = attrs.evolve(TOO_LARGE, path="/v1/admin/keys")
     return table
 
 

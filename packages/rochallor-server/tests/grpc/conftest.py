@@ -40,7 +40,10 @@ class Rest:
         self.base = base
 
     async def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        async with self.session.request(method, self.base + path, json=body) as response:
+        # JSON is declared on every request, as every Rochallor SDK does.
+        async with self.session.request(
+            method, self.base + path, json=body, headers={"Content-Type": "application/json"}
+        ) as response:
             if response.content_type == "application/json":
                 return response.status, await response.json()
             return response.status, await response.text()

@@ -36,11 +36,12 @@ class Api:
     ) -> tuple[int, Any]:
         data = raw
         headers = kw.pop("headers", {})
+        # Like every Rochallor SDK: JSON is declared on every request, with or without a body.
+        headers.setdefault("Content-Type", "application/json")
         if body is not None:
             import json
 
             data = json.dumps(body).encode()
-            headers.setdefault("Content-Type", "application/json")
         async with self.session.request(
             method, self.base + path, data=data, headers=headers, **kw
         ) as response:

@@ -78,8 +78,9 @@ FLOORS: dict[str, int] = {
     "config": 1,
     "tls": 1,
     "engine": 2,
-    "service": 3,
-    "auth": 4,
+    # The service reads the caller (auth's context variable) for audit and job-type limits.
+    "auth": 3,
+    "service": 4,
     "store": 5,
     "api": 5,
     "sweepers": 5,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ssl
+
 from rochallor_sdk.client._base import AdminClient, Job, JobClient
 from rochallor_sdk.client._grpc import GrpcClient
 from rochallor_sdk.client._rest import RestClient
@@ -13,13 +15,14 @@ def create_client(
     *,
     request_timeout: float = 10.0,
     token: str | None = None,
+    tls: ssl.SSLContext | bool | None = None,
 ) -> RestClient | GrpcClient:
     """A REST or gRPC client for ``engine_url`` (``transport`` is ``"rest"`` or ``"grpc"``);
-    ``token`` is sent as a bearer token on every request."""
+    ``token`` and ``tls`` as for :class:`RestClient` / :class:`GrpcClient`."""
     if transport == "rest":
-        return RestClient(engine_url, request_timeout=request_timeout, token=token)
+        return RestClient(engine_url, request_timeout=request_timeout, token=token, tls=tls)
     if transport == "grpc":
-        return GrpcClient(engine_url, request_timeout=request_timeout, token=token)
+        return GrpcClient(engine_url, request_timeout=request_timeout, token=token, tls=tls)
     raise ValueError(f"transport must be 'rest' or 'grpc', got {transport!r}")
 
 

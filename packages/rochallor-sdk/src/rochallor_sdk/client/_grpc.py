@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import ssl
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -12,7 +13,7 @@ from grpclib.client import Channel
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError, ProtocolError, StreamTerminatedError
 
-from rochallor_sdk import _errors
+from rochallor_sdk import _errors, _security
 from rochallor_sdk._gen.workflow import v1 as pb
 from rochallor_sdk.client import _base, _convert
 
@@ -22,9 +23,30 @@ _DEFAULT_PORT = 9090
 
 
 def parse_target(target: str) -> tuple[str, int]:
-    """``host:port``, ``grpc://host:port`` or ``http://host:port`` → (host, port)."""
+    """``host:port``, ``grpc[s]://host:port`` or ``http[s]://host:port`` → (host, port)."""
     split = urlsplit(target if "://" in target else f"grpc://{target}")
     return split.hostname or "localhost", split.port or _DEFAULT_PORT
+
+
+def _socket_of(channel: Channel) -> Any:
+    """The channel's socket, if connected (grpclib keeps it on a private attribute)."""
+    protocol = getattr(channel, "_protocol", None)
+    transport = getattr(getattr(protocol, "connection", None), "_transport", None)
+    return None if transport is None else transport.get_extra_info("socket")
+
+
+async def _closed(sock: Any, within: float = 1.0) -> None:
+    """Wait (bounded) until ``sock`` is closed: a TLS connection closes after its
+    close_notify exchange, a few loop iterations after ``Channel.close()``."""
+    deadline = asyncio.get_running_loop().time() + within
+    while sock is not None and sock.fileno() != -1:
+        if asyncio.get_running_loop().time() > deadline:
+            return
+        await asyncio.sleep(0.005)
+
+
+def _secure_scheme(target: str) -> bool:
+    return target.startswith(("grpcs://", "https://"))
 
 
 class GrpcClient(_base.ClosingClient):
@@ -41,23 +63,29 @@ class GrpcClient(_base.ClosingClient):
         channel: Channel | None = None,
         request_timeout: float = 10.0,
         token: str | None = None,
+        tls: ssl.SSLContext | bool | None = None,
     ) -> None:
+        """``token``: API key or JWT (default ``ROCHALLOR_TOKEN``), sent as ``authorization``
+        metadata. ``tls``: an SSL context, ``True``, or ``None`` (TLS for ``grpcs://``
+        targets, from ``ROCHALLOR_TLS_*``)."""
         self.host, self.port = parse_target(target)
         self.request_timeout = request_timeout
-        self._metadata: dict[str, str] | None = (
-            {"authorization": f"Bearer {token}"} if token else None
-        )
+        self._ssl = _security.resolve_tls(tls, secure_scheme=_secure_scheme(target), http2=True)
+        token = _security.resolve_token(token)
+        self._metadata = None if token is None else {"authorization": f"Bearer {token}"}
         self._channel = channel
         self._owns_channel = channel is None
 
     async def close(self) -> None:
         if self._owns_channel and self._channel is not None:
+            sock = _socket_of(self._channel)
             self._channel.close()
+            await _closed(sock)
         self._channel = None
 
     def _stub(self) -> pb.WorkflowEngineStub:
         if self._channel is None:
-            self._channel = Channel(self.host, self.port)
+            self._channel = Channel(self.host, self.port, ssl=self._ssl)
             self._owns_channel = True
         return pb.WorkflowEngineStub(self._channel)
 

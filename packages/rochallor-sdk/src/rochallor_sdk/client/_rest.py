@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import datetime
 import json
+import ssl
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 
-from rochallor_sdk import _errors
+from rochallor_sdk import _errors, _security
 from rochallor_sdk.client import _base, _convert
 
 _JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -32,14 +33,20 @@ class RestClient(_base.ClosingClient):
         session: aiohttp.ClientSession | None = None,
         request_timeout: float = 10.0,
         token: str | None = None,
+        tls: ssl.SSLContext | bool | None = None,
     ) -> None:
+        """``token``: API key or JWT (default ``ROCHALLOR_TOKEN``). ``tls``: an SSL context,
+        ``True``, or ``None`` (TLS for ``https://`` URLs, from ``ROCHALLOR_TLS_*``)."""
         if "://" not in base_url:
             base_url = "http://" + base_url
+        self._ssl = _security.resolve_tls(
+            tls, secure_scheme=base_url.startswith("https://"), http2=False
+        )
+        if self._ssl is not None and base_url.startswith("http://"):
+            base_url = "https://" + base_url.removeprefix("http://")
         self.base_url = base_url.rstrip("/")
         self.request_timeout = request_timeout
-        self._headers = dict(_JSON_HEADERS)
-        if token:
-            self._headers["Authorization"] = f"Bearer {token}"
+        self._headers = {**_JSON_HEADERS, **_security.auth_headers(_security.resolve_token(token))}
         self._session = session
         self._owns_session = session is None
 
@@ -75,6 +82,7 @@ class RestClient(_base.ClosingClient):
                 params=params,
                 headers=self._headers,
                 timeout=client_timeout,
+                ssl=self._ssl if self._ssl is not None else True,
             ) as response:
                 text = await response.text()
                 if response.status >= 400:

@@ -154,3 +154,5 @@ class AuditEntry:
     actor: str
     instance_id: str | None
     detail: JsonObject
+    principal: str | None = None
+    """The credential whose request caused the entry (``key:<id>``, ``jwt:<subject>``)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import datetime as dt
 import logging
 import random
@@ -24,6 +25,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import attrs
 
 import rochallor_validator as rv
+from rochallor_server import auth
 from rochallor_server.config import EngineSettings
 from rochallor_server.engine import commands as cmd
 from rochallor_server.engine import instance as core
@@ -123,6 +125,8 @@ _Decide = Callable[[CompiledDefinition, core.InstanceState, Job], "core.Outcome 
 class _JobEvent:
     job_id: str
     decide: _Decide
+    principal: auth.Principal | None = None
+    """The caller (captured at submit: the batch runs in another task)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -135,6 +139,7 @@ class _Start:
     actor: str
     parent: str | None
     """The instance this one is chained from."""
+    principal: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -219,7 +224,12 @@ class Engine:
         return compiled
 
     async def _persist(self, tx: Transaction, commands: Sequence[cmd.Command]) -> None:
-        """Write an event's commands; :class:`InstanceChanged` if its instance moved on."""
+        """Write an event's commands; :class:`InstanceChanged` if its instance moved on.
+
+        Runs in the task of the request (or background job) that caused the event, so its
+        audit entries are attributed to the current caller.
+        """
+        commands = _attributed(commands, auth.current_id())
         [applied] = await self._write(tx, [commands])
         if not applied:
             raise InstanceChanged("the instance changed while the event was decided")
@@ -247,7 +257,8 @@ class Engine:
                 self._spawn(self._chain(c), name=f"chain-{c.parent_instance_id}")
 
     def _spawn(self, coro: Any, *, name: str) -> None:
-        task = asyncio.create_task(coro, name=name)
+        # A fresh context: background work is the engine's own, not the caller's.
+        task = asyncio.create_task(coro, name=name, context=contextvars.Context())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -387,6 +398,7 @@ class Engine:
             business_key=limits.identifier("businessKey", business_key),
             actor="api",
             parent=None,
+            principal=auth.current_id(),
         )
 
     async def _start(
@@ -398,6 +410,7 @@ class Engine:
         business_key: str | None,
         actor: str,
         parent: str | None,
+        principal: str | None = None,
     ) -> Instance:
         request = _Start(
             definition_id=definition_id,
@@ -406,6 +419,7 @@ class Engine:
             business_key=business_key,
             actor=actor,
             parent=parent,
+            principal=principal,
         )
         return await self._starts.submit(request)
 
@@ -452,7 +466,7 @@ class Engine:
             ids=self.ids,
             actor=request.actor,
         )
-        commands = list(outcome.commands)
+        commands = _attributed(outcome.commands, request.principal)
         if request.parent is not None:
             entry = AuditEntry(
                 kind="instance-chained",
@@ -543,6 +557,7 @@ class Engine:
             raise BadRequest("jobTypes must not be empty")
         for n, job_type in enumerate(job_types):
             limits.required_identifier(f"jobTypes[{n}]", job_type)
+        auth.check_job_types(auth.current(), job_types)
         max_jobs = min(max_jobs, limits.MAX_JOBS_PER_POLL)
         if max_jobs <= 0:
             return []
@@ -590,7 +605,8 @@ class Engine:
         return encoded
 
     async def _job_event(self, job_id: str, decide: _Decide) -> None:
-        await self._job_events.submit(_JobEvent(job_id=job_id, decide=decide))
+        event = _JobEvent(job_id=job_id, decide=decide, principal=auth.current())
+        await self._job_events.submit(event)
 
     async def _run_job_events(
         self, batch: list[Pending[_JobEvent, None]]
@@ -618,7 +634,11 @@ class Engine:
                     pending.done(None)
                 else:
                     assert found is not None  # an event with an outcome has its job
-                    writes[found[0].instance_id] = (pending, outcome.commands)
+                    principal = pending.item.principal
+                    commands = _attributed(
+                        outcome.commands, None if principal is None else principal.id
+                    )
+                    writes[found[0].instance_id] = (pending, commands)
             # Instances in id order: concurrent batches lock the rows they share in one order.
             ordered = [writes[instance_id] for instance_id in sorted(writes)]
             applied = await self._write(tx, [c for _, c in ordered]) if ordered else []
@@ -637,6 +657,7 @@ class Engine:
         if loaded is None:
             raise NotFound(f'job "{event.job_id}" not found')
         job, instance = loaded
+        auth.check_job_types(event.principal, [job.job_type])
         if not job.status.open:
             return None  # finished jobs: idempotent no-op
         if instance is None:
@@ -699,6 +720,11 @@ class Engine:
         limits.required_identifier("workerId", worker_id)
         expires = self.clock.now() + dt.timedelta(seconds=self.settings.job_lease_seconds)
         async with self._tx("extend_job_lease", autocommit=True) as tx:
+            principal = auth.current()
+            if principal is not None and principal.job_types is not None:
+                leased = await tx.get_job(job_id)
+                if leased is not None:
+                    auth.check_job_types(principal, [leased.job_type])
             extended = await tx.extend_lease(
                 job_id=job_id, worker_id=worker_id, lease_expires_at=expires
             )
@@ -806,6 +832,18 @@ class Engine:
                 await self._persist(tx, audits)
         self.metrics.job_timeouts.inc(len(jobs))
         return len(jobs)
+
+
+def _attributed(commands: Sequence[cmd.Command], principal: str | None) -> list[cmd.Command]:
+    """``commands`` with ``principal`` on each audit entry that has none yet."""
+    if principal is None:
+        return list(commands)
+    return [
+        cmd.Audit(entry=attrs.evolve(c.entry, principal=principal))
+        if isinstance(c, cmd.Audit) and c.entry.principal is None
+        else c
+        for c in commands
+    ]
 
 
 def _paging(page: int, page_size: int) -> tuple[int, int]:

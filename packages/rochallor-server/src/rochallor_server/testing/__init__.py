@@ -6,17 +6,21 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 
+from rochallor_server.testing._credentials import Certificates, JwtIssuer, make_certificates
 from rochallor_server.testing._memory import InMemoryStore
 from rochallor_server.testing._postgres import TestCluster
 from rochallor_server.testing._process import EngineProcess, EngineProcessError
 
 __all__ = [
+    "Certificates",
     "EngineProcess",
     "EngineProcessError",
     "FixedClock",
     "InMemoryStore",
+    "JwtIssuer",
     "SequentialIds",
     "TestCluster",
+    "make_certificates",
 ]
 
 

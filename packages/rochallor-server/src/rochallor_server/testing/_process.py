@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -37,7 +38,10 @@ class EngineProcess:
         *,
         env: Mapping[str, str] | None = None,
         inherit: bool = False,
+        tls_ca: Path | None = None,
     ) -> None:
+        """``tls_ca``: the engine serves TLS (``WE_TLS_*`` in ``env``) with a certificate
+        signed by this CA; URLs become ``https://`` and the health check trusts the CA."""
         self.rest_port = free_port()
         self.grpc_port = free_port()
         self.metrics_port = free_port()
@@ -57,10 +61,12 @@ class EngineProcess:
             **(env or {}),
         }
         self.proc: subprocess.Popen[bytes] | None = None
+        self._ssl = None if tls_ca is None else ssl.create_default_context(cafile=str(tls_ca))
 
     @property
     def rest_url(self) -> str:
-        return f"http://127.0.0.1:{self.rest_port}"
+        scheme = "http" if self._ssl is None else "https"
+        return f"{scheme}://127.0.0.1:{self.rest_port}"
 
     @property
     def grpc_target(self) -> str:
@@ -84,7 +90,9 @@ class EngineProcess:
 
     def healthy(self) -> bool:
         try:
-            with urllib.request.urlopen(f"{self.rest_url}/healthz", timeout=1) as response:
+            with urllib.request.urlopen(
+                f"{self.rest_url}/healthz", timeout=1, context=self._ssl
+            ) as response:
                 return int(response.status) == 200
         except OSError:
             return False

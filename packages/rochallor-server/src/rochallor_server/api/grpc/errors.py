@@ -5,6 +5,8 @@ error                              status                   message
 =================================  =======================  ===============================
 ``DefinitionRejected``             ``INVALID_ARGUMENT``     the multi-line ``validation error:``
 ``BadRequest``                     ``INVALID_ARGUMENT``     the REST ``reason``
+``Unauthenticated``                ``UNAUTHENTICATED``      the REST ``reason``
+``PermissionDenied``               ``PERMISSION_DENIED``    the REST ``reason``
 ``NotFound``                       ``NOT_FOUND``            the REST ``reason``
 ``Conflict``                       ``FAILED_PRECONDITION``  the REST ``reason``
 ``StorageError``, other domain     ``INTERNAL``             ``internal error: <message>``
@@ -22,7 +24,15 @@ import logging
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 
-from rochallor_server.errors import BadRequest, Conflict, NotFound, RochallorError, StorageError
+from rochallor_server.errors import (
+    BadRequest,
+    Conflict,
+    NotFound,
+    PermissionDenied,
+    RochallorError,
+    StorageError,
+    Unauthenticated,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +46,10 @@ def to_grpc(exc: BaseException, *, method: str = "") -> GRPCError:
     # DefinitionRejected is a BadRequest whose message is the multi-line validation text.
     if isinstance(exc, BadRequest):
         return GRPCError(Status.INVALID_ARGUMENT, exc.message)
+    if isinstance(exc, Unauthenticated):
+        return GRPCError(Status.UNAUTHENTICATED, exc.message)
+    if isinstance(exc, PermissionDenied):
+        return GRPCError(Status.PERMISSION_DENIED, exc.message)
     if isinstance(exc, NotFound):
         return GRPCError(Status.NOT_FOUND, exc.message)
     if isinstance(exc, Conflict):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import weakref
 from collections.abc import Sequence
 from typing import Any
@@ -27,9 +28,11 @@ from grpclib.protocol import H2Protocol
 from grpclib.reflection.service import ServerReflection
 from grpclib.server import Server
 
+from rochallor_server import auth
 from rochallor_server._gen.google_proto_descriptor_pool import (
     default_google_proto_descriptor_pool,
 )
+from rochallor_server.api.grpc import auth as grpc_auth
 from rochallor_server.api.grpc.service import WorkflowEngineService
 from rochallor_server.engine import limits
 
@@ -131,17 +134,32 @@ def make_grpc_server(services: Sequence[Any]) -> _Server:
 class GrpcListener:
     """The engine's gRPC endpoint: ``await start(host, port)``, then ``await stop(grace)``."""
 
-    def __init__(self, service: WorkflowEngineService, extra: Sequence[Any] = ()) -> None:
+    def __init__(
+        self,
+        service: WorkflowEngineService,
+        extra: Sequence[Any] = (),
+        *,
+        access: auth.AccessControl | None = None,
+    ) -> None:
         self.service = service
         self.server = make_grpc_server([service, *extra])
+        if access is not None:
+            grpc_auth.install(self.server, access)
         self.port = 0
         self._started = False
 
-    async def start(self, host: str | None, port: int, *, reuse_port: bool = False) -> int:
+    async def start(
+        self,
+        host: str | None,
+        port: int,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        reuse_port: bool = False,
+    ) -> int:
         """Listen on ``host:port`` (0 = any free port); returns the bound port.
 
         ``reuse_port``: share the port with other processes (``SO_REUSEPORT``)."""
-        await self.server.start(host, port, reuse_port=reuse_port)
+        await self.server.start(host, port, ssl=ssl_context, reuse_port=reuse_port)
         self._started = True
         listener: Any = self.server._server
         for sock in listener.sockets if listener is not None else ():

@@ -1,42 +1,26 @@
-"""The REST application: routes, CORS, the XML format guard, error mapping and metrics."""
+"""The REST application: routes, CORS, access control, the format guards, error mapping and
+metrics."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 
 from aiohttp import web
 
+from rochallor_server import auth
+from rochallor_server.api.rest import auth as rest_auth
 from rochallor_server.api.rest import errors, routes
 from rochallor_server.api.rest._types import Handler
 from rochallor_server.config import DispatchMode
 from rochallor_server.engine import limits
+from rochallor_server.errors import PermissionDenied, Unauthenticated
 from rochallor_server.metrics import Metrics
 from rochallor_server.service.engine import Engine
 
 DEFAULT_CLIENT_MAX_SIZE = limits.MAX_REQUEST_BYTES
 
 METRICS_KEY = web.AppKey("metrics", Metrics)
-
-_CORS_HEADERS = {
-    "Access-Control-Allow-Origin": "*",
-    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
-    "Access-Control-Allow-Headers": "Accept, Authorization, Content-Type",
-    "Access-Control-Max-Age": "300",
-}
-
-
-@web.middleware
-async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """CORS on every route; preflights are answered before routing (``rest-api.md`` §2.6)."""
-    if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
-        return web.Response(status=200, headers=_CORS_HEADERS)
-    try:
-        response = await handler(request)
-    except web.HTTPException as exc:
-        exc.headers.update(_CORS_HEADERS)
-        raise
-    response.headers.update(_CORS_HEADERS)
-    return response
 
 
 @web.middleware
@@ -65,8 +49,7 @@ _XML_TYPES = ("application/xml", "text/xml")
 async def format_guard_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Any POST under ``/v1/definitions`` declaring XML is refused, before routing (§2.1).
 
-    Only XML is refused: a missing or other content type is parsed as JSON, as in the
-    reference.
+    Every other non-JSON content type is refused by ``json_only_middleware`` (inner).
     """
     if request.method == "POST" and request.path.startswith("/v1/definitions"):
         content_type = request.headers.get("Content-Type", "").lower()
@@ -81,33 +64,50 @@ def make_app(
     *,
     dispatch_mode: DispatchMode = DispatchMode.POLLING,
     client_max_size: int = DEFAULT_CLIENT_MAX_SIZE,
+    access: auth.AccessControl | None = None,
+    cors_origins: Iterable[str] = (),
 ) -> web.Application:
     """The REST listener's application.
 
-    Middlewares, outermost first: CORS (preflights never reach routing), metrics (records the
-    final status), error mapping, then the format guard, whose 415 goes through the mapping.
+    Middlewares, outermost first: CORS and the cross-origin write refusal (preflights never
+    reach routing), metrics (records the final status), error mapping, access control, then
+    the JSON-only and XML format guards, whose 415 goes through the mapping. Without
+    ``access`` nothing is enforced (as when no credentials are configured).
     """
     app = web.Application(
         middlewares=[
-            cors_middleware,
+            rest_auth.cors_middleware,
             metrics_middleware,
             errors.error_middleware,
+            rest_auth.access_middleware,
             format_guard_middleware,
+            rest_auth.json_only_middleware,
         ],
         client_max_size=client_max_size,
     )
+    app[rest_auth.ACCESS_KEY] = access or auth.AccessControl(auth.MemoryKeyStore(), enforce=False)
+    app[rest_auth.CORS_ORIGINS_KEY] = rest_auth.cors_origins(cors_origins)
     app[METRICS_KEY] = metrics
     app[routes.ENGINE_KEY] = engine
     app[routes.DISPATCH_MODE_KEY] = dispatch_mode
     app[routes.OPENAPI_KEY] = routes.load_openapi()
     app.add_routes(routes.routes)
+    app.add_routes(rest_auth.routes)
     return app
 
 
-def make_metrics_app(metrics: Metrics) -> web.Application:
-    """The Prometheus listener answers the exposition on every path, like the reference."""
+def make_metrics_app(metrics: Metrics, access: auth.AccessControl | None = None) -> web.Application:
+    """The Prometheus listener answers the exposition on every path, like the reference.
 
-    async def exposition(_request: web.Request) -> web.Response:
+    With ``access``, a scrape needs a credential whose role may read (``WE_METRICS_AUTH``).
+    """
+
+    async def exposition(request: web.Request) -> web.Response:
+        if access is not None:
+            try:
+                await access.check(request.headers.get("Authorization"), "ReadMetrics")
+            except (Unauthenticated, PermissionDenied) as exc:
+                raise errors.to_http(exc) from None
         return web.Response(
             body=metrics.exposition(), headers={"Content-Type": "text/plain; version=0.0.4"}
         )

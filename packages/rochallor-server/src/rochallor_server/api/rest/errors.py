@@ -8,9 +8,11 @@ error                              status  body
 =================================  ======  ========================================
 ``DefinitionRejected``             400     ``bad-request`` + ``details``
 ``BadRequest``                     400     ``bad-request``
+``Unauthenticated``                401     ``unauthenticated`` (+ ``WWW-Authenticate``)
+``PermissionDenied``               403     ``forbidden``
 ``NotFound``                       404     ``not-found``
 ``Conflict``                       409     ``conflict``
-``UnsupportedFormat``              415     ``unsupported-format``
+``UnsupportedFormat``              415     ``unsupported-format`` (XML, or a non-JSON POST)
 body over ``client_max_size``      413     ``bad-request``
 ``StorageError``, anything else    500     ``internal-error`` (logged, no traceback)
 unknown route                      404     plain text ``404 page not found``
@@ -31,8 +33,10 @@ from rochallor_server.errors import (
     Conflict,
     DefinitionRejected,
     NotFound,
+    PermissionDenied,
     RochallorError,
     StorageError,
+    Unauthenticated,
 )
 
 log = logging.getLogger(__name__)
@@ -62,6 +66,8 @@ def _plain_json(exc: web.HTTPException) -> web.HTTPException:
 
 _ANSWERS: tuple[tuple[type[RochallorError], type[web.HTTPException], str], ...] = (
     (BadRequest, web.HTTPBadRequest, "bad-request"),
+    (Unauthenticated, web.HTTPUnauthorized, "unauthenticated"),
+    (PermissionDenied, web.HTTPForbidden, "forbidden"),
     (NotFound, web.HTTPNotFound, "not-found"),
     (Conflict, web.HTTPConflict, "conflict"),
     (UnsupportedFormat, web.HTTPUnsupportedMediaType, "unsupported-format"),
@@ -81,7 +87,10 @@ def to_http(exc: RochallorError) -> web.HTTPException:
     if isinstance(exc, DefinitionRejected):
         details = [serde.violation(v) for v in exc.violations]
         return _json(answer, code, exc.message, details=details)
-    return _json(answer, code, exc.message)
+    answered = _json(answer, code, exc.message)
+    if isinstance(exc, Unauthenticated):
+        answered.headers["WWW-Authenticate"] = 'Bearer realm="rochallor"'
+    return answered
 
 
 def item_result(exc: Exception) -> tuple[int, str, str]:
@@ -119,7 +128,14 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         raise web.HTTPNotFound(text="404 page not found") from None
     except web.HTTPException:
         raise
-    except (BadRequest, NotFound, Conflict, UnsupportedFormat) as exc:
+    except (
+        BadRequest,
+        NotFound,
+        Conflict,
+        UnsupportedFormat,
+        Unauthenticated,
+        PermissionDenied,
+    ) as exc:
         raise to_http(exc) from None
     except StorageError as exc:
         log.error("%s %s: storage failure: %s", request.method, request.path, exc.message)

@@ -500,6 +500,7 @@ class _Document:
                         "audits",
                         {
                             "actor": entry.actor,
+                            "principal": entry.principal,
                             "kind": entry.kind,
                             "instance_id": entry.instance_id,
                             "detail": entry.detail,

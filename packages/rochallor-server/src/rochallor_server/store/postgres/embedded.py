@@ -4,6 +4,13 @@ Used when ``WE_POSTGRES_DSN`` is unset, and by the test fixtures. PostgreSQL ref
 root, so under root the cluster is owned by (and run as) the ``embedded_postgres`` system user.
 The server listens on 127.0.0.1 on a free port and on a unix socket inside the data directory.
 
+Only the engine may connect: TCP connections need the ``postgres`` user's password
+(``scram-sha-256``), generated at first start and kept in ``rochallor-password`` inside the
+data directory (mode 0600, owned by the service user); the unix socket lives in the data
+directory itself (mode 0700), which only the service user (and root) can enter. ``trust`` is
+never used on TCP; clusters initialised by earlier versions (``trust`` everywhere) get a
+password and the new ``pg_hba.conf`` at their next start.
+
 The package's Python module is never imported: it reads platformdirs' runtime directory at
 import time; only its bundled binaries are used.
 """
@@ -15,16 +22,28 @@ import importlib.util
 import logging
 import os
 import pwd
+import secrets
 import shutil
 import socket
 import stat
 import subprocess
 from pathlib import Path
+from urllib.parse import quote
 
 log = logging.getLogger(__name__)
 
 SERVICE_USER = "embedded_postgres"
 _MARKER = "rochallor-owner.pid"
+PASSWORD_FILE = "rochallor-password"
+
+# The socket directory is the data directory (0700): only its owner can reach the socket.
+_PG_HBA = """\
+# Written by Rochallor at every start: TCP needs the password, never trust.
+# TYPE  DATABASE  USER  ADDRESS       METHOD
+local   all       all                 trust
+host    all       all   127.0.0.1/32  scram-sha-256
+host    all       all   ::1/128       scram-sha-256
+"""
 
 
 class EmbeddedPostgresError(RuntimeError):
@@ -81,16 +100,19 @@ class EmbeddedPostgres:
         self.data_dir = data_dir.resolve()
         self.ephemeral = ephemeral
         self.port: int | None = None
+        self.password: str | None = None
         self._bin = bin_dir()
         self._user = _run_as()
 
     @property
     def dsn(self) -> str:
-        if self.port is None:
+        if self.port is None or self.password is None:
             raise EmbeddedPostgresError("the embedded PostgreSQL is not running")
-        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        return (
+            f"postgresql://postgres:{quote(self.password, safe='')}@127.0.0.1:{self.port}/postgres"
+        )
 
-    def _tool(self, name: str, *args: str, timeout: float = 60) -> str:
+    def _tool(self, name: str, *args: str, timeout: float = 60, stdin: str | None = None) -> str:
         # Drop root's groups too: a root-group directory would otherwise deny access.
         entry = _ensure_service_user() if self._user is not None else None
         result = subprocess.run(
@@ -103,6 +125,7 @@ class EmbeddedPostgres:
             timeout=timeout,
             check=False,
             cwd="/",
+            input=stdin,
         )
         if result.returncode != 0:
             raise EmbeddedPostgresError(
@@ -127,12 +150,22 @@ class EmbeddedPostgres:
     def start(self) -> str:
         self._prepare_dirs()
         if not self.initialised():
-            args = ["-D", str(self.data_dir), "--auth=trust", "-U", "postgres", "-E", "UTF8"]
+            args = [
+                "-D",
+                str(self.data_dir),
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+            ]
             if self.ephemeral:
                 args.append("--no-sync")
             log.info("initialising embedded PostgreSQL in %s", self.data_dir)
             self._tool("initdb", *args, timeout=120)
         self._stop_leftover()
+        self._secure()
         self.port = free_port()
         options = [f"-h 127.0.0.1 -p {self.port} -k {self.data_dir}"]
         if self.ephemeral:
@@ -158,6 +191,40 @@ class EmbeddedPostgres:
         log.info("embedded PostgreSQL running on 127.0.0.1:%d (data %s)", self.port, self.data_dir)
         return self.dsn
 
+    def _secure(self) -> None:
+        """Write ``pg_hba.conf``; give ``postgres`` a password if it has none yet."""
+        self._write_owned("pg_hba.conf", _PG_HBA)
+        stored = self.data_dir / PASSWORD_FILE
+        if stored.exists():
+            self.password = stored.read_text().strip()
+            return
+        password = secrets.token_urlsafe(32)
+        # Single-user mode, before the server listens: the password never crosses a socket
+        # or a command line.
+        self._tool(
+            "postgres",
+            "--single",
+            "-D",
+            str(self.data_dir),
+            "postgres",
+            stdin=f"ALTER USER postgres PASSWORD '{password}';\n",
+            timeout=120,
+        )
+        self._write_owned(PASSWORD_FILE, password + "\n")
+        self.password = password
+
+    def _write_owned(self, name: str, text: str) -> None:
+        """Write a file in the data directory, mode 0600, owned by the cluster's owner."""
+        path = self.data_dir / name
+        temporary = path.with_name(name + ".tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+        if self._user is not None:
+            user = _ensure_service_user()
+            os.chown(temporary, user.pw_uid, user.pw_gid)
+        temporary.replace(path)
+
     def _stop_leftover(self) -> None:
         """A crashed earlier run may have left its postmaster behind: stop it first."""
         if (self.data_dir / "postmaster.pid").exists():
@@ -172,6 +239,7 @@ class EmbeddedPostgres:
             except (EmbeddedPostgresError, subprocess.TimeoutExpired) as exc:
                 log.warning("stopping embedded PostgreSQL: %s", exc)
         self.port = None
+        self.password = None
         with contextlib.suppress(FileNotFoundError):
             (self.data_dir / _MARKER).unlink()
         if remove:

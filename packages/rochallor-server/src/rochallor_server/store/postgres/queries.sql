@@ -474,10 +474,10 @@ cancelled_timers AS (
 -- Fragment of the apply statement: audit log entries.
 -- $1 document jsonb
 audits AS (
-    INSERT INTO audit_log (actor, kind, instance_id, detail)
-    SELECT x.actor, x.kind, x.instance_id, x.detail
+    INSERT INTO audit_log (actor, principal, kind, instance_id, detail)
+    SELECT x.actor, x.principal, x.kind, x.instance_id, x.detail
     FROM jsonb_to_recordset($1::jsonb -> 'audits') AS x(
-        g text, actor text, kind text, instance_id text, detail jsonb)
+        g text, actor text, principal text, kind text, instance_id text, detail jsonb)
     WHERE x.g IS NULL OR x.g IN (SELECT id FROM saved)
 )
 

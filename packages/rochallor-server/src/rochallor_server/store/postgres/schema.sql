@@ -8,7 +8,7 @@ CREATE TABLE schema_migrations (
     applied_at timestamptz NOT NULL DEFAULT now()
 );
 INSERT INTO schema_migrations (version) VALUES ('0001_initial'), ('0002_instance_revision'),
-    ('0003_event_indexes');
+    ('0003_event_indexes'), ('0006_access_control');
 
 CREATE TABLE workflow_definition (
     pk                          bigserial PRIMARY KEY,
@@ -129,7 +129,10 @@ CREATE TABLE audit_log (
     actor       text NOT NULL,
     kind        text NOT NULL,
     instance_id text,
-    detail      jsonb
+    detail      jsonb,
+    -- key:<id> or jwt:<subject> of the request that caused the entry (NULL: the engine itself,
+    -- or access control off)
+    principal   text
 );
 CREATE INDEX ix_audit_log_instance ON audit_log (instance_id) WHERE instance_id IS NOT NULL;
 CREATE INDEX ix_audit_log_kind_at ON audit_log (kind, at DESC);
@@ -143,3 +146,16 @@ CREATE TABLE dispatch_outbox (
     created_at  timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX ix_dispatch_outbox_created ON dispatch_outbox (created_at);
+
+CREATE TABLE api_key (
+    id              text PRIMARY KEY,
+    name            text NOT NULL,
+    role            text NOT NULL CHECK (role IN ('admin', 'operator', 'worker', 'viewer')),
+    -- worker keys: the only job types the key may work on (NULL: any)
+    job_types       text[],
+    -- only the SHA-256 of the secret is stored
+    secret_sha256   bytea NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    created_by      text,
+    revoked_at      timestamptz
+);
