@@ -89,14 +89,20 @@ class Load:
         self.settings = s
 
     def workers(
-        self, registry: Registry, *, transport: str = "rest", long_poll: bool = True
+        self,
+        registry: Registry,
+        *,
+        transport: str = "rest",
+        long_poll: bool = True,
+        count: int | None = None,
+        parallelism: int | None = None,
     ) -> list[Worker]:
         s = self.settings
         url = self.engine.rest_url if transport == "rest" else self.engine.grpc_target
         config = WorkerSettings(
             engine_url=url,
             transport=transport,  # type: ignore[arg-type]
-            parallelism=s.parallelism,
+            parallelism=parallelism or s.parallelism,
             poll_interval=s.poll_interval,
             long_poll_wait=s.long_poll_wait if long_poll else 0.0,
             shutdown_timeout=5.0,
@@ -105,7 +111,7 @@ class Load:
             Worker(
                 registry, settings=config, worker_id=f"bench-{transport}-{i}", handle_signals=False
             )
-            for i in range(s.workers)
+            for i in range(count or s.workers)
         ]
 
     async def count(self, sql: str, *args: object) -> int:

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,10 @@ from rochallor_server.testing import TestCluster
 ALL_SCENARIOS = (
     "raw",
     "finished",
+    "ref",
     "single",
+    "batch",
+    "replicas",
     "grpc",
     "five",
     "latency",
@@ -54,6 +58,10 @@ class BenchSettings:
     """Every knob of the suite; each one is read from the ``BENCH_*`` variable of its name."""
 
     scenarios: tuple[str, ...] = ALL_SCENARIOS
+    # "on": a durable cluster with PostgreSQL's default settings (fsync, synchronous_commit,
+    # full_page_writes on); "off": the test cluster's settings (all three off), for the
+    # figures of the earlier rounds
+    fsync: str = "on"
     warmup_s: float = 3.0
     # 1. raw SQL ceiling
     raw_s: float = 10.0
@@ -68,6 +76,16 @@ class BenchSettings:
     parallelism: int = 32
     start_concurrency: int = 8
     max_outstanding: int = 256
+    # reference call pattern: plain REST workers, one completion request per job, no long
+    # poll; instances started one per request, then drained (and the same with SDK workers)
+    ref_instances: int = 3000
+    ref_workers: int = 8
+    ref_max_jobs: int = 10
+    ref_starters: int = 8
+    ref_runs: int = 2
+    # batch start: instances per ``POST /v1/instances/batch`` request
+    batch_size: int = 100
+    batch_instances: int = 20_000
     # 4. pickup latency
     latency_s: float = 15.0
     latency_rate: float = 200.0
@@ -139,10 +157,15 @@ def percentile(values: Sequence[float], pct: float) -> float:
 
 
 class Database:
-    """The throwaway cluster and its per-scenario databases (all migrated)."""
+    """The throwaway cluster and its per-scenario databases (all migrated).
 
-    def __init__(self) -> None:
+    ``durable``: PostgreSQL's default durability settings (``fsync``, ``synchronous_commit``
+    and ``full_page_writes`` on) instead of the test cluster's (all three off)."""
+
+    def __init__(self, *, durable: bool = True) -> None:
         self.cluster = TestCluster()
+        self.cluster.server.ephemeral = not durable
+        self.durable = durable
         self._counter = 0
 
     def start(self) -> None:
@@ -174,14 +197,25 @@ class EngineProcess(testing.EngineProcess):
     """The engine subprocess of the benchmarks, async-friendly; it inherits the environment,
     so ``DB_MAX_CONNS``, ``WE_JOB_LEASE``, ``WE_AUDIT_LOG_ENABLED`` … apply."""
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, *, processes: int = 1) -> None:
         log_path = Path(tempfile.mkdtemp(prefix="rochallor-bench-")) / "engine.log"
         level = os.environ.get("WE_LOG_LEVEL", "WARN")
-        super().__init__(dsn, log_path, inherit=True, env={"WE_LOG_LEVEL": level})
+        env = {"WE_LOG_LEVEL": level, "WE_PROCESSES": str(processes)}
+        super().__init__(dsn, log_path, inherit=True, env=env)
+        self.processes = processes
 
     async def start_async(self, within: float = 60.0) -> None:
         """Spawn the engine and wait until ``/healthz`` answers."""
         await asyncio.to_thread(self.start, within)
+        # /healthz answered as soon as one process was ready: wait for the others too (each
+        # serves metrics on its own port).
+        deadline = time.monotonic() + within
+        for index in range(1, self.processes):
+            url = f"http://127.0.0.1:{self.metrics_port + index}/metrics"
+            while not await asyncio.to_thread(_answers, url):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"engine process {index} not ready:\n{self.log()}")
+                await asyncio.sleep(0.1)
         note(f"engine pid {self.pid} ready on {self.rest_url} (log {self.log_path})")
 
     async def stop_async(self) -> None:
@@ -197,6 +231,14 @@ class EngineProcess(testing.EngineProcess):
             if key in {"VmRSS", "VmHWM"}:
                 fields[key] = int(rest.split()[0]) / 1024
         return fields["VmRSS"], fields["VmHWM"]
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return int(response.status) == 200
+    except OSError:
+        return False
 
 
 # -- profiling -----------------------------------------------------------------------------

@@ -139,15 +139,15 @@ async def claim_complete_rate(
     return (last - first) / elapsed
 
 
-async def run_raw(db: Database, settings: BenchSettings) -> float:
-    """Scenario 1; returns the batched figure (the yardstick)."""
+async def run_raw(db: Database, settings: BenchSettings) -> tuple[float, float]:
+    """Scenario 1; returns the one-at-a-time and the batched figures (the yardsticks)."""
     queue = Queue(await db.new_database("bench_raw"))
     await queue.prepare()
     single = await claim_complete_rate(queue, batch=1, seconds=settings.raw_s, settings=settings)
     figure("raw_sql_claim_complete_single_per_s", single)
     batched = await claim_complete_rate(queue, batch=10, seconds=settings.raw_s, settings=settings)
     figure("raw_sql_claim_complete_batch10_per_s", batched)
-    return batched
+    return single, batched
 
 
 async def run_finished(db: Database, settings: BenchSettings) -> None:

@@ -136,3 +136,27 @@ async def test_admin_client_round_trip(engine: EngineProcess, transport: str) ->
         with pytest.raises(NotFound):
             await client.signal(UNKNOWN_INSTANCE, "await-payment")
         assert await client.get_history(UNKNOWN_INSTANCE) == []
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_start_instances_answers_each_start(engine: EngineProcess, transport: str) -> None:
+    async with admin(engine.url(transport), transport) as client:
+        await client.upload_definition({**ADMIN_FLOW, "id": f"SDK::batch-{transport}"})
+        flow = f"SDK::batch-{transport}"
+        results = await client.start_instances(
+            [
+                {"definitionId": flow, "variables": {"n": 1}, "businessKey": "b-1"},
+                {"definitionId": "SDK::no-such-flow"},
+                {"definitionId": flow, "variables": {"n": 2}},
+            ]
+        )
+        first, missing, second = results
+        assert isinstance(first, dict) and isinstance(second, dict)
+        assert (first["variables"], first["businessKey"]) == ({"n": 1}, "b-1")
+        assert second["variables"] == {"n": 2}
+        assert first["id"] != second["id"]
+        assert isinstance(missing, NotFound)
+        for started in (first, second):
+            stored = await client.get_instance(started["id"])
+            assert stored["definitionId"] == flow
+        assert await client.start_instances([]) == []

@@ -123,6 +123,11 @@ class Server:
 
         self.access = await self._access_control()
         host = self._bind_host(self.access.enforce)
+        # WE_PROCESSES > 1: the processes share the REST and gRPC ports; each has its metrics.
+        reuse_port = settings.processes > 1
+        metrics_port = settings.http.metrics_port
+        if settings.process_index is not None and metrics_port:
+            metrics_port += settings.process_index
         certificate = (settings.tls.cert, settings.tls.key)
         rest_tls = tls.server_context(*certificate, grpc=False)
         metrics_access = self.access if settings.auth.metrics_auth else None
@@ -130,10 +135,8 @@ class Server:
             rest_app.make_metrics_app(self.metrics, metrics_access), access_log=None
         )
         await self._metrics.setup()
-        metrics_site = web.TCPSite(
-            self._metrics, host, settings.http.metrics_port, ssl_context=rest_tls
-        )
-        await _listen(metrics_site.start(), "WE_METRICS_PORT", host, settings.http.metrics_port)
+        metrics_site = web.TCPSite(self._metrics, host, metrics_port, ssl_context=rest_tls)
+        await _listen(metrics_site.start(), "WE_METRICS_PORT", host, metrics_port)
         self.metrics_port = _bound_port(self._metrics)
 
         self._grpc = GrpcListener(
@@ -144,6 +147,7 @@ class Server:
                 host,
                 settings.http.grpc_port,
                 ssl_context=tls.server_context(*certificate, settings.tls.client_ca, grpc=True),
+                reuse_port=reuse_port,
             ),
             "WE_GRPC_PORT",
             host,
@@ -172,7 +176,13 @@ class Server:
             handler_cancellation=True,
         )
         await self._rest.setup()
-        site = web.TCPSite(self._rest, host, settings.http.rest_port, ssl_context=rest_tls)
+        site = web.TCPSite(
+            self._rest,
+            host,
+            settings.http.rest_port,
+            ssl_context=rest_tls,
+            reuse_port=reuse_port,
+        )
         await _listen(site.start(), "WE_REST_PORT", host, settings.http.rest_port)
         self.rest_port = _bound_port(self._rest)
         log.info(

@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import sys
 
-from rochallor_server import __version__, _keys_cli, app, config, logs
+from rochallor_server import __version__, _keys_cli, app, config, logs, processes
 from rochallor_server.errors import ConfigError, RochallorError
 
 _ENV_HELP = """\
@@ -33,6 +33,8 @@ environment:
   WE_TIMER_SWEEP_INTERVAL  due-timer sweep interval (5s)
   WE_MAX_POLL_WAIT         longest long-poll wait a client may ask for (60s)
   DB_MAX_CONNS, DB_MIN_CONNS  connection pool bounds (20, 2)
+  WE_PROCESSES             engine processes sharing the ports (SO_REUSEPORT) (1);
+                           more than 1 needs WE_POSTGRES_DSN and fixed ports
 access control (docs/security.md):
   WE_AUTH_REQUIRED         enforce credentials even before the first key exists (false)
   WE_ALLOW_UNAUTHENTICATED listen beyond loopback without credentials (false)
@@ -65,6 +67,8 @@ def main(argv: list[str] | None = None) -> None:
     logs.configure(settings.log_level)
     if args.command == "keys":
         raise SystemExit(_keys_cli.run(args, settings))
+    if settings.processes > 1 and settings.process_index is None:
+        raise SystemExit(processes.supervise(settings.processes))
     try:
         import uvloop
     except ImportError:

@@ -109,6 +109,10 @@ class Settings:
     log_level: str = "INFO"
     kafka: KafkaSettings | None = None
     """Set exactly in ``kafka_outbox`` mode."""
+    processes: int = 1
+    """``WE_PROCESSES``: engine processes sharing the ports (``SO_REUSEPORT``) and the database."""
+    process_index: int | None = None
+    """Set by the supervisor of ``WE_PROCESSES`` > 1 in each of its processes (0 … N-1)."""
     auth: AuthSettings = AuthSettings()
     tls: TlsSettings = TlsSettings()
 
@@ -177,6 +181,9 @@ class _Env:
         return default if text is None else parse_duration(name, text)
 
 
+MAX_PROCESSES = 64
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and validate every setting; raise :class:`ConfigError` naming the bad variable."""
     env = _Env(os.environ if environ is None else environ)
@@ -201,6 +208,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError("DB_MIN_CONNS", f"{min_conns} exceeds DB_MAX_CONNS={max_conns}")
 
     data_dir_text = env.text("WE_DATA_DIR")
+    processes = env.integer("WE_PROCESSES", 1, minimum=1)
+    if processes > MAX_PROCESSES:
+        raise ConfigError("WE_PROCESSES", f"must be at most {MAX_PROCESSES}, got {processes}")
+    index_text = env.text("WE_PROCESS_INDEX")
+    process_index = None if index_text is None else env.integer("WE_PROCESS_INDEX", 0, minimum=0)
+    if processes > 1:
+        _check_processes(env, processes)
     return Settings(
         http=HttpSettings(
             host=env.text("WE_BIND_HOST"),
@@ -225,6 +239,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         log_level=level,
         kafka=kafka,
+        processes=processes,
+        process_index=process_index,
         auth=_auth_settings(env),
         tls=_tls_settings(env),
     )
@@ -313,3 +329,20 @@ def _kafka_settings(env: _Env) -> KafkaSettings:
         outbox_batch_size=env.integer("WE_OUTBOX_BATCH_SIZE", 200, minimum=1),
         leader_interval=env.duration("WE_OUTBOX_LEADER_INTERVAL", 5.0),
     )
+
+
+def _check_processes(env: _Env, processes: int) -> None:
+    """Several processes share one database and fixed ports (``docs/performance.md``)."""
+    if env.text("WE_POSTGRES_DSN") is None:
+        raise ConfigError(
+            "WE_PROCESSES", "more than one process needs WE_POSTGRES_DSN (a shared database)"
+        )
+    for name, default in (("WE_REST_PORT", 8080), ("WE_GRPC_PORT", 9090)):
+        if env.port(name, default) == 0:
+            raise ConfigError("WE_PROCESSES", f"more than one process needs a fixed {name}")
+    metrics = env.port("WE_METRICS_PORT", 9091)
+    if metrics == 0 or metrics + processes - 1 > 65535:
+        raise ConfigError(
+            "WE_PROCESSES",
+            f"more than one process needs WE_METRICS_PORT … +{processes - 1} free and fixed",
+        )

@@ -67,6 +67,7 @@ STORAGE = StorageError("database failure")
 UNAVAILABLE = StorageUnavailable("database unavailable: ConnectionRefusedError")
 BATCH = b'{"completions": [{"jobId": "j"}]}'
 BULK_RETRY = b'{"filter": {"definitionId": "d"}}'
+BATCH_START = b'{"instances": [{"definitionId": "d"}]}'
 DEFINITION = b'{"id": "d", "name": "D", "steps": [{"id": "a", "name": "A", "type": "END"}]}'
 
 
@@ -144,6 +145,9 @@ def _scenarios() -> dict[tuple[str, str, int], Scenario]:
             options={"dispatch_mode": DispatchMode.KAFKA_OUTBOX},
         ),
         ("POST", "/v1/jobs/{id}/complete", 204): Scenario(path="/v1/jobs/j/complete", body=b"{}"),
+        ("POST", "/v1/instances/batch", 200): Scenario(
+            path="/v1/instances/batch", body=BATCH_START
+        ),
         ("POST", "/v1/jobs/batch-complete", 200): Scenario(
             path="/v1/jobs/batch-complete", body=BATCH
         ),
@@ -217,6 +221,8 @@ def _scenarios() -> dict[tuple[str, str, int], Scenario]:
          b'{"workerId":"w","jobTypes":["t"]}', {400: b"[]", 500: STORAGE}),
         ("POST", "/v1/jobs/{id}/complete", "/v1/jobs/j/complete", "complete_job", b"{}",
          {400: b"", 404: NotFound("job not found"), 500: STORAGE}),
+        ("POST", "/v1/instances/batch", "/v1/instances/batch", None, BATCH_START,
+         {400: b'{"instances": []}'}),
         ("POST", "/v1/jobs/batch-complete", "/v1/jobs/batch-complete", None, BATCH,
          {400: b'{"completions": []}'}),
         ("POST", "/v1/jobs/{id}/fail", "/v1/jobs/j/fail", "fail_job", b"{}",

@@ -234,6 +234,12 @@ REST_CASES = [
         201,
         _fixed("POST", "/v1/instances", {"definitionId": "AUTH::wait"}),
     ),
+    RestCase(
+        "StartInstances",
+        OPERATORS,
+        200,
+        _fixed("POST", "/v1/instances/batch", {"instances": [{"definitionId": "AUTH::wait"}]}),
+    ),
     RestCase("ListInstances", READERS, 200, _fixed("GET", "/v1/instances")),
     RestCase("GetInstance", READERS, 200, _get_instance),
     RestCase("GetInstanceHistory", READERS, 200, _history),

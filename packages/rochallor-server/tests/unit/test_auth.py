@@ -41,6 +41,7 @@ EXPECTED: dict[str, set[str]] = {
     "PollJobs": {A, W},
     "CompleteJob": {A, W},
     "BatchCompleteJobs": {A, W},
+    "StartInstances": {A, OP},
     "FailJob": {A, W},
     "ExtendJobLease": {A, W},
     "ReadMetrics": {A, OP, V},

@@ -129,3 +129,22 @@ def test_kafka_outbox_settings() -> None:
     assert settings.kafka.seed_brokers == ("a:9092", "b:9093")
     assert settings.kafka.outbox_batch_size == 50
     assert load_settings({}).kafka is None
+
+
+def test_processes_need_a_shared_database_and_fixed_ports() -> None:
+    dsn = {"WE_POSTGRES_DSN": "postgresql://db/engine"}
+    assert load_settings({}).processes == 1
+    settings = load_settings({**dsn, "WE_PROCESSES": "4", "WE_PROCESS_INDEX": "3"})
+    assert (settings.processes, settings.process_index) == (4, 3)
+    for env, problem in [
+        ({"WE_PROCESSES": "2"}, "WE_POSTGRES_DSN"),
+        ({**dsn, "WE_PROCESSES": "2", "WE_REST_PORT": "0"}, "fixed WE_REST_PORT"),
+        ({**dsn, "WE_PROCESSES": "2", "WE_GRPC_PORT": "0"}, "fixed WE_GRPC_PORT"),
+        ({**dsn, "WE_PROCESSES": "2", "WE_METRICS_PORT": "65535"}, "WE_METRICS_PORT"),
+        ({**dsn, "WE_PROCESSES": "0"}, "at least 1"),
+        ({**dsn, "WE_PROCESSES": "65"}, "at most 64"),
+    ]:
+        with pytest.raises(ConfigError) as info:
+            load_settings(env)
+        assert info.value.variable == "WE_PROCESSES"
+        assert problem in str(info.value)

@@ -148,6 +148,10 @@ class AdminClient(Protocol):
         business_key: str | None = None,
     ) -> dict[str, Any]: ...
 
+    async def start_instances(
+        self, starts: Sequence[Mapping[str, Any]]
+    ) -> list[dict[str, Any] | Exception]: ...
+
     async def get_instance(self, instance_id: str) -> dict[str, Any]: ...
 
     async def list_instances(

@@ -238,6 +238,32 @@ class RestClient(_base.ClosingClient):
         )
         return result
 
+    async def start_instances(
+        self, starts: Sequence[Mapping[str, Any]]
+    ) -> list[dict[str, Any] | Exception]:
+        """``POST /v1/instances/batch``: up to 100 starts in one request. Each item is the
+        body of a single start (``definitionId``, ``variables``, ``definitionVersion``,
+        ``businessKey``); each result, in order, is the started instance or the error
+        :meth:`start_instance` would have raised for it. An engine without the endpoint
+        answers 404, raised as :class:`~rochallor_sdk.NotFound` for the whole call."""
+        if not starts:
+            return []
+        answer = await self._request(
+            "POST",
+            "/v1/instances/batch",
+            operation="start_instances",
+            body={"instances": [dict(item) for item in starts]},
+        )
+        results = answer.get("results") if isinstance(answer, dict) else None
+        if not isinstance(results, list) or len(results) != len(starts):
+            count = len(results) if isinstance(results, list) else "no"
+            raise _errors.ApiError(
+                f"batch start answer has {count} results for {len(starts)} instances",
+                status=200,
+                operation="start_instances",
+            )
+        return [_start_result(result) for result in results]
+
     async def get_instance(self, instance_id: str) -> dict[str, Any]:
         result: dict[str, Any] = await self._request(
             "GET", f"/v1/instances/{_seg(instance_id)}", operation="get_instance"
@@ -341,6 +367,22 @@ def _batch_result(job_id: str, result: Any) -> Exception | None:
         str(result.get("reason") or result.get("message") or ""),
         "complete",
     )
+
+
+def _start_result(result: Any) -> dict[str, Any] | Exception:
+    """One entry of a batch start answer → the instance or the error of a single start."""
+    status = result.get("status") if isinstance(result, dict) else None
+    if not isinstance(result, dict) or not isinstance(status, int) or isinstance(status, bool):
+        return _errors.ApiError(
+            f"batch start answer has no valid result: {result!r}"[:300],
+            status=200,
+            operation="start_instance",
+        )
+    if status == 201 and isinstance(result.get("instance"), dict):
+        instance: dict[str, Any] = result["instance"]
+        return instance
+    code = result.get("error") if isinstance(result.get("error"), str) else None
+    return _error_for(status, code, str(result.get("reason") or ""), "start_instance")
 
 
 def _api_error(status: int, text: str, operation: str) -> _errors.ApiError:

@@ -46,6 +46,7 @@ OPERATIONS: Final[dict[str, Permission]] = {
     "ValidateDefinition": Permission.READ,
     # instances
     "StartInstance": Permission.OPERATE,
+    "StartInstances": Permission.OPERATE,
     "GetInstance": Permission.READ,
     "GetInstanceHistory": Permission.READ,
     "ListInstances": Permission.READ,
@@ -90,6 +91,7 @@ REST_OPERATIONS: Final[dict[tuple[str, str], str]] = {
     ("GET", "/v1/definitions/{id}/versions"): "ListDefinitionVersions",
     ("GET", "/v1/instances"): "ListInstances",
     ("POST", "/v1/instances"): "StartInstance",
+    ("POST", "/v1/instances/batch"): "StartInstances",
     ("GET", "/v1/instances/{id}"): "GetInstance",
     ("GET", "/v1/instances/{id}/history"): "GetInstanceHistory",
     ("POST", "/v1/instances/{id}/cancel"): "CancelInstance",

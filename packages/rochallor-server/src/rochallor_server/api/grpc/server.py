@@ -149,10 +149,17 @@ class GrpcListener:
         self._started = False
 
     async def start(
-        self, host: str | None, port: int, *, ssl_context: ssl.SSLContext | None = None
+        self,
+        host: str | None,
+        port: int,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        reuse_port: bool = False,
     ) -> int:
-        """Listen on ``host:port`` (0 = any free port); returns the bound port."""
-        await self.server.start(host, port, ssl=ssl_context)
+        """Listen on ``host:port`` (0 = any free port); returns the bound port.
+
+        ``reuse_port``: share the port with other processes (``SO_REUSEPORT``)."""
+        await self.server.start(host, port, ssl=ssl_context, reuse_port=reuse_port)
         self._started = True
         listener: Any = self.server._server
         for sock in listener.sockets if listener is not None else ():

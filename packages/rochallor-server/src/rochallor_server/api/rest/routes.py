@@ -15,7 +15,7 @@ from rochallor_server.api.rest import filters, serde, validation
 from rochallor_server.api.rest.errors import item_result
 from rochallor_server.config import DispatchMode
 from rochallor_server.engine import limits
-from rochallor_server.engine.model import JsonObject
+from rochallor_server.engine.model import Instance, JsonObject
 from rochallor_server.errors import BadRequest, NotFound
 from rochallor_server.service.engine import Engine
 
@@ -113,6 +113,52 @@ async def start_instance(request: web.Request) -> web.Response:
         business_key=body.string("businessKey") or None,
     )
     return _json(serde.instance(started), status=201)
+
+
+@routes.post("/v1/instances/batch")
+async def start_instances(request: web.Request) -> web.Response:
+    """This product's addition: start up to ``MAX_BATCH_STARTS`` instances in one request.
+
+    Each item is the body of ``POST /v1/instances`` and gets the answer that request would
+    have had, in request order: ``201`` with the instance, or its error status and reason.
+    Starts that arrive together are decided on one read and written with one statement.
+    """
+    body = serde.Body.required(await request.read())
+    items = body.objects("instances")
+    if not items:
+        raise BadRequest("instances must not be empty")
+    if len(items) > limits.MAX_BATCH_STARTS:
+        raise BadRequest(f"at most {limits.MAX_BATCH_STARTS} instances per request")
+    engine = _engine(request)
+
+    async def start(n: int, item: serde.Body) -> Instance:
+        try:
+            definition_id = item.string("definitionId") or ""
+            version = item.integer("definitionVersion")
+            variables = item.json_object("variables")
+            business_key = item.string("businessKey") or None
+        except BadRequest as exc:
+            raise BadRequest(f"instances[{n}]: {exc.message}") from None
+        return await engine.start_instance(
+            definition_id=definition_id,
+            version=version,
+            variables=variables,
+            business_key=business_key,
+        )
+
+    outcomes = await asyncio.gather(
+        *(start(n, item) for n, item in enumerate(items)), return_exceptions=True
+    )
+    results: list[JsonObject] = []
+    for outcome in outcomes:
+        if isinstance(outcome, Instance):
+            results.append({"status": 201, "instance": serde.instance(outcome)})
+        elif isinstance(outcome, Exception):
+            status, code, reason = item_result(outcome)
+            results.append({"status": status, "error": code, "reason": reason})
+        else:
+            raise outcome  # cancelled: the request is going away
+    return _json({"results": results})
 
 
 @routes.get("/v1/instances/{id}")
