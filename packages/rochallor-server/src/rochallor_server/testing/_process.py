@@ -12,6 +12,7 @@ import ssl
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
@@ -94,6 +95,9 @@ class EngineProcess:
                 f"{self.rest_url}/healthz", timeout=1, context=self._ssl
             ) as response:
                 return int(response.status) == 200
+        except urllib.error.HTTPError as exc:
+            exc.close()  # it holds the answer's socket
+            return False
         except OSError:
             return False
 
