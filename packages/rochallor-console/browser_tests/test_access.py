@@ -233,20 +233,21 @@ def other_origin() -> Iterator[OtherOrigin]:
 @pytest.mark.parametrize("access", ["secured", "open"])
 def test_posts_from_another_origin_change_nothing_while_the_sdk_works(
     access: str,
-    request: pytest.FixtureRequest,
+    secured: Secured,
+    engine: EngineProcess,
     other_origin: OtherOrigin,
     page: Page,
 ) -> None:
+    # Both engines are fixtures here (not looked up by name) so that they start before the
+    # page: Playwright's sync API leaves no room for the fixtures' own event loops after it.
+    admin: str | None = None
+    operator: str | None = None  # access control off: no credential needed
     if access == "secured":
-        secured: Secured = request.getfixturevalue("secured")
         engine, admin, operator = (
             secured.engine,
             secured.tokens["admin"],
             secured.tokens["operator"],
         )
-    else:
-        engine = request.getfixturevalue("engine")
-        admin = operator = None  # access control off: no credential needed
     definition_id = f"CSRF::{uuid.uuid4().hex[:8]}"
     sdk(engine, admin, lambda c: c.upload_definition(definition(definition_id)))
 
