@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import threading
+import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -275,3 +276,33 @@ def test_posts_from_another_origin_change_nothing_while_the_sdk_works(
     started = sdk(engine, operator, lambda c: c.start_instance(definition_id))
     assert started["status"] in {"WAITING", "RUNNING"}
     assert instances() == 1
+
+
+def admin_call(secured: Secured, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    request = urllib.request.Request(
+        secured.engine.rest_url + path,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "Authorization": f"Bearer {secured.tokens['admin']}",
+        },
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        answer: dict[str, Any] = json.loads(response.read())
+        return answer
+
+
+def test_a_key_revoked_while_signed_in_brings_the_sign_in_back(
+    secured: Secured, page: Page
+) -> None:
+    created = admin_call(secured, "/v1/admin/keys", {"name": "soon revoked", "role": "viewer"})
+    page.goto(f"{secured.engine.rest_url}/ui/#/instances")
+    page.get_by_test_id("signin-token").fill(created["token"])
+    page.get_by_test_id("signin-submit").click()
+    expect(page.get_by_test_id("instances-table")).to_be_visible()
+
+    admin_call(secured, f"/v1/admin/keys/{created['id']}/revoke", {})
+    # The list refreshes itself every 2 s; its next call is answered 401.
+    expect(page.get_by_test_id("signin")).to_be_visible(timeout=15_000)
+    expect(page.get_by_test_id("engine-state")).to_have_text("sign-in required")
