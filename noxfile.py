@@ -262,7 +262,9 @@ def _is_root() -> bool:
 def tests_ui(session: nox.Session) -> None:
     """Browser tests of the UI: Playwright drives Debian's Chromium against a real engine."""
     _ensure_chromium(session)
-    session.install("-e", VALIDATOR, "-e", f"{SERVER}[ui-test]", "pytest>=8", "pytest-timeout>=2.3")
+    session.install(
+        "-e", VALIDATOR, "-e", f"{SERVER}[ui-test]", "-e", SDK, "pytest>=8", "pytest-timeout>=2.3"
+    )  # fmt: skip
     session.chdir(CONSOLE)
     session.run("pytest", "-q", "-p", "no:randomly", "browser_tests", *session.posargs)
 

@@ -18,27 +18,37 @@ export class ApiError extends Error {
   }
 }
 
-const API_KEY = "rochallor.apiKey";
+const CREDENTIAL = "rochallor.credential";
+/** Where earlier versions kept the key (localStorage); removed on first use. */
+const LEGACY_KEY = "rochallor.apiKey";
 
-/** The credential the UI sends (an API key or a JWT), kept in this browser only. */
-export function apiKey(): string | null {
+/** Raised (as a window event) when the engine answers 401: the shell shows the sign-in form. */
+export const UNAUTHORIZED_EVENT = "rochallor:unauthorized";
+
+/** The credential the UI sends (an API key or a JWT). Kept in sessionStorage: it lives as long
+ * as this tab, is never written to localStorage and never put in a URL. */
+export function credential(): string | null {
   try {
-    return window.localStorage.getItem(API_KEY);
+    window.localStorage.removeItem(LEGACY_KEY);
+    return window.sessionStorage.getItem(CREDENTIAL);
   } catch {
     return null;
   }
 }
 
-export function setApiKey(key: string | null): void {
-  if (key) window.localStorage.setItem(API_KEY, key);
-  else window.localStorage.removeItem(API_KEY);
+export function signIn(token: string): void {
+  window.sessionStorage.setItem(CREDENTIAL, token);
+}
+
+export function signOut(): void {
+  window.sessionStorage.removeItem(CREDENTIAL);
 }
 
 export async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
   const headers: Record<string, string> = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  const key = apiKey();
-  if (key) headers.Authorization = `Bearer ${key}`;
+  const token = credential();
+  if (token) headers.Authorization = `Bearer ${token}`;
   const response = await fetch(path, {
     method,
     headers,
@@ -53,6 +63,7 @@ export async function request<T>(method: string, path: string, body?: unknown): 
       parsed = text;
     }
   }
+  if (response.status === 401) window.dispatchEvent(new Event(UNAUTHORIZED_EVENT));
   if (!response.ok) throw new ApiError(response.status, parsed);
   return parsed as T;
 }
@@ -124,13 +135,18 @@ export const api = {
   listInstances: (query = "") => request<Page<Instance>>("GET", `/v1/instances${query ? `?${query}` : ""}`),
 };
 
-/** Whether an engine answers (the offline modeller has no definition store). An engine that
- * wants a credential (401/403) is there: the shell offers to set the key. */
-export async function engineAvailable(): Promise<boolean> {
+/** What the UI finds behind its origin: an engine it may use, an engine that wants a
+ * credential (401: the sign-in form), or no engine (the offline modeller). A 403 means the
+ * engine is there and the credential is valid, only its role does not allow the probe. */
+export type EngineState = "online" | "signin" | "offline";
+
+export async function probeEngine(): Promise<EngineState> {
   try {
     await api.listDefinitions("", 0, 1);
-    return true;
+    return "online";
   } catch (error) {
-    return error instanceof ApiError && (error.status === 401 || error.status === 403);
+    if (error instanceof ApiError && error.status === 401) return "signin";
+    if (error instanceof ApiError && error.status === 403) return "online";
+    return "offline";
   }
 }

@@ -1,16 +1,42 @@
-import { useEffect, useState } from "react";
-import { apiKey, engineAvailable, setApiKey } from "../shared/api";
+import { useCallback, useEffect, useState } from "react";
+import { credential, probeEngine, signIn, signOut, UNAUTHORIZED_EVENT, type EngineState } from "../shared/api";
 import { EngineContext } from "../shared/engine";
 import { useRoute } from "./router";
 import { sections } from "./sections";
+import { SignIn } from "./SignIn";
 
 export function App() {
   const route = useRoute();
-  const [online, setOnline] = useState<boolean | null>(null);
+  const [state, setState] = useState<EngineState | null>(null);
+  const [signedIn, setSignedIn] = useState(() => credential() !== null);
+  const [refused, setRefused] = useState<string | null>(null);
   useEffect(() => {
-    engineAvailable().then(setOnline);
+    probeEngine().then(setState);
+    // Any later 401 (a revoked key, an expired token) brings the sign-in form back.
+    const unauthorized = () => setState("signin");
+    window.addEventListener(UNAUTHORIZED_EVENT, unauthorized);
+    return () => window.removeEventListener(UNAUTHORIZED_EVENT, unauthorized);
   }, []);
-  const visible = sections.filter((s) => !s.needsEngine || online !== false);
+  const submit = useCallback(async (token: string) => {
+    signIn(token);
+    const found = await probeEngine();
+    if (found === "signin") {
+      signOut();
+      setRefused("The engine refused this credential.");
+    } else {
+      setRefused(null);
+    }
+    setSignedIn(credential() !== null);
+    setState(found);
+  }, []);
+  const leave = useCallback(() => {
+    signOut();
+    setSignedIn(false);
+    setRefused(null);
+    probeEngine().then(setState);
+  }, []);
+  const online = state === null ? null : state === "online";
+  const visible = sections.filter((s) => !s.needsEngine || state !== "offline");
   const current = visible.find((s) => s.id === route.section) ?? visible[0];
   return (
     <EngineContext.Provider value={{ online }}>
@@ -31,26 +57,30 @@ export function App() {
               </a>
             ))}
           </nav>
-          {online ? (
-            <button
-              className="key-button"
-              data-testid="api-key"
-              title="The API key or token sent to the engine (kept in this browser)"
-              onClick={() => {
-                const entered = window.prompt("API key or bearer token (empty to clear)", apiKey() ?? "");
-                if (entered === null) return;
-                setApiKey(entered.trim() || null);
-                window.location.reload();
-              }}
-            >
-              {apiKey() ? "key set" : "API key"}
+          {signedIn ? (
+            <button className="key-button" data-testid="sign-out" title="Forget the credential in this tab" onClick={leave}>
+              Sign out
             </button>
           ) : null}
           <span className={`engine-state ${online ? "online" : "offline"}`} data-testid="engine-state">
-            {online === null ? "…" : online ? "engine connected" : "offline (validator only)"}
+            {state === null
+              ? "…"
+              : state === "online"
+                ? "engine connected"
+                : state === "signin"
+                  ? "sign-in required"
+                  : "offline (validator only)"}
           </span>
         </header>
-        <main className="content">{current ? current.render(route) : <p>No sections.</p>}</main>
+        <main className="content">
+          {state === "signin" ? (
+            <SignIn onSubmit={submit} refused={refused} />
+          ) : current ? (
+            current.render(route)
+          ) : (
+            <p>No sections.</p>
+          )}
+        </main>
       </div>
     </EngineContext.Provider>
   );
