@@ -72,7 +72,7 @@ def test_a_vars_file_must_be_a_json_object(text: str, message: str) -> None:
         ("shop.workers:jobs", ("shop.workers", "jobs")),
         ("handlers", ("handlers", "registry")),
         ("examples/order_fulfilment.py:registry", ("examples/order_fulfilment.py", "registry")),
-        ("C:/work/handlers.py:registry", ("C:/work/handlers.py", "registry")),
+        ("C:/src/handlers.py:registry", ("C:/src/handlers.py", "registry")),
     ],
 )
 def test_registry_spec(spec: str, expected: tuple[str, str]) -> None:
