@@ -89,7 +89,19 @@ def _keys_with(key_id: str) -> auth.AccessControl:
     return auth.AccessControl(store, enforce=False)
 
 
+class _AwayKeys(auth.MemoryKeyStore):
+    async def insert_key(self, key: auth.ApiKey, secret_sha256: bytes) -> None:
+        raise UNAVAILABLE
+
+    async def list_keys(self) -> list[auth.ApiKey]:
+        raise UNAVAILABLE
+
+    async def revoke_key(self, key_id: str, at: object) -> auth.ApiKey | None:
+        raise UNAVAILABLE
+
+
 BROKEN_KEYS = {"access": auth.AccessControl(_BrokenKeys(), enforce=False)}
+AWAY_KEYS = {"access": auth.AccessControl(_AwayKeys(), enforce=False)}
 NEW_KEY = b'{"name": "ci", "role": "worker", "jobTypes": ["t"]}'
 
 
@@ -183,6 +195,13 @@ def _scenarios() -> dict[tuple[str, str, int], Scenario]:
         ("POST", "/v1/admin/keys/{id}/revoke", 404): Scenario(path="/v1/admin/keys/nope/revoke"),
         ("POST", "/v1/admin/keys/{id}/revoke", 500): Scenario(
             path="/v1/admin/keys/nope/revoke", options=BROKEN_KEYS
+        ),
+        ("POST", "/v1/admin/keys", 503): Scenario(
+            path="/v1/admin/keys", body=NEW_KEY, options=AWAY_KEYS
+        ),
+        ("GET", "/v1/admin/keys", 503): Scenario(path="/v1/admin/keys", options=AWAY_KEYS),
+        ("POST", "/v1/admin/keys/{id}/revoke", 503): Scenario(
+            path="/v1/admin/keys/nope/revoke", options=AWAY_KEYS
         ),
     }
     errors: list[

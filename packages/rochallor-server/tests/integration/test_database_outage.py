@@ -68,6 +68,8 @@ async def test_an_outage_answers_unavailable_and_the_engine_recovers(
             status, retry_after, _ = await _status(http, "GET", f"{base}/readyz")
             assert (status, retry_after) == (503, "2")
             assert (await _status(http, "GET", f"{base}/healthz"))[0] == 200  # liveness only
+            status, retry_after, _ = await _status(http, "GET", f"{base}/v1/admin/keys")
+            assert (status, retry_after) == (503, "2")  # the key store too
             with pytest.raises(GRPCError) as caught:
                 await stub.poll_jobs(pb.PollJobsRequest(worker_id="w", job_types=["t"]))
             assert caught.value.status is Status.UNAVAILABLE

@@ -14,7 +14,7 @@ import contextlib
 import datetime as dt
 import functools
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias, assert_never
 
 import asyncpg
@@ -134,6 +134,17 @@ def _outage(exc: BaseException) -> bool:
 
 def _unavailable(exc: BaseException) -> StorageUnavailable:
     return StorageUnavailable(f"database unavailable: {type(exc).__name__}: {exc}".rstrip(": "))
+
+
+@contextlib.contextmanager
+def outage_as_unavailable() -> Iterator[None]:
+    """Connection errors of a database that is away raise :class:`StorageUnavailable` (503)."""
+    try:
+        yield
+    except _CONNECTION_ERRORS as exc:
+        if not _outage(exc):
+            raise
+        raise _unavailable(exc) from exc
 
 
 class PostgresTransaction:

@@ -19,6 +19,7 @@ from typing import Any
 import asyncpg
 
 from rochallor_server.auth import AccessControl, ApiKey, Role, StoredKey
+from rochallor_server.store.postgres import outage_as_unavailable
 from rochallor_server.store.postgres.queries import parse
 
 log = logging.getLogger(__name__)
@@ -51,33 +52,38 @@ class PostgresKeyStore:
         self.pool = pool
 
     async def insert_key(self, key: ApiKey, secret_sha256: bytes) -> None:
-        job_types = None if key.job_types is None else sorted(key.job_types)
-        await self.pool.execute(
-            _INSERT,
-            key.id,
-            key.name,
-            key.role.value,
-            job_types,
-            secret_sha256,
-            key.created_at,
-            key.created_by,
-        )
+        with outage_as_unavailable():
+            job_types = None if key.job_types is None else sorted(key.job_types)
+            await self.pool.execute(
+                _INSERT,
+                key.id,
+                key.name,
+                key.role.value,
+                job_types,
+                secret_sha256,
+                key.created_at,
+                key.created_by,
+            )
 
     async def get_key(self, key_id: str) -> StoredKey | None:
-        row = await self.pool.fetchrow(_GET, key_id)
-        if row is None:
-            return None
-        return StoredKey(key=key_from_row(row), secret_sha256=bytes(row["secret_sha256"]))
+        with outage_as_unavailable():
+            row = await self.pool.fetchrow(_GET, key_id)
+            if row is None:
+                return None
+            return StoredKey(key=key_from_row(row), secret_sha256=bytes(row["secret_sha256"]))
 
     async def list_keys(self) -> list[ApiKey]:
-        return [key_from_row(row) for row in await self.pool.fetch(_LIST)]
+        with outage_as_unavailable():
+            return [key_from_row(row) for row in await self.pool.fetch(_LIST)]
 
     async def revoke_key(self, key_id: str, at: dt.datetime) -> ApiKey | None:
-        row = await self.pool.fetchrow(_REVOKE, key_id, at)
-        return None if row is None else key_from_row(row)
+        with outage_as_unavailable():
+            row = await self.pool.fetchrow(_REVOKE, key_id, at)
+            return None if row is None else key_from_row(row)
 
     async def has_active_keys(self) -> bool:
-        return bool(await self.pool.fetchval(_HAS_ACTIVE))
+        with outage_as_unavailable():
+            return bool(await self.pool.fetchval(_HAS_ACTIVE))
 
 
 class RevocationListener:
