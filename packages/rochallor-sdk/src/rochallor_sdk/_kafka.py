@@ -29,11 +29,11 @@ import threading
 import time
 from collections.abc import Awaitable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from rochallor_sdk import _completions, _config, _errors, _metrics, _registry
+from rochallor_sdk import _completions, _config, _errors, _lifecycle, _metrics, _registry
 from rochallor_sdk._gen.workflow import v1 as pb
 from rochallor_sdk._worker import COMPLETE_ATTEMPTS, backoff_delay, normalise_result
 from rochallor_sdk.client import _base as client_base
@@ -126,7 +126,7 @@ def decode_event(value: bytes) -> DispatchEvent:
     return DispatchEvent(dedup_id=message.dedup_id, job=job)
 
 
-class KafkaWorker:
+class KafkaWorker(_lifecycle.RunOnce):
     """Consumes the engine's job dispatches from Kafka and runs the registry's handlers.
 
     ``brokers``: ``host:port`` list (or comma-separated string) of the Kafka cluster. Engine
@@ -174,6 +174,7 @@ class KafkaWorker:
         if not brokers:
             raise _errors.ConfigurationError("brokers: at least one host:port is required")
         self.settings = settings
+        super().__init__(logger)
         self.registry = registry
         self.brokers = list(brokers)
         self.metrics = metrics if metrics is not None else _metrics.WorkerMetrics()
@@ -181,15 +182,10 @@ class KafkaWorker:
         self._client = client
         self._consumer_options = dict(consumer_options or {})
         self._handle_signals = handle_signals
-        self._stop: asyncio.Event | None = None
-        self._started: asyncio.Event | None = None
-        self._done: asyncio.Event | None = None
-        self._background: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._slots: asyncio.Semaphore | None = None
         self._completions: _completions.CompletionSender | None = None
         self._signals: list[signal.Signals] = []
-        self._has_run = False
         self._assigned: dict[str, asyncio.Event] = {}
         # dedup ids being handled now: a twin in flight waits for the first copy's outcome
         self._in_flight: dict[str, asyncio.Future[bool]] = {}
@@ -202,43 +198,7 @@ class KafkaWorker:
     def worker_id(self) -> str:
         return self.settings.worker_id
 
-    @property
-    def stopping(self) -> bool:
-        return self._stop is not None and self._stop.is_set()
-
-    # --- lifecycle -----------------------------------------------------------------------
-
-    def run(self) -> None:
-        asyncio.run(self.run_async())
-
-    async def run_async(self) -> None:
-        if self._has_run:
-            raise RuntimeError("a KafkaWorker runs once; create a new one")
-        if len(self.registry) == 0:
-            raise _errors.ConfigurationError("the registry has no handlers")
-        self._has_run = True
-        self._stop = asyncio.Event()
-        self._started = asyncio.Event()
-        self._done = asyncio.Event()
-        main = asyncio.create_task(self._main(), name="rochallor-kafka-worker")
-        try:
-            await asyncio.shield(main)
-        except asyncio.CancelledError:
-            self.request_stop()
-            await main
-            raise
-
-    def request_stop(self) -> None:
-        if self._stop is not None and not self._stop.is_set():
-            logger.info(
-                "kafka worker %s stopping: fetching ends, in-flight jobs drain", self.worker_id
-            )
-            self._stop.set()
-
-    async def stop(self) -> None:
-        self.request_stop()
-        if self._done is not None:
-            await self._done.wait()
+    _task_name = "rochallor-kafka-worker"
 
     async def wait_assigned(self) -> None:
         """Until every job type's consumer has partitions assigned (start-up probes); call it
@@ -247,25 +207,6 @@ class KafkaWorker:
             raise RuntimeError("the worker is not running")
         await self._started.wait()
         await asyncio.gather(*(e.wait() for e in self._assigned.values()))
-
-    async def __aenter__(self) -> Self:
-        self._background = asyncio.create_task(self.run_async(), name="rochallor-kafka-run")
-        while self._started is None:
-            if self._background.done():
-                break
-            await asyncio.sleep(0)
-        if self._started is not None:
-            started = asyncio.create_task(self._started.wait())
-            await asyncio.wait({started, self._background}, return_when=asyncio.FIRST_COMPLETED)
-            started.cancel()
-        if self._background.done():
-            self._background.result()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
-        if self._background is not None:
-            await self._background
 
     async def _main(self) -> None:
         assert self._started is not None and self._done is not None and self._stop is not None

@@ -17,13 +17,12 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from types import TracebackType
-from typing import Any, Literal, Self, TypeVar
+from typing import Any, Literal, TypeVar
 
 import attrs
 from aiohttp import web
 
-from rochallor_sdk import _completions, _config, _errors, _metrics, _registry
+from rochallor_sdk import _completions, _config, _errors, _lifecycle, _metrics, _registry
 from rochallor_sdk.client import _base as client_base
 from rochallor_sdk.client import create_client
 
@@ -115,7 +114,7 @@ _Outcome = (
 )
 
 
-class Worker:
+class Worker(_lifecycle.RunOnce):
     """Polls the engine for the registry's job types and runs their handlers.
 
     Settings come from ``settings`` or else ``WorkerSettings.from_env()``; the keyword
@@ -158,22 +157,18 @@ class Worker:
         else:
             settings = attrs.evolve(settings, **overrides)
         self.settings = settings
+        super().__init__(logger)
         self.registry = registry
         self.metrics = metrics if metrics is not None else _metrics.WorkerMetrics()
         self._client = client
         self._handle_signals = handle_signals
         self._runs: set[_JobRun] = set()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._stop: asyncio.Event | None = None
         self._wakeup: asyncio.Event | None = None
-        self._started: asyncio.Event | None = None
-        self._done: asyncio.Event | None = None
-        self._background: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._completions: _completions.CompletionSender | None = None
         self._metrics_runner: web.AppRunner | None = None
         self._signals: list[signal.Signals] = []
-        self._has_run = False
         #: Port of the metrics HTTP server once it listens (useful with ``metrics_port=0``).
         self.metrics_bound_port: int | None = None
 
@@ -186,78 +181,14 @@ class Worker:
         """Jobs currently held by this worker."""
         return len(self._runs)
 
-    @property
-    def stopping(self) -> bool:
-        return self._stop is not None and self._stop.is_set()
+    _task_name = "rochallor-worker"
 
-    # --- lifecycle -----------------------------------------------------------------------
-
-    def run(self) -> None:
-        """Run until SIGINT/SIGTERM (or :meth:`stop`), blocking the calling thread."""
-        asyncio.run(self.run_async())
-
-    async def run_async(self) -> None:
-        """Run in the current event loop until stopped.
-
-        Cancelling the caller is turned into a graceful :meth:`stop` (the drain runs to
-        its end) and the cancellation is then re-raised.
-        """
-        if self._has_run:
-            raise RuntimeError("a Worker runs once; create a new one")
-        if len(self.registry) == 0:
-            raise _errors.ConfigurationError("the registry has no handlers")
-        self._has_run = True
-        self._stop = asyncio.Event()
+    def _on_start(self) -> None:
         self._wakeup = asyncio.Event()
-        self._started = asyncio.Event()
-        self._done = asyncio.Event()
-        main = asyncio.create_task(self._main(), name="rochallor-worker")
-        try:
-            await asyncio.shield(main)
-        except asyncio.CancelledError:
-            self.request_stop()
-            await main
-            raise
 
-    def request_stop(self) -> None:
-        """Ask the worker to stop without waiting. Call it on the worker's event-loop thread
-        (from another thread: ``loop.call_soon_threadsafe(worker.request_stop)``)."""
-        if self._stop is not None and not self._stop.is_set():
-            logger.info("worker %s stopping: polling ends, in-flight jobs drain", self.worker_id)
-            self._stop.set()
-            assert self._wakeup is not None
-            self._wakeup.set()
-
-    async def stop(self) -> None:
-        """Stop and wait until the worker has drained and closed its resources."""
-        self.request_stop()
-        if self._done is not None:
-            await self._done.wait()
-
-    async def __aenter__(self) -> Self:
-        self._background = asyncio.create_task(self.run_async(), name="rochallor-worker-run")
-        # Wait until the worker listens, or surface its start-up error.
-        while self._started is None:
-            if self._background.done():
-                break
-            await asyncio.sleep(0)
-        if self._started is not None:
-            started = asyncio.create_task(self._started.wait())
-            await asyncio.wait({started, self._background}, return_when=asyncio.FIRST_COMPLETED)
-            started.cancel()
-        if self._background.done():
-            self._background.result()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-        if self._background is not None:
-            await self._background
+    def _on_stop_requested(self) -> None:
+        assert self._wakeup is not None
+        self._wakeup.set()
 
     async def _main(self) -> None:
         assert self._started is not None and self._done is not None
