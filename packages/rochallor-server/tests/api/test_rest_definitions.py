@@ -15,8 +15,8 @@ from rochallor_server.errors import (
     StorageError,
     Violation,
 )
-from rochallor_server.service.engine import UploadResult
 from rochallor_server.service.ports import Page
+from rochallor_server.service.workflow_service import UploadResult
 
 UPLOAD = (
     b'{"id":"LOS::loan","version":9,"name":"Loan","steps":[{"id":"a","name":"A","type":"END"}]}'
