@@ -22,7 +22,7 @@ from rochallor_server._gen.workflow import v1 as pb
 from rochallor_server.api.grpc import convert
 from rochallor_server.api.grpc.errors import to_grpc
 from rochallor_server.config import DispatchMode
-from rochallor_server.errors import BadRequest, NotFound
+from rochallor_server.errors import BadRequest
 from rochallor_server.metrics import Metrics
 from rochallor_server.service.ports import InstanceFilter
 from rochallor_server.service.workflow_service import WorkflowService
@@ -145,10 +145,8 @@ class WorkflowEngineService(pb.WorkflowEngineBase):  # type: ignore[misc]
         )
 
     async def get_definition(self, message: pb.GetDefinitionRequest) -> pb.GetDefinitionResponse:
-        if message.version < 0:
-            raise NotFound("definition not found")
-        version = message.version if message.version > 0 else None
-        record = await self.service.get_definition(message.id, version)
+        # 0 is proto3's unset: the latest version
+        record = await self.service.get_definition(message.id, message.version or None)
         return pb.GetDefinitionResponse(definition=convert.definition(record))
 
     async def list_definitions(

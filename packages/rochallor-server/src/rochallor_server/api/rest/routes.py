@@ -16,7 +16,7 @@ from rochallor_server.api.rest.errors import item_result
 from rochallor_server.config import DispatchMode
 from rochallor_server.engine import limits
 from rochallor_server.engine.model import Instance, JsonObject
-from rochallor_server.errors import BadRequest, NotFound
+from rochallor_server.errors import BadRequest
 from rochallor_server.service.workflow_service import WorkflowService
 
 SERVICE_KEY = web.AppKey("service", WorkflowService)
@@ -86,8 +86,6 @@ async def get_definition_version(request: web.Request) -> web.Response:
     version = serde.parse_int(request.match_info["version"])
     if version is None:
         raise BadRequest("invalid version parameter")
-    if version <= 0:
-        raise NotFound("definition not found")
     record = await _service(request).get_definition(request.match_info["id"], version)
     return _json(serde.definition(record))
 
