@@ -131,8 +131,9 @@ async def test_changed_uploads_get_the_next_version_even_when_content_returns(
     assert versions == [1, 2, 3]
     assert (await engine.get_definition("T::wf", None)).version == 3
     assert (await engine.get_definition("T::wf", 2)).name == "Renamed"
-    with pytest.raises(NotFound):
-        await engine.get_definition("T::wf", 4)
+    for missing in (4, 0, -1, 2**31):
+        with pytest.raises(NotFound, match="definition not found"):
+            await engine.get_definition("T::wf", missing)
     page = await engine.list_definitions(keyword="t::W", page=0, page_size=10)
     assert (page.total, [(r.id, r.version) for r in page.items]) == (1, [("T::wf", 3)])
 
