@@ -3,14 +3,19 @@
 Under load, many events wait for the database at the same time; writing them together costs
 one read and one write for the whole batch instead of two round trips each. A lone request
 is a batch of one, so an idle engine answers as fast as before.
+
+The batcher runs nothing again by itself: it settles every request with its result or an
+error, and the caller's retry policy (:mod:`rochallor_server.service.retry`) decides what is
+submitted again, and where (:class:`Placement`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 import attrs
@@ -21,6 +26,27 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+class Placement(enum.Enum):
+    """Where a submitted request waits."""
+
+    QUEUED = "queued"
+    """At the end of the queue: the first attempt of a request."""
+    NEXT = "next"
+    """At the head of the queue: it leads the next batch (it had to wait for a batch)."""
+    ALONE = "alone"
+    """At the head of the queue, in a batch of its own (a batch it shared failed)."""
+
+
+class BatchFailed(Exception):
+    """The batch this request shared with others failed as a whole (``error``, also the
+    ``__cause__``): nothing of it was written, and any of its requests may be the cause."""
+
+    def __init__(self, error: Exception, size: int) -> None:
+        super().__init__(f"a batch of {size} failed: {error!r}")
+        self.error = error
+        self.__cause__ = error
+
+
 @attrs.define(eq=False)
 class Pending(Generic[T, R]):
     """One request of a batch; the batch's processor settles it with :meth:`done` or
@@ -28,6 +54,7 @@ class Pending(Generic[T, R]):
 
     item: T
     future: asyncio.Future[R]
+    alone: bool = False
 
     def done(self, result: R) -> None:
         if not self.future.done():
@@ -38,19 +65,20 @@ class Pending(Generic[T, R]):
             self.future.set_exception(exc)
 
 
-Process = Callable[[list[Pending[T, R]]], Awaitable[Sequence[Pending[T, R]]]]
-"""Settles the requests of a batch, except those it returns: they go first into the next one."""
+Process = Callable[[list[Pending[T, R]]], Awaitable[None]]
+"""Settles every request of a batch."""
 
 
 class Batcher(Generic[T, R]):
     """Runs ``process`` over the requests submitted so far, up to ``max_size`` at a time, with
-    at most ``runners`` batches in flight.
+    at most ``runners`` batches in flight: plain group commit.
 
-    ``process`` must settle every request of its batch but those it returns, which lead the
-    next batch (a request that cannot share a batch with another one); one it leaves
-    unsettled otherwise fails. When it
-    raises, the batch's unsettled requests are processed again one by one (a batch's write is
-    one statement: nothing of it was written), and the error then fails those it leaves.
+    ``process`` settles every request of its batch; one it leaves unsettled fails with a
+    ``RuntimeError``. When ``process`` raises, the batch's unsettled requests fail: a batch of
+    one with the error itself, a larger one each with :class:`BatchFailed`. Between two
+    batches a runner yields once to the event loop, so that requests the batch sent back
+    (submitted again with :attr:`Placement.NEXT`) lead the very next batch.
+
     Runners are started on demand and end when the queue is empty, so an idle batcher holds
     no task; :meth:`drain` waits for them.
     """
@@ -73,9 +101,14 @@ class Batcher(Generic[T, R]):
         self._queue: deque[Pending[T, R]] = deque()
         self._runners: set[asyncio.Task[None]] = set()
 
-    async def submit(self, item: T) -> R:
-        pending: Pending[T, R] = Pending(item, asyncio.get_running_loop().create_future())
-        self._queue.append(pending)
+    async def submit(self, item: T, placement: Placement = Placement.QUEUED) -> R:
+        pending: Pending[T, R] = Pending(
+            item, asyncio.get_running_loop().create_future(), placement is Placement.ALONE
+        )
+        if placement is Placement.QUEUED:
+            self._queue.append(pending)
+        else:
+            self._queue.appendleft(pending)
         if len(self._runners) < self._max_runners:
             task = asyncio.create_task(self._run(), name=f"{self._name}-batch")
             self._runners.add(task)
@@ -93,28 +126,31 @@ class Batcher(Generic[T, R]):
 
     async def _run(self) -> None:
         while self._queue:
-            batch = [self._queue.popleft() for _ in range(min(len(self._queue), self._max_size))]
-            await self._settle(batch)
+            await self._settle(self._take())
+            # Let the callers of the settled batch run: one sent back leads the next batch.
+            await asyncio.sleep(0)
+
+    def _take(self) -> list[Pending[T, R]]:
+        batch = [self._queue.popleft()]
+        if batch[0].alone:
+            return batch
+        while self._queue and len(batch) < self._max_size and not self._queue[0].alone:
+            batch.append(self._queue.popleft())
+        return batch
 
     async def _settle(self, batch: list[Pending[T, R]]) -> None:
         if self._observe is not None:
             self._observe(len(batch))
         try:
-            again = await self._process(batch)
-            self._queue.extendleft(reversed(again))
-            batch = [pending for pending in batch if pending not in again]
+            await self._process(batch)
         except Exception as exc:
             open_requests = [pending for pending in batch if not pending.future.done()]
-            if len(open_requests) > 1:
-                # Nothing of a failed batch was written (its write is one statement): run its
-                # requests one by one, so that one bad request cannot fail the others.
-                log.warning(
-                    "%s: a batch of %d failed (%s); one by one", self._name, len(batch), exc
-                )
+            if len(open_requests) == 1:
+                open_requests[0].failed(exc)
+            elif open_requests:
+                log.warning("%s: a batch of %d failed: %r", self._name, len(open_requests), exc)
                 for pending in open_requests:
-                    await self._settle([pending])
-            for pending in open_requests:
-                pending.failed(exc)
+                    pending.failed(BatchFailed(exc, len(open_requests)))
         except BaseException as exc:  # cancelled: settle the batch, then stop
             for pending in batch:
                 pending.failed(exc)

@@ -1,11 +1,25 @@
 """The engine's use cases, one method per API operation, shared by REST and gRPC.
 
-An event (starting, completing a job, a signal …) reads its instance in one statement, decides
-with the pure core and writes all its commands in one statement that applies only if the
-instance is still at the revision read (optimistic concurrency: no transaction, no row lock
-held across the decision); when another event got there first, it is decided again. Errors
-are the domain errors of :mod:`rochallor_server.errors`; the API edges map them to status
-codes.
+An event (starting, completing a job, a signal …) reads its instance, decides with the pure
+core and writes all its commands in one statement that applies only if the instance is still
+at the revision read (optimistic concurrency: no row lock held across the decision). Job
+events and starts are written in groups (:mod:`.batching`: one read and one write statement
+per batch). Every operation that changes state runs under the retry policy (:mod:`.retry`),
+which decides an event again when another event got there first, and to its end even when its
+caller goes away (``@_operation``).
+
+Database access is through a :class:`~.ports.Session`, in one of two scopes:
+
+- ``store.session()``, each statement commits on its own: every event (the batched job events
+  and starts, a cancel, a signal, a user task, a fired timer, an instance retry; its one write
+  statement is all it changes), the claim of a poll, lease extension, and the reads.
+- ``store.transaction()``, all statements commit together: a definition upload (lock the id,
+  compare with the latest version, insert), a chained start (the child with the removal of its
+  request), the lease reclaim (the jobs with their audit rows), and the paged lists (a page and
+  its total from one snapshot).
+
+Errors are the domain errors of :mod:`rochallor_server.errors`; the API edges map them to
+status codes.
 """
 
 from __future__ import annotations
@@ -15,7 +29,6 @@ import contextlib
 import contextvars
 import datetime as dt
 import logging
-import random
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -50,10 +63,10 @@ from rochallor_server.errors import (
     NotFound,
     RochallorError,
     StorageError,
-    TransientStorageError,
     Violation,
 )
 from rochallor_server.metrics import Metrics
+from rochallor_server.service import retry
 from rochallor_server.service.batching import Batcher, Pending
 from rochallor_server.service.polling import PollHub, Waiter
 from rochallor_server.service.ports import (
@@ -87,46 +100,21 @@ _BATCH_RUNNERS = 2
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 _T = TypeVar("_T")
-# Deadlock victims are rare: a few attempts. Revision conflicts happen whenever events of one
-# instance race (parallel branches arriving together); each retry has lost to a write that
-# committed, so the events make progress, in at most as many rounds as they are.
-_ATTEMPTS = 4
-_CONFLICT_ATTEMPTS = 64
 
 
 def _operation(
     method: Callable[Concatenate[WorkflowService, _P], Awaitable[_R]],
 ) -> Callable[Concatenate[WorkflowService, _P], Awaitable[_R]]:
-    """An operation that changes state: it runs to its end, and again if the database aborted it.
+    """An operation that changes state: run under the retry policy (:mod:`.retry`), to its end.
 
-    - Shielded: a caller that goes away (an HTTP client hanging up cancels its handler) must
-      not cut an operation between its commit and its after-commit work (chaining).
-    - Retried: an event whose instance another event wrote since it was read
-      (:class:`InstanceChanged`) wrote nothing and is decided again on fresh state; a
-      transaction PostgreSQL aborted (a deadlock victim) rolled back whole and is run again.
+    It runs in a task of its own that the service tracks: a caller that goes away (an HTTP
+    client hanging up cancels its handler) does not cut it between its commit and its
+    after-commit work (chaining); its failure, which nobody awaits then, is logged; and
+    :meth:`WorkflowService.drain` waits for it.
     """
 
-    async def attempts(self: WorkflowService, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        attempt = aborted = 0
-        while True:
-            attempt += 1
-            try:
-                return await method(self, *args, **kwargs)
-            except InstanceChanged:
-                if attempt >= _CONFLICT_ATTEMPTS:
-                    raise
-                self.metrics.instance_conflicts.inc()
-                # Yield, so that the winner's follow-ups (and other events) run first.
-                await asyncio.sleep(random.uniform(0, 0.001 * min(attempt, 10)))
-            except TransientStorageError:
-                aborted += 1
-                if aborted >= _ATTEMPTS:
-                    raise
-                log.info("%s: transaction aborted (attempt %d), retrying", method.__name__, attempt)
-                await asyncio.sleep(random.uniform(0, 0.01 * aborted))
-
     async def run(self: WorkflowService, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        return await asyncio.shield(attempts(self, *args, **kwargs))
+        return await self._run_operation(method.__name__, lambda: method(self, *args, **kwargs))
 
     run.__name__, run.__qualname__, run.__doc__ = (
         method.__name__,
@@ -134,6 +122,17 @@ def _operation(
         method.__doc__,
     )
     return run
+
+
+def _log_abandoned(task: asyncio.Task[Any]) -> None:
+    """The outcome of an operation whose caller went away: nobody else will see it."""
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if isinstance(exc, RochallorError):
+        log.warning("%s failed after its caller went away: %s", task.get_name(), exc)
+    elif exc is not None:
+        log.error("%s failed after its caller went away", task.get_name(), exc_info=exc)
 
 
 DispatchEncoder = Callable[[Job, str], bytes]
@@ -202,11 +201,13 @@ class WorkflowService:
         ids: IdGenerator,
         dispatch: DispatchEncoder | None = None,
         dispatched: Callable[[], None] | None = None,
+        retry_policy: retry.RetryPolicy = retry.POLICY,
     ) -> None:
         """``dispatch`` (``kafka_outbox`` mode): every job left claimable is also written to
         the dispatch outbox, in the transaction that makes it claimable; ``dispatched`` is
         called after such a write (it wakes this process's relay)."""
         self.store = store
+        self.retry_policy = retry_policy
         self._dispatch = dispatch
         self._dispatched = dispatched
         self.settings = settings
@@ -215,6 +216,7 @@ class WorkflowService:
         self.ids = ids
         self._definitions: OrderedDict[tuple[str, int], CompiledDefinition] = OrderedDict()
         self._background: set[asyncio.Task[None]] = set()
+        self._operations: set[asyncio.Task[Any]] = set()
         self._polls = PollHub(store.wait_for_jobs, max_waiters=settings.max_poll_waiters)
         metrics.poll_waiters.set_function(lambda: self._polls.waiting)
         self._chain_runner: asyncio.Task[None] | None = None
@@ -250,6 +252,27 @@ class WorkflowService:
                 yield tx
         finally:
             self.metrics.tx_duration.labels(kind).observe(time.perf_counter() - started)
+
+    async def _run_operation(self, name: str, attempt: Callable[[], Awaitable[_R]]) -> _R:
+        """``attempt`` under the retry policy, in a tracked task that outlives its caller."""
+        operation = self.retry_policy.run(
+            attempt, name=name, on_stale=self.metrics.instance_conflicts.inc
+        )
+        # The task copies the caller's context: audit entries name the caller.
+        task = asyncio.create_task(operation, name=name)
+        self._operations.add(task)
+        task.add_done_callback(self._operations.discard)
+        try:
+            await asyncio.wait((task,))
+        except asyncio.CancelledError:
+            task.add_done_callback(_log_abandoned)
+            raise
+        return task.result()
+
+    @property
+    def operations_in_flight(self) -> int:
+        """Operations running now, including those whose caller went away."""
+        return len(self._operations)
 
     async def _compiled(self, tx: Session, definition_id: str, version: int) -> CompiledDefinition:
         key = (definition_id, version)
@@ -351,16 +374,19 @@ class WorkflowService:
         return self._polls.waiting
 
     async def drain(self, grace: float = 10.0) -> None:
-        """Wait for batched events and after-commit work (chaining); cancel what is left."""
+        """Wait for operations in flight (also those whose caller went away), batched events
+        and after-commit work (chaining), for up to ``grace`` seconds; cancel what is left."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(grace):
+                while self._operations or self._background:
+                    await asyncio.wait(self._operations | self._background)
                 await self._starts.drain()
                 await self._job_events.drain()
-        if not self._background:
-            return
-        _done, pending = await asyncio.wait(set(self._background), timeout=grace)
-        for task in pending:
+        left = self._operations | self._background
+        for task in left:
             task.cancel()
+        if left:
+            await asyncio.wait(left, timeout=1.0)
 
     def _kick_chains(self) -> None:
         """Make the chained starts asked for now (one runner at a time; the chain sweeper
@@ -549,11 +575,9 @@ class WorkflowService:
             parent=parent,
             principal=principal,
         )
-        return await self._starts.submit(request)
+        return await self._starts.submit(request, retry.placement())
 
-    async def _run_starts(
-        self, batch: list[Pending[_Start, Instance]]
-    ) -> Sequence[Pending[_Start, Instance]]:
+    async def _run_starts(self, batch: list[Pending[_Start, Instance]]) -> None:
         """Start a batch of instances: one read of the latest versions, one write."""
         async with self._session("start_instance") as tx:
             wanted = sorted({p.item.definition_id for p in batch if p.item.version is None})
@@ -571,7 +595,6 @@ class WorkflowService:
         for pending, commands, instance in writes:
             self._after_commit(commands)
             pending.done(instance)
-        return ()
 
     async def _decide_start(
         self, tx: Session, request: _Start, latest: dict[str, int]
@@ -857,15 +880,15 @@ class WorkflowService:
 
     async def _job_event(self, job_id: str, decide: _Decide) -> None:
         event = _JobEvent(job_id=job_id, decide=decide, principal=auth.current())
-        await self._job_events.submit(event)
+        await self._job_events.submit(event, retry.placement())
 
-    async def _run_job_events(
-        self, batch: list[Pending[_JobEvent, None]]
-    ) -> Sequence[Pending[_JobEvent, None]]:
+    async def _run_job_events(self, batch: list[Pending[_JobEvent, None]]) -> None:
         """Decide a batch of job events on one read; write them with one statement.
 
         One event per instance per write: a second event of an instance (parallel branches
-        completing together) leads the next batch, decided on what the first one wrote.
+        completing together) is settled, once the batch is written, with
+        :class:`~.retry.RunAfterBatch`; the retry policy submits it again at once, to lead the
+        next batch, where it is decided on what the first one wrote.
         """
         async with self._session("job_events") as tx:
             loaded = await tx.load_job_events(list(dict.fromkeys(p.item.job_id for p in batch)))
@@ -899,7 +922,8 @@ class WorkflowService:
                 pending.done(None)
             else:
                 pending.failed(InstanceChanged("the instance changed while the event was decided"))
-        return later
+        for pending in later:
+            pending.failed(retry.RunAfterBatch())
 
     async def _decide_job_event(
         self, tx: Session, event: _JobEvent, loaded: LoadedJob | None
