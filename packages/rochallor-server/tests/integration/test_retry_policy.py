@@ -1,0 +1,208 @@
+"""The retry policy on real PostgreSQL: racing events of one instance, a bad event in a shared
+batch, and an operation whose caller went away (``service/retry.py``, ``@_operation``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+
+from rochallor_server.config import EngineSettings
+from rochallor_server.engine import instance as core
+from rochallor_server.engine.clock import SystemClock, UlidGenerator
+from rochallor_server.engine.definitions import CompiledDefinition
+from rochallor_server.engine.model import Job
+from rochallor_server.metrics import Metrics
+from rochallor_server.service.workflow_service import WorkflowService
+from rochallor_server.store.postgres import PostgresStore, create_pool
+
+from .test_engine_behaviour import fan_in
+from .test_scenarios import END, task, wf
+
+
+def _same(job: Job) -> Job:
+    return job
+
+
+async def _fetch(dsn: str, sql: str, *args: Any) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return list(await conn.fetch(sql, *args))
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def services(pg_dsn: str) -> AsyncIterator[list[WorkflowService]]:
+    """Two replicas of the service over one database."""
+    pool = await create_pool(pg_dsn, 1, 12)
+    store = PostgresStore(pool)
+    made = [
+        WorkflowService(
+            store,
+            settings=EngineSettings(),
+            metrics=Metrics(),
+            clock=SystemClock(),
+            ids=UlidGenerator(),
+        )
+        for _ in range(2)
+    ]
+    yield made
+    for service in made:
+        await service.drain()
+    await store.close()
+    await pool.close()
+
+
+async def _jobs(service: WorkflowService, job_type: str, count: int) -> list[Job]:
+    jobs: list[Job] = []
+    while len(jobs) < count:
+        jobs += await service.poll_jobs(
+            worker_id="w", job_types=[job_type], max_jobs=100, wait_seconds=0, encode=_same
+        )
+    return jobs
+
+
+def _batches(service: WorkflowService) -> tuple[float, float]:
+    """(events, batches) the job-events batcher has written."""
+    sizes = service.metrics.batch_size.labels("job_events")
+    return sizes._sum.get(), sum(bucket.get() for bucket in sizes._buckets)
+
+
+async def test_concurrent_completions_of_parallel_branches_each_land_once(
+    services: list[WorkflowService], pg_dsn: str
+) -> None:
+    """Sixty branches of one instance complete at once on two replicas: a second event of the
+    instance in a batch runs after it, an event that lost a race to the other replica is
+    decided again; every completion lands once and the join fires once."""
+    a, b = services
+    branches = [f"b{n}" for n in range(60)]
+    await a.upload_definition(fan_in("rp-fan", "rp-branch", branches))
+    for _ in range(2):
+        started = await a.start_instance(
+            definition_id="rp-fan", version=None, variables=None, business_key=None
+        )
+        jobs = await _jobs(b, "rp-branch", len(branches))
+        await asyncio.gather(
+            *(
+                (a if n % 2 else b).complete_job(job.id, worker_id="w", variables={job.step_id: n})
+                for n, job in enumerate(jobs)
+            )
+        )
+        instance = await a.get_instance(started.id)
+        assert instance.status.value == "COMPLETED"
+        assert instance.variables == {job.step_id: n for n, job in enumerate(jobs)}
+        history = await a.history(started.id)
+        assert [h.step_id for h in history].count("join") == 1
+        rows = await _fetch(
+            pg_dsn,
+            "SELECT kind, count(*) AS n FROM audit_log WHERE instance_id = $1 GROUP BY kind",
+            started.id,
+        )
+        kinds = {r["kind"]: r["n"] for r in rows}
+        assert kinds["job-completed"] == len(branches)
+        assert kinds["instance-completed"] == 1
+    # each replica wrote its 60 events in more batches than one: one event per instance each
+    for service in services:
+        events, batches = _batches(service)
+        assert events >= 60 and batches > 1
+    assert a.operations_in_flight == b.operations_in_flight == 0
+
+
+def _breaking(definition: CompiledDefinition, state: core.InstanceState, job: Job) -> Any:
+    """A completion whose write PostgreSQL refuses (a NUL character in a jsonb value: the
+    input limits keep it out of the API, so only a bug could send one)."""
+    return core.complete_job(
+        definition,
+        state,
+        job,
+        worker_id="w",
+        variables={"broken": "\x00"},
+        now=SystemClock().now(),
+        ids=UlidGenerator(),
+    )
+
+
+async def test_one_event_that_breaks_the_write_does_not_fail_the_others(
+    services: list[WorkflowService], pg_dsn: str
+) -> None:
+    service = services[0]
+    await service.upload_definition(wf("rp-one", task("t", "rp-one", "end"), END))
+    for _ in range(12):
+        await service.start_instance(
+            definition_id="rp-one", version=None, variables=None, business_key=None
+        )
+    jobs = await _jobs(service, "rp-one", 12)
+    bad = jobs[5]
+    calls = [
+        service._run_operation("bad", lambda: service._job_event(bad.id, _breaking))
+        if job is bad
+        else service.complete_job(job.id, worker_id="w", variables={"n": n})
+        for n, job in enumerate(jobs)
+    ]
+    outcomes = await asyncio.gather(*calls, return_exceptions=True)
+    assert isinstance(outcomes[5], asyncpg.PostgresError), outcomes[5]
+    assert [o for n, o in enumerate(outcomes) if n != 5] == [None] * 11
+    sizes = service.metrics.batch_size.labels("job_events")
+    assert sizes._sum.get() == 12 + 12  # a batch of 12 failed; then each written alone
+    rows = await _fetch(pg_dsn, "SELECT id, status FROM job")
+    assert {r["id"]: r["status"] for r in rows} == {
+        j.id: ("LOCKED" if j is bad else "COMPLETED") for j in jobs
+    }
+    instance = await service.get_instance(bad.instance_id)
+    assert instance.status.value == "ACTIVE" and "broken" not in instance.variables
+
+
+async def test_an_operation_whose_caller_went_away_commits_and_drain_waits_for_it(
+    services: list[WorkflowService], pg_dsn: str
+) -> None:
+    """The caller is cancelled right after the call began: the completion still commits,
+    its after-commit work (the chained start) still runs, and drain() waits for both."""
+    service = services[0]
+    await service.upload_definition(wf("rp-next", task("n", "rp-next", "end"), END))
+    await service.upload_definition(
+        wf(
+            "rp-first",
+            task("t", "rp-first", "end"),
+            END,
+            autoStartNextWorkflow=True,
+            nextWorkflowId="rp-next",
+        )
+    )
+    started = await service.start_instance(
+        definition_id="rp-first", version=None, variables=None, business_key=None
+    )
+    [job] = await _jobs(service, "rp-first", 1)
+    call = asyncio.create_task(service.complete_job(job.id, worker_id="w", variables={"v": 1}))
+    await asyncio.sleep(0)  # the operation has begun
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    assert service.operations_in_flight == 1
+    [status] = await _fetch(pg_dsn, "SELECT status FROM job WHERE id = $1", job.id)
+    assert status["status"] == "LOCKED"  # not written yet: drain() has to wait for it
+
+    await service.drain()
+    assert service.operations_in_flight == 0
+    assert (await service.get_instance(started.id)).status.value == "COMPLETED"
+    children = await _fetch(
+        pg_dsn, "SELECT variables FROM workflow_instance WHERE definition_id = 'rp-next'"
+    )
+    assert len(children) == 1
+
+
+async def test_the_failure_of_an_operation_whose_caller_went_away_is_logged(
+    services: list[WorkflowService], caplog: pytest.LogCaptureFixture
+) -> None:
+    service = services[0]
+    call = asyncio.create_task(service.complete_job("no-such-job", worker_id="w", variables={}))
+    await asyncio.sleep(0)
+    call.cancel()
+    with caplog.at_level(logging.WARNING, logger="rochallor_server.service.workflow_service"):
+        await service.drain()
+    [record] = [r for r in caplog.records if "caller went away" in r.getMessage()]
+    assert "complete_job" in record.getMessage() and "no-such-job" in record.getMessage()
