@@ -17,6 +17,7 @@ from rochallor_server.engine.clock import SystemClock, UlidGenerator
 from rochallor_server.engine.definitions import CompiledDefinition
 from rochallor_server.engine.model import Job
 from rochallor_server.metrics import Metrics
+from rochallor_server.service.retry import RetryPolicy
 from rochallor_server.service.workflow_service import WorkflowService
 from rochallor_server.store.postgres import PostgresStore, create_pool
 
@@ -111,6 +112,48 @@ async def test_concurrent_completions_of_parallel_branches_each_land_once(
         events, batches = _batches(service)
         assert events >= 60 and batches > 1
     assert a.operations_in_flight == b.operations_in_flight == 0
+
+
+async def test_events_of_one_instance_in_one_batch_follow_each_other_batch_after_batch(
+    pg_dsn: str,
+) -> None:
+    """Twenty branches of one instance complete together on one replica: the first batch
+    writes one of them and sends the others back, each following batch writes the next one;
+    no pause, no stale decision, twenty batches in all."""
+    pauses: list[float] = []
+
+    async def pause(seconds: float) -> None:
+        pauses.append(seconds)
+
+    pool = await create_pool(pg_dsn, 1, 4)
+    store = PostgresStore(pool)
+    service = WorkflowService(
+        store,
+        settings=EngineSettings(),
+        metrics=Metrics(),
+        clock=SystemClock(),
+        ids=UlidGenerator(),
+        retry_policy=RetryPolicy(sleep=pause),
+    )
+    try:
+        branches = [f"b{n}" for n in range(20)]
+        await service.upload_definition(fan_in("rp-row", "rp-row", branches))
+        started = await service.start_instance(
+            definition_id="rp-row", version=None, variables=None, business_key=None
+        )
+        jobs = await _jobs(service, "rp-row", 20)
+        await asyncio.gather(
+            *(service.complete_job(j.id, worker_id="w", variables={j.step_id: 1}) for j in jobs)
+        )
+        assert (await service.get_instance(started.id)).status.value == "COMPLETED"
+        # batches of 20, 19, … 1 events: each event sent back is in the very next batch
+        assert _batches(service) == (sum(range(1, 21)), 20)
+        assert pauses == []
+        assert service.metrics.instance_conflicts._value.get() == 0
+    finally:
+        await service.drain()
+        await store.close()
+        await pool.close()
 
 
 def _breaking(definition: CompiledDefinition, state: core.InstanceState, job: Job) -> Any:

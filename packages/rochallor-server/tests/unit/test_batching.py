@@ -134,6 +134,21 @@ async def test_a_request_sent_back_leads_the_very_next_batch() -> None:
     assert batches == [[0, 2, 4], [4, 2, 1], [2, 3, 5]]
 
 
+async def test_a_request_submitted_as_the_last_runner_ends_starts_a_new_one() -> None:
+    """The runner found the queue empty and ended; its task's done callbacks have not run yet
+    when the request arrives: it must not wait for a runner that is gone."""
+    recorder = Recorder(delay=0)
+    batcher: Batcher[int, int] = Batcher(recorder.process, name="t", max_size=8, runners=1)
+
+    async def again_a_moment_later() -> int:
+        await batcher.submit(1)
+        await asyncio.sleep(0)  # the runner resumes after its batch, finds nothing, ends
+        return await batcher.submit(2)
+
+    assert await asyncio.wait_for(again_a_moment_later(), timeout=2) == 20
+    assert recorder.batches == [[1], [2]]
+
+
 async def test_cancelling_a_runner_fails_its_batch() -> None:
     recorder = Recorder(delay=10)
     batcher: Batcher[int, int] = Batcher(recorder.process, name="t", max_size=8, runners=1)

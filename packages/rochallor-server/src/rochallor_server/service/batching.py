@@ -125,10 +125,17 @@ class Batcher(Generic[T, R]):
             self._runners -= runners
 
     async def _run(self) -> None:
-        while self._queue:
-            await self._settle(self._take())
-            # Let the callers of the settled batch run: one sent back leads the next batch.
-            await asyncio.sleep(0)
+        try:
+            while self._queue:
+                await self._settle(self._take())
+                # Let the callers of the settled batch run: one sent back leads the next batch.
+                await asyncio.sleep(0)
+        finally:
+            # Leave at once, not in a done callback: a request submitted after the loop found
+            # the queue empty (before such a callback ran) must start a runner of its own.
+            task = asyncio.current_task()
+            if task is not None:
+                self._runners.discard(task)
 
     def _take(self) -> list[Pending[T, R]]:
         batch = [self._queue.popleft()]
