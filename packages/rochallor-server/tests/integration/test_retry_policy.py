@@ -249,3 +249,20 @@ async def test_the_failure_of_an_operation_whose_caller_went_away_is_logged(
         await service.drain()
     [record] = [r for r in caplog.records if "caller went away" in r.getMessage()]
     assert "complete_job" in record.getMessage() and "no-such-job" in record.getMessage()
+
+
+async def test_drain_cancels_what_outlasts_its_grace(services: list[WorkflowService]) -> None:
+    service = services[0]
+    finished: list[str] = []
+
+    async def slow() -> None:
+        await asyncio.sleep(30)
+        finished.append("slow")
+
+    call = asyncio.create_task(service._run_operation("slow", slow))
+    await asyncio.sleep(0)
+    call.cancel()  # its caller went away
+    assert service.operations_in_flight == 1
+    async with asyncio.timeout(5):
+        await service.drain(grace=0.2)
+    assert service.operations_in_flight == 0 and finished == []
