@@ -40,7 +40,7 @@ from rochallor_sdk import (
     _registry,
 )
 from rochallor_sdk._gen.workflow import v1 as pb
-from rochallor_sdk._worker import COMPLETE_ATTEMPTS, backoff_delay
+from rochallor_sdk._worker import COMPLETE_ATTEMPTS, COMPLETE_BACKOFF_MAX, backoff_delay
 from rochallor_sdk.client import _base as client_base
 from rochallor_sdk.client import create_client
 
@@ -467,8 +467,9 @@ class KafkaWorker(_lifecycle.RunOnce):
             if exc is None:
                 self.metrics.jobs_completed.labels(job.job_type).inc()
                 return True
-            if attempt < COMPLETE_ATTEMPTS and _retryable(exc):
-                await asyncio.sleep(backoff_delay(attempt, self.settings.backoff_initial, 5.0))
+            if attempt < COMPLETE_ATTEMPTS and _completions.worth_retrying(exc):
+                delay = backoff_delay(attempt, self.settings.backoff_initial, COMPLETE_BACKOFF_MAX)
+                await asyncio.sleep(delay)
                 continue
             self.metrics.report_errors.labels("complete").inc()
             logger.error("job %s: completion not accepted: %s", job.id, exc)
@@ -512,17 +513,6 @@ class KafkaWorker(_lifecycle.RunOnce):
         for sig in self._signals:
             loop.remove_signal_handler(sig)
         self._signals.clear()
-
-
-def _retryable(exc: Exception) -> bool:
-    if isinstance(exc, _errors.TransportError):
-        return True
-    if isinstance(exc, _errors.ApiError):
-        status = exc.status
-        if isinstance(status, int):
-            return status >= 500
-        return status in ("INTERNAL", "UNAVAILABLE", "UNKNOWN", "DEADLINE_EXCEEDED")
-    return False
 
 
 __all__ = ["DedupCache", "DispatchEvent", "KafkaWorker", "decode_event"]

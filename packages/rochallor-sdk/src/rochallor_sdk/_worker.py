@@ -394,9 +394,7 @@ class Worker(_lifecycle.RunOnce):
             exc = await self._completions.complete(run.job.id, variables)
             if exc is None:
                 return True
-            retry = isinstance(exc, _errors.TransportError) or (
-                isinstance(exc, _errors.ApiError) and _server_side(exc)
-            )
+            retry = _completions.worth_retrying(exc)
             delay = backoff_delay(attempt, self.settings.backoff_initial, COMPLETE_BACKOFF_MAX)
             left = 0.0 if lease_ends is None else (lease_ends - _utcnow()).total_seconds()
             if retry and (attempt < COMPLETE_ATTEMPTS or delay < left):
@@ -580,12 +578,6 @@ class Worker(_lifecycle.RunOnce):
             if isinstance(address, tuple) and len(address) >= 2:
                 self.metrics_bound_port = int(address[1])
                 break
-
-
-def _server_side(exc: _errors.ApiError) -> bool:
-    if isinstance(exc.status, int):
-        return exc.status >= 500
-    return exc.status in ("INTERNAL", "UNAVAILABLE", "UNKNOWN", "DEADLINE_EXCEEDED")
 
 
 __all__ = ["Worker", "backoff_delay"]
