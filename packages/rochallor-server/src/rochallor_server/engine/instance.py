@@ -532,7 +532,7 @@ def check_user_task(definition: CompiledDefinition, instance: Instance, step_id:
     step = definition.steps.get(step_id)
     if step is None:
         raise NotFound("user task not found")
-    if step.type is not ST.USER_TASK:
+    if not isinstance(step, rv.UserTaskStep):
         raise BadRequest("step type does not match the endpoint")
     if instance.status.terminal:
         raise Conflict("instance is in a terminal state")
@@ -581,7 +581,7 @@ def signal(
     step = definition.steps.get(step_id)
     if step is None:
         raise Conflict(not_parked)
-    if step.type is not ST.WAIT:
+    if not isinstance(step, rv.WaitStep):
         raise BadRequest("step type does not match the endpoint")
     _require_running(state)
     if step_id not in state.instance.current_step_ids:
