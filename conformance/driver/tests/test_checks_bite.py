@@ -180,7 +180,7 @@ def test_unknown_job_500_fails_the_suite(proxy: Proxy) -> None:
 
 EARLY_JOIN = """
 import attrs
-from rochallor_server.service import engine as _engine
+from rochallor_server.service import workflow_service as _engine
 
 _compile = _engine.compile_definition
 

@@ -28,7 +28,7 @@ from rochallor_server.engine import limits
 from rochallor_server.engine.clock import SystemClock, UlidGenerator
 from rochallor_server.errors import ConfigError, StorageError
 from rochallor_server.metrics import Metrics
-from rochallor_server.service.engine import DispatchEncoder, Engine
+from rochallor_server.service.workflow_service import DispatchEncoder, WorkflowService
 from rochallor_server.store.postgres import PostgresStore, migrate
 from rochallor_server.store.postgres import pool as pg_pool
 from rochallor_server.store.postgres.api_keys import PostgresKeyStore, RevocationListener
@@ -58,12 +58,12 @@ class Server:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.metrics = Metrics(polling=settings.engine.dispatch_mode.value == "polling")
+        self.metrics = Metrics(polling=settings.engine.dispatch_mode is DispatchMode.POLLING)
         self.embedded: EmbeddedPostgres | None = None
         self.dsn: str | None = None
         self.pool: asyncpg.Pool[Any] | None = None
         self.store: PostgresStore | None = None
-        self.engine: Engine | None = None
+        self.service: WorkflowService | None = None
         self.sweepers: list[PeriodicTask] = []
         self.producer: Any = None  # kafka_outbox mode: the relay's AIOKafkaProducer
         self.relay: Any = None  # kafka_outbox mode: the OutboxRelay
@@ -101,7 +101,7 @@ class Server:
         dispatch: DispatchEncoder | None = None
         if settings.kafka is not None:
             dispatch = await self._start_kafka(settings.kafka)
-        self.engine = Engine(
+        self.service = WorkflowService(
             self.store,
             settings=settings.engine,
             metrics=self.metrics,
@@ -113,10 +113,10 @@ class Server:
         if self.relay is not None:
             self.relay.start()
         self.sweepers = [
-            lease_sweeper(self.engine, self.store, settings.engine.lease_sweep_interval),
-            timer_sweeper(self.engine, self.store, settings.engine.timer_sweep_interval),
+            lease_sweeper(self.service, self.store, settings.engine.lease_sweep_interval),
+            timer_sweeper(self.service, self.store, settings.engine.timer_sweep_interval),
             # chained starts a crash left undone: as often as timers are swept
-            chain_sweeper(self.engine, settings.engine.timer_sweep_interval),
+            chain_sweeper(self.service, settings.engine.timer_sweep_interval),
         ]
         for sweeper in self.sweepers:
             sweeper.start()
@@ -140,7 +140,7 @@ class Server:
         self.metrics_port = _bound_port(self._metrics)
 
         self._grpc = GrpcListener(
-            WorkflowEngineService(self.engine, self.metrics), access=self.access
+            WorkflowEngineService(self.service, self.metrics), access=self.access
         )
         self.grpc_port = await _listen(
             self._grpc.start(
@@ -157,8 +157,8 @@ class Server:
         # REST last: a 2xx from /healthz means the whole engine is ready.
         rest = rest_app.make_app(
             self.metrics,
-            self.engine,
-            dispatch_mode=DispatchMode(settings.engine.dispatch_mode),
+            self.service,
+            dispatch_mode=settings.engine.dispatch_mode,
             access=self.access,
             cors_origins=settings.auth.cors_origins,
         )
@@ -278,8 +278,8 @@ class Server:
         return host
 
     async def stop(self) -> None:
-        if self.engine is not None:
-            self.engine.begin_shutdown()  # waiting long polls answer now, intake drains fast
+        if self.service is not None:
+            self.service.begin_shutdown()  # waiting long polls answer now, intake drains fast
         if self._rest is not None:
             await self._rest.cleanup()
             self._rest = None
@@ -292,8 +292,8 @@ class Server:
         if self._revocations is not None:
             await self._revocations.stop()
             self._revocations = None
-        if self.engine is not None:
-            await self.engine.drain()
+        if self.service is not None:
+            await self.service.drain()
         if self.relay is not None:
             await self.relay.stop()
             self.relay = None

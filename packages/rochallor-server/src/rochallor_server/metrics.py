@@ -60,10 +60,11 @@ class Metrics:
             "Long polls answered without waiting: the waiter cap (WE_MAX_POLL_WAITERS) was reached",
             registry=r,
         )
-        self.lock_wait = Histogram(
+        # The reference's name (``semantics.md`` §11); writes here take no lock held across
+        # the decision: the series is the duration of an event's write statement.
+        self.write_duration = Histogram(
             "engine_db_lock_wait_duration_seconds",
-            "Duration of an event's write, which includes waiting for a concurrent write of "
-            "the same instance",
+            "Duration of an event's write statement (no lock is held across the decision)",
             ["operation"],
             buckets=_LATENCY_BUCKETS,
             registry=r,
@@ -90,7 +91,8 @@ class Metrics:
                 buckets=_LATENCY_BUCKETS,
                 registry=r,
             )
-            self.job_lock_conflicts = Counter(
+            # The reference's name: a poll that found no job to claim.
+            self.empty_polls = Counter(
                 "job_lock_conflicts_total", "Polls that returned no job", registry=r
             )
             self.job_pickup_latency = Histogram(

@@ -11,7 +11,7 @@ from rest_fakes import ClientFactory, FakeEngine
 
 from rochallor_server.api.rest import app as rest_app
 from rochallor_server.metrics import Metrics
-from rochallor_server.service.engine import Engine
+from rochallor_server.service.workflow_service import WorkflowService
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ async def make_client() -> AsyncIterator[ClientFactory]:
     """``await make_client(engine, dispatch_mode=..., client_max_size=...)``."""
     clients: list[TestClient[Any, Any]] = []
 
-    async def factory(engine: Engine, **options: Any) -> TestClient[Any, Any]:
+    async def factory(engine: WorkflowService, **options: Any) -> TestClient[Any, Any]:
         # Like every Rochallor SDK, the client declares JSON on every request (posts without
         # it are refused: see api/rest/auth.py).
         client: TestClient[Any, Any] = TestClient(

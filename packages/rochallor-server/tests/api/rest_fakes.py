@@ -1,4 +1,5 @@
-"""A fake :class:`Engine` recording its calls, and canned domain records for the REST tests."""
+"""A fake :class:`WorkflowService` recording its calls, and canned domain records for the REST
+tests."""
 
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ from rochallor_server.engine.model import (
     StepExecution,
 )
 from rochallor_server.errors import Conflict
-from rochallor_server.service.engine import Engine, RetryResult, UploadResult
 from rochallor_server.service.ports import (
     AuditRecord,
     ChainLinks,
@@ -31,6 +31,7 @@ from rochallor_server.service.ports import (
     VersionStats,
     WorkerSeen,
 )
+from rochallor_server.service.workflow_service import RetryResult, UploadResult, WorkflowService
 
 T0 = dt.datetime(2025, 3, 1, 12, 34, 56, 789012, tzinfo=dt.UTC)
 T1 = dt.datetime(2025, 3, 1, 12, 35, 0, tzinfo=dt.UTC)
@@ -98,7 +99,7 @@ def execution(**changes: Any) -> StepExecution:
     return StepExecution(**fields)
 
 
-class FakeEngine(Engine):
+class FakeEngine(WorkflowService):
     """Records every call; answers from ``results`` (an exception there is raised)."""
 
     def __init__(self) -> None:

@@ -15,8 +15,8 @@ from rochallor_server.errors import (
     StorageError,
     Violation,
 )
-from rochallor_server.service.engine import UploadResult
 from rochallor_server.service.ports import Page
+from rochallor_server.service.workflow_service import UploadResult
 
 UPLOAD = (
     b'{"id":"LOS::loan","version":9,"name":"Loan","steps":[{"id":"a","name":"A","type":"END"}]}'
@@ -211,15 +211,14 @@ async def test_non_integer_version_is_400(client: Client, engine: FakeEngine, ve
     assert not engine.calls
 
 
-@pytest.mark.parametrize("version", ["0", "-1"])
-async def test_version_outside_the_stored_range_is_404(
-    client: Client, engine: FakeEngine, version: str
+@pytest.mark.parametrize("version", [0, -1])
+async def test_any_integer_version_goes_to_the_service(
+    client: Client, engine: FakeEngine, version: int
 ) -> None:
-    response = await client.get(f"/v1/definitions/x/versions/{version}")
+    """The service owns the version bounds (``0``/``-1`` are its 404s, tested there)."""
+    await client.get(f"/v1/definitions/x/versions/{version}")
 
-    assert response.status == 404
-    assert (await response.json())["reason"] == "definition not found"
-    assert not engine.calls
+    assert engine.calls == [("get_definition", {"definition_id": "x", "version": version})]
 
 
 @pytest.mark.parametrize("path", ["/v1/definitions/x", "/v1/definitions/x/versions/7"])

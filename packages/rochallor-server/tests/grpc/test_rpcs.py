@@ -22,7 +22,7 @@ from rochallor_server.api.grpc.service import WorkflowEngineService
 from rochallor_server.app import Server
 from rochallor_server.config import DispatchMode
 from rochallor_server.engine.clock import SystemClock, UlidGenerator
-from rochallor_server.service.engine import Engine
+from rochallor_server.service.workflow_service import WorkflowService
 
 from .conftest import Rest, definition_message, fixture_definition
 
@@ -503,9 +503,9 @@ async def test_user_task_and_signal(stub: Stub, rest: Rest) -> None:
 
 
 async def test_poll_in_kafka_outbox_mode_is_failed_precondition(server: Server) -> None:
-    assert server.engine is not None and server.store is not None
+    assert server.service is not None and server.store is not None
     settings = attrs.evolve(server.settings.engine, dispatch_mode=DispatchMode.KAFKA_OUTBOX)
-    engine = Engine(
+    engine = WorkflowService(
         server.store,
         settings=settings,
         metrics=server.metrics,
@@ -542,7 +542,7 @@ async def test_metrics_observe_every_call(stub: Stub, server: Server) -> None:
 
 
 class _BrokenEngine:
-    """Just enough of an Engine for the internal-error mapping."""
+    """Just enough of a WorkflowService for the internal-error mapping."""
 
     settings = attrs.make_class("S", {"dispatch_mode": attrs.field(default=DispatchMode.POLLING)})()
 

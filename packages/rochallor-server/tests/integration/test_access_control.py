@@ -94,20 +94,20 @@ class World:
     """Makes the resources a call needs, through the engine (no credential involved)."""
 
     def __init__(self, server: Server) -> None:
-        assert server.engine is not None and server.access is not None
+        assert server.service is not None and server.access is not None
         self.server = server
-        self.engine = server.engine
+        self.service = server.service
         self.access = server.access
 
     async def instance(self, definition_id: str) -> str:
-        started = await self.engine.start_instance(
+        started = await self.service.start_instance(
             definition_id=definition_id, version=None, variables=None, business_key=None
         )
         return started.id
 
     async def leased_job(self, job_type: str = "auth-job") -> str:
         await self.instance(OTHER_JOB_DEF["id"] if job_type == "other-job" else JOB_DEF["id"])
-        ids = await self.engine.poll_jobs(
+        ids = await self.service.poll_jobs(
             worker_id="w", job_types=[job_type], max_jobs=1, wait_seconds=0, encode=lambda j: j.id
         )
         return ids[0]
@@ -123,10 +123,10 @@ async def secured(pg_dsn: str) -> AsyncIterator[Server]:
     server = Server(settings_for(pg_dsn, WE_AUTH_REQUIRED="true", WE_CORS_ORIGINS=CONSOLE))
     await server.start()
     try:
-        assert server.engine is not None and server.access is not None
+        assert server.service is not None and server.access is not None
         assert server.access.enforce
         for document in (JOB_DEF, OTHER_JOB_DEF, TASK_DEF, WAIT_DEF, FAIL_DEF):
-            await server.engine.upload_definition(document)
+            await server.service.upload_definition(document)
         yield server
     finally:
         await server.stop()
@@ -480,8 +480,8 @@ async def test_every_role_against_every_grpc_operation(
 
 def test_the_cases_cover_every_route_and_rpc(secured: Server) -> None:
     """A route or RPC added later must join these tables (and ``auth.OPERATIONS``)."""
-    assert secured.engine is not None
-    app = rest_app.make_app(Metrics(), secured.engine)
+    assert secured.service is not None
+    app = rest_app.make_app(Metrics(), secured.service)
     served = {
         auth.rest_operation(route.method, route.resource.canonical)
         for route in app.router.routes()
@@ -491,7 +491,7 @@ def test_the_cases_cover_every_route_and_rpc(secured: Server) -> None:
     rpcs = {
         path.rsplit("/", 1)[1]
         for path in WorkflowEngineService.__mapping__(
-            WorkflowEngineService(secured.engine, Metrics())
+            WorkflowEngineService(secured.service, Metrics())
         )
     }
     assert rpcs == {case.operation for case in GRPC_CASES}

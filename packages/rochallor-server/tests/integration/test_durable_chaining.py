@@ -16,7 +16,7 @@ from rochallor_server.config import EngineSettings
 from rochallor_server.engine.clock import SystemClock, UlidGenerator
 from rochallor_server.engine.commands import ChainNext
 from rochallor_server.metrics import Metrics
-from rochallor_server.service.engine import Engine
+from rochallor_server.service.workflow_service import WorkflowService
 from rochallor_server.store.postgres import PostgresStore, create_pool
 
 from .client import Api
@@ -40,9 +40,9 @@ async def test_a_chain_the_engine_did_not_make_after_commit_is_made_by_the_sweep
     await api.upload(
         wf("dc-a", END, autoStartNextWorkflow=True, nextWorkflowId="dc-b"),
     )
-    assert server.engine is not None
+    assert server.service is not None
     kicks: list[int] = []
-    server.engine._kick_chains = lambda: kicks.append(1)  # type: ignore[method-assign]
+    server.service._kick_chains = lambda: kicks.append(1)  # type: ignore[method-assign]
     sweeper = next(s for s in server.sweepers if s.name == "chain-sweeper")
     await sweeper.stop()  # "crashed": nobody makes the chain for now
 
@@ -68,7 +68,7 @@ async def engines(pg_dsn: str) -> Any:
     pool = await create_pool(pg_dsn, 1, 12)
     store = PostgresStore(pool)
     made = [
-        Engine(
+        WorkflowService(
             store,
             settings=EngineSettings(),
             metrics=Metrics(),
@@ -85,7 +85,7 @@ async def engines(pg_dsn: str) -> Any:
 
 
 async def test_replicas_racing_for_the_requests_start_each_child_once(
-    engines: list[Engine], pg_dsn: str
+    engines: list[WorkflowService], pg_dsn: str
 ) -> None:
     first = engines[0]
     await first.upload_definition(wf("dc-child", task("c", "dc-c", "end"), END))
@@ -116,7 +116,7 @@ async def test_replicas_racing_for_the_requests_start_each_child_once(
 
 
 async def test_a_chain_to_a_missing_definition_is_audited_once_and_forgotten(
-    engines: list[Engine], pg_dsn: str, caplog: pytest.LogCaptureFixture
+    engines: list[WorkflowService], pg_dsn: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     engine = engines[0]
     async with engine.store.transaction() as tx:
@@ -133,7 +133,7 @@ async def test_a_chain_to_a_missing_definition_is_audited_once_and_forgotten(
 
 
 async def test_a_failing_background_task_is_logged(
-    engines: list[Engine], caplog: pytest.LogCaptureFixture
+    engines: list[WorkflowService], caplog: pytest.LogCaptureFixture
 ) -> None:
     async def broken() -> None:
         raise RuntimeError("boom")

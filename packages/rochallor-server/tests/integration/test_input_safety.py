@@ -341,7 +341,7 @@ async def test_a_job_that_cannot_be_handed_out_is_released_and_the_others_are_no
             raise ValueError("cannot encode")
         return job.id
 
-    handed = await server.engine.poll_jobs(
+    handed = await server.service.poll_jobs(
         worker_id="w1", job_types=["work"], max_jobs=10, wait_seconds=0, encode=encode
     )
 

@@ -14,17 +14,17 @@ from rochallor_server.config import EngineSettings
 from rochallor_server.engine.clock import SystemClock, UlidGenerator
 from rochallor_server.engine.model import Job
 from rochallor_server.metrics import Metrics
-from rochallor_server.service.engine import Engine
+from rochallor_server.service.workflow_service import WorkflowService
 from rochallor_server.store.postgres import PostgresStore, create_pool
 
 from .test_scenarios import END, task, wf
 
 
-async def _engine(pg_dsn: str, **settings: Any) -> AsyncIterator[Engine]:
+async def _engine(pg_dsn: str, **settings: Any) -> AsyncIterator[WorkflowService]:
     pool = await create_pool(pg_dsn, 1, 12)
     store = PostgresStore(pool)
     assert await store.listen()
-    engine = Engine(
+    engine = WorkflowService(
         store,
         settings=EngineSettings(**settings),
         metrics=Metrics(),
@@ -42,12 +42,12 @@ async def _engine(pg_dsn: str, **settings: Any) -> AsyncIterator[Engine]:
 
 
 @pytest.fixture
-async def engine(pg_dsn: str) -> AsyncIterator[Engine]:
+async def engine(pg_dsn: str) -> AsyncIterator[WorkflowService]:
     async for made in _engine(pg_dsn):
         yield made
 
 
-def _claims(engine: Engine) -> int:
+def _claims(engine: WorkflowService) -> int:
     """Claim statements run so far (each poll claim is one ``poll_jobs`` transaction)."""
     value = engine.metrics.registry.get_sample_value(
         "engine_db_transaction_duration_seconds_count", {"tx_type": "poll_jobs"}
@@ -66,7 +66,7 @@ def _same(job: Job) -> Job:
     return job
 
 
-def _poll(engine: Engine, worker: str, wait: float = 10.0) -> asyncio.Task[list[Any]]:
+def _poll(engine: WorkflowService, worker: str, wait: float = 10.0) -> asyncio.Task[list[Any]]:
     return asyncio.create_task(
         engine.poll_jobs(
             worker_id=worker, job_types=["lp-a"], max_jobs=1, wait_seconds=wait, encode=_same
@@ -74,7 +74,7 @@ def _poll(engine: Engine, worker: str, wait: float = 10.0) -> asyncio.Task[list[
     )
 
 
-async def test_a_new_job_wakes_one_waiter_with_one_claim(engine: Engine) -> None:
+async def test_a_new_job_wakes_one_waiter_with_one_claim(engine: WorkflowService) -> None:
     polls = [_poll(engine, f"w{n}") for n in range(50)]
     await _until(lambda: engine.poll_waiters == 50 and _claims(engine) >= 50)
     before = _claims(engine)
@@ -94,7 +94,7 @@ async def test_a_new_job_wakes_one_waiter_with_one_claim(engine: Engine) -> None
     assert sum(len(r) for r in rest) == 1
 
 
-async def test_many_new_jobs_reach_as_many_waiters(engine: Engine) -> None:
+async def test_many_new_jobs_reach_as_many_waiters(engine: WorkflowService) -> None:
     polls = [_poll(engine, f"w{n}") for n in range(20)]
     await _until(lambda: engine.poll_waiters == 20)
     for _ in range(8):  # each its own transaction, each its own notification
@@ -108,7 +108,7 @@ async def test_many_new_jobs_reach_as_many_waiters(engine: Engine) -> None:
     await asyncio.gather(*polls)
 
 
-async def test_idle_waiters_cost_one_claim_per_group_per_recheck(engine: Engine) -> None:
+async def test_idle_waiters_cost_one_claim_per_group_per_recheck(engine: WorkflowService) -> None:
     polls = [_poll(engine, f"w{n}", wait=30) for n in range(200)]
     await _until(lambda: engine.poll_waiters == 200 and _claims(engine) >= 200)
     before = _claims(engine)  # each poll's own first claim is done
@@ -120,12 +120,12 @@ async def test_idle_waiters_cost_one_claim_per_group_per_recheck(engine: Engine)
 
 
 @pytest.fixture
-async def capped(pg_dsn: str) -> AsyncIterator[Engine]:
+async def capped(pg_dsn: str) -> AsyncIterator[WorkflowService]:
     async for made in _engine(pg_dsn, max_poll_waiters=3):
         yield made
 
 
-async def test_polls_past_the_cap_answer_at_once_and_still_claim(capped: Engine) -> None:
+async def test_polls_past_the_cap_answer_at_once_and_still_claim(capped: WorkflowService) -> None:
     engine = capped
     held = [
         asyncio.create_task(

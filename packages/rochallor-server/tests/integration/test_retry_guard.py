@@ -84,7 +84,7 @@ async def _row(pool: Any, job_id: str) -> tuple[Any, ...]:
 
 
 async def _apply(store: PostgresStore, commands: list[Command]) -> bool:
-    async with store.autocommit() as tx:
+    async with store.session() as tx:
         [applied] = await tx.apply_events([commands], audit=True)
     return applied
 

@@ -31,6 +31,7 @@ from rochallor_server.engine.commands import (
     RetryJob,
     SaveInstance,
 )
+from rochallor_server.engine.instance import InstanceState
 from rochallor_server.engine.model import (
     AuditEntry,
     ExecutionStatus,
@@ -123,7 +124,7 @@ async def test_instance_round_trip(store: PostgresStore) -> None:
     await apply(store, InsertInstance(instance=instance))
     async with store.transaction() as tx:
         assert await tx.get_instance(instance.id) == instance
-        assert await tx.load_instance(instance.id) == (instance, [])
+        assert await tx.load_instance(instance.id) == InstanceState(instance=instance)
         assert await tx.get_instance("missing") is None
         assert await tx.load_instance("missing") is None
 
@@ -215,7 +216,9 @@ async def test_executions_history_and_running(store: PostgresStore) -> None:
     )
     async with store.transaction() as tx:
         assert await tx.history(instance.id) == [finished, second, twin]
-        assert await tx.load_instance(instance.id) == (instance, [second, twin])
+        assert await tx.load_instance(instance.id) == InstanceState(
+            instance=instance, running=(second, twin)
+        )
         assert await tx.history("missing") == []
     row = await fetch_row(
         store, "SELECT input_snapshot, output_snapshot FROM step_execution WHERE id = $1", first.id

@@ -27,6 +27,7 @@ from rochallor_server.engine.commands import (
     RetryJob,
     SaveInstance,
 )
+from rochallor_server.engine.instance import InstanceState
 from rochallor_server.engine.model import (
     ExecutionStatus,
     Instance,
@@ -39,7 +40,7 @@ from rochallor_server.engine.model import (
     UserTask,
     UserTaskStatus,
 )
-from rochallor_server.service.ports import InstanceFilter, Store
+from rochallor_server.service.ports import InstanceFilter, LoadedJob, Store
 from rochallor_server.store.postgres import PostgresStore, create_pool
 from rochallor_server.testing import InMemoryStore
 
@@ -92,7 +93,7 @@ async def with_jobs(store: Store, *jobs: dict[str, Any]) -> list[Job]:
 async def claim(
     store: Store, types: Sequence[str], limit: int, worker: str = "w", now: float = 9
 ) -> list[str]:
-    async with store.autocommit() as tx:
+    async with store.session() as tx:
         got = await tx.claim_jobs(
             worker_id=worker,
             job_types=types,
@@ -216,14 +217,14 @@ async def test_a_raising_transaction_commits_nothing(store: Store) -> None:
 async def test_a_save_applies_only_at_the_revision_it_read(store: Store) -> None:
     """An event that read revision n writes nothing once another event saved n first."""
     (job,) = await with_jobs(store, {})
-    async with store.autocommit() as tx:
+    async with store.session() as tx:
         loaded = await tx.load_instance(job.instance_id)
     assert loaded is not None
-    read, _running = loaded
+    read = loaded.instance
     assert read.revision == 0
     first = attrs.evolve(read, variables={"winner": 1})
     second = attrs.evolve(read, variables={"winner": 2}, status=InstanceStatus.COMPLETED)
-    async with store.autocommit() as tx:
+    async with store.session() as tx:
         assert await tx.apply_events([[SaveInstance(instance=first)]], audit=True) == [True]
         stale = [
             CompleteJob(job_id=job.id, worker_id="late", at=at(3)),
@@ -233,7 +234,7 @@ async def test_a_save_applies_only_at_the_revision_it_read(store: Store) -> None
         stored = await tx.get_instance(read.id)
         assert stored == attrs.evolve(first, revision=1)
     assert (await job_of(store, job.id)).status is JobStatus.UNLOCKED  # nothing written
-    async with store.autocommit() as tx:
+    async with store.session() as tx:
         assert await tx.apply_events(
             [[SaveInstance(instance=attrs.evolve(second, revision=1))]], audit=True
         ) == [True]
@@ -244,17 +245,20 @@ async def test_events_applied_together_succeed_or_fail_each_alone(store: Store) 
     """One stale event of a batch writes nothing; the others of the batch are written."""
     (job_a,) = await with_jobs(store, {})
     (job_b,) = await with_jobs(store, {})
-    async with store.autocommit() as tx:
+    async with store.session() as tx:
         loaded = await tx.load_job_events([job_a.id, job_b.id])
-    (_, state_a), (_, state_b) = loaded[job_a.id], loaded[job_b.id]
+    state_a, state_b = loaded[job_a.id].state, loaded[job_b.id].state
     assert state_a is not None and state_b is not None
-    stale_a = attrs.evolve(state_a[0], revision=state_a[0].revision - 1)
+    stale_a = attrs.evolve(state_a.instance, revision=state_a.instance.revision - 1)
     events = [
         [CompleteJob(job_id=job_a.id, worker_id="w", at=at(3)), SaveInstance(instance=stale_a)],
-        [CompleteJob(job_id=job_b.id, worker_id="w", at=at(3)), SaveInstance(instance=state_b[0])],
+        [
+            CompleteJob(job_id=job_b.id, worker_id="w", at=at(3)),
+            SaveInstance(instance=state_b.instance),
+        ],
         [InsertInstance(instance=make_instance())],
     ]
-    async with store.autocommit() as tx:
+    async with store.session() as tx:
         assert await tx.apply_events(events, audit=True) == [False, True, True]
     assert (await job_of(store, job_a.id)).status is JobStatus.UNLOCKED
     assert (await job_of(store, job_b.id)).status is JobStatus.COMPLETED
@@ -272,9 +276,11 @@ async def test_load_job_events_reads_jobs_instances_and_running_executions(store
         InsertExecution(execution=done, input_snapshot={}),
         InsertJob(job=job_a),
     )
-    async with store.autocommit() as tx:
+    async with store.session() as tx:
         assert await tx.load_job_events([job_a.id, "missing"]) == {
-            job_a.id: (job_a, (instance, [running]))
+            job_a.id: LoadedJob(
+                job=job_a, state=InstanceState(instance=instance, running=(running,))
+            )
         }
 
 
@@ -303,7 +309,7 @@ async def test_commands_on_rows_inserted_by_the_same_event(store: Store) -> None
     failed = await job_of(store, ended.id)
     assert (failed.status, failed.worker_id) == (JobStatus.FAILED, "w9")
     assert (await job_of(store, retried.id)).status is JobStatus.CANCELLED
-    async with store.autocommit() as tx:
+    async with store.session() as tx:
         assert (await tx.get_timer(timer.id)) == attrs.evolve(timer, status=TimerStatus.FIRED)
         # a new instance is inserted in its final state, at revision 0
         stored = await tx.get_instance(instance.id)
@@ -313,7 +319,7 @@ async def test_commands_on_rows_inserted_by_the_same_event(store: Store) -> None
 async def test_cancelling_skips_what_the_event_ends_itself(store: Store) -> None:
     instance, executions, ids = await _with_work(store)
     e0, _e1 = executions
-    async with store.autocommit() as tx:
+    async with store.session() as tx:
         loaded = await tx.load_instance(instance.id)
         assert loaded is not None
         timer = await tx.get_timer(ids["timers"][1])
@@ -324,7 +330,9 @@ async def test_cancelling_skips_what_the_event_ends_itself(store: Store) -> None
                     FailJob(job_id=ids["jobs"][0], worker_id="w1", at=at(4)),
                     MarkTimerFired(timer_id=timer.id),
                     CancelOpenWork(instance_id=instance.id, at=at(5)),
-                    SaveInstance(instance=attrs.evolve(loaded[0], status=InstanceStatus.FAILED)),
+                    SaveInstance(
+                        instance=attrs.evolve(loaded.instance, status=InstanceStatus.FAILED)
+                    ),
                 ]
             ],
             audit=True,
@@ -496,7 +504,9 @@ async def test_list_instances_and_history(store: Store) -> None:
     assert await listing(offset=10, limit=5) == (5, [])
     async with store.transaction() as tx:
         assert await tx.history(rows[0].id) == [done, twin, first]
-        assert await tx.load_instance(rows[0].id) == (rows[0], [twin, first])
+        assert await tx.load_instance(rows[0].id) == InstanceState(
+            instance=rows[0], running=(twin, first)
+        )
         assert await tx.load_instance("missing") is None
 
 

@@ -45,7 +45,7 @@ async def test_instance_filters_and_counts_per_status(store: Store) -> None:
         return [rows.index(i) for i in page.items]
 
     async def counts(**filters: Any) -> dict[str, int]:
-        async with store.autocommit() as tx:
+        async with store.session() as tx:
             return await tx.count_instances(filter=InstanceFilter(**filters))
 
     assert await listing(definition_id="a", definition_version=2) == [2, 1]
@@ -77,7 +77,7 @@ async def test_definition_versions_count_their_instances(store: Store) -> None:
             )
         ),
     )
-    async with store.autocommit() as tx:
+    async with store.session() as tx:
         versions = await tx.definition_versions("flow")
         assert await tx.definition_versions("missing") == []
     assert [(v.version, v.name, v.instances) for v in versions] == [
@@ -120,7 +120,7 @@ async def test_job_queues_exhausted_jobs_and_workers(store: Store) -> None:
         failure_reason="declined",
     )
     await apply(store, SaveInstance(instance=failed))
-    async with store.autocommit() as tx:
+    async with store.session() as tx:
         await tx.record_workers(
             worker_id="w1", job_types=["pay", "ship"], seen_at=at(8), forget_before=at(0)
         )
@@ -156,7 +156,7 @@ async def test_job_queues_exhausted_jobs_and_workers(store: Store) -> None:
     )
     assert (job.failed_at, job.definition_id, job.definition_version) == (at(5), "flow", 3)
 
-    async with store.autocommit() as tx:
+    async with store.session() as tx:
         # sightings before forget_before are dropped, but never the one being written
         await tx.record_workers(
             worker_id="w2", job_types=["pay"], seen_at=at(10), forget_before=at(9)
@@ -182,7 +182,7 @@ async def test_audit_of_an_instance_and_chain_links(store: Store) -> None:
         entry(parent.id, "instance-completed", endStepId="end"),
         entry(parent.id, "instance-chained", parent=parent.id, child=child.id),
     )
-    async with store.autocommit() as tx:
+    async with store.session() as tx:
         audit = await tx.instance_audit(parent.id, after_id=0, limit=10)
         assert [a.entry.kind for a in audit] == [
             "instance-started",

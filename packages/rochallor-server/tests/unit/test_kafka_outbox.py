@@ -14,7 +14,7 @@ from rochallor_server.dispatch.kafka_outbox import event
 from rochallor_server.engine import commands as cmd
 from rochallor_server.engine.model import Job, JobStatus
 from rochallor_server.metrics import Metrics
-from rochallor_server.service.engine import Engine
+from rochallor_server.service.workflow_service import WorkflowService
 from rochallor_server.testing import FixedClock, InMemoryStore, SequentialIds
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -80,8 +80,8 @@ def test_the_record_value_is_a_job_dispatch_event() -> None:
     ]
 
 
-def _engine(store: InMemoryStore, *, kafka: bool) -> Engine:
-    return Engine(
+def _engine(store: InMemoryStore, *, kafka: bool) -> WorkflowService:
+    return WorkflowService(
         store,
         settings=EngineSettings(),
         metrics=Metrics(polling=not kafka),

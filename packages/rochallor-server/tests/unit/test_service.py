@@ -1,4 +1,5 @@
-"""The service layer (:class:`Engine`) over :class:`InMemoryStore`: no database, no network.
+"""The service layer (:class:`WorkflowService`) over :class:`InMemoryStore`: no database, no
+network.
 
 The pure core has its own tests (``test_engine_core.py``); these cover what the service adds:
 versioning of uploads, lookups and their errors, claiming and long polls, leases, retries of
@@ -32,10 +33,10 @@ from rochallor_server.errors import (
     TransientStorageError,
 )
 from rochallor_server.metrics import Metrics
-from rochallor_server.service.engine import Engine
 from rochallor_server.service.ports import InstanceFilter
+from rochallor_server.service.workflow_service import WorkflowService
 from rochallor_server.testing import FixedClock, InMemoryStore, SequentialIds
-from rochallor_server.testing._memory import InMemoryTransaction
+from rochallor_server.testing._memory import InMemorySession
 
 # The engine re-checks for jobs at least this often while a long poll waits; a poll that
 # answers faster than this was woken, not found by the periodic re-check.
@@ -60,8 +61,8 @@ def store() -> InMemoryStore:
     return InMemoryStore()
 
 
-def make_engine(store: InMemoryStore, **settings: Any) -> Engine:
-    return Engine(
+def make_engine(store: InMemoryStore, **settings: Any) -> WorkflowService:
+    return WorkflowService(
         store,
         settings=EngineSettings(**settings),
         metrics=Metrics(),
@@ -71,7 +72,7 @@ def make_engine(store: InMemoryStore, **settings: Any) -> Engine:
 
 
 @pytest.fixture
-def engine(store: InMemoryStore) -> Engine:
+def engine(store: InMemoryStore) -> WorkflowService:
     return make_engine(store)
 
 
@@ -81,7 +82,7 @@ def value(metric: Any) -> float:
     return result
 
 
-async def started(engine: Engine, document: dict[str, Any], **variables: Any) -> str:
+async def started(engine: WorkflowService, document: dict[str, Any], **variables: Any) -> str:
     await engine.upload_definition(document)
     instance = await engine.start_instance(
         definition_id=document["id"], version=None, variables=variables, business_key=None
@@ -95,7 +96,7 @@ def same(job: Job) -> Job:
 
 
 async def poll(
-    engine: Engine, types: Sequence[str], *, worker: str = "w1", max_jobs: int = 10
+    engine: WorkflowService, types: Sequence[str], *, worker: str = "w1", max_jobs: int = 10
 ) -> list[Job]:
     return await engine.poll_jobs(
         worker_id=worker, job_types=types, max_jobs=max_jobs, wait_seconds=0, encode=same
@@ -112,7 +113,7 @@ def jobs_of(store: InMemoryStore, instance_id: str) -> list[Job]:
 # -- definitions ----------------------------------------------------------------------------
 
 
-async def test_identical_upload_returns_the_stored_version(engine: Engine) -> None:
+async def test_identical_upload_returns_the_stored_version(engine: WorkflowService) -> None:
     first = await engine.upload_definition(wf())
     again = await engine.upload_definition(wf())
     assert (first.created, first.record.version) == (True, 1)
@@ -123,21 +124,22 @@ async def test_identical_upload_returns_the_stored_version(engine: Engine) -> No
 
 
 async def test_changed_uploads_get_the_next_version_even_when_content_returns(
-    engine: Engine,
+    engine: WorkflowService,
 ) -> None:
     a, b = wf(), {**wf(), "name": "Renamed"}
     versions = [(await engine.upload_definition(doc)).record.version for doc in (a, b, a)]
     assert versions == [1, 2, 3]
     assert (await engine.get_definition("T::wf", None)).version == 3
     assert (await engine.get_definition("T::wf", 2)).name == "Renamed"
-    with pytest.raises(NotFound):
-        await engine.get_definition("T::wf", 4)
+    for missing in (4, 0, -1, 2**31):
+        with pytest.raises(NotFound, match="definition not found"):
+            await engine.get_definition("T::wf", missing)
     page = await engine.list_definitions(keyword="t::W", page=0, page_size=10)
     assert (page.total, [(r.id, r.version) for r in page.items]) == (1, [("T::wf", 3)])
 
 
 async def test_parse_errors_and_rule_violations_are_told_apart(
-    engine: Engine, store: InMemoryStore
+    engine: WorkflowService, store: InMemoryStore
 ) -> None:
     with pytest.raises(BadRequest) as parse:
         await engine.upload_definition({**wf(), "steps": "nope"})
@@ -158,7 +160,7 @@ async def test_parse_errors_and_rule_violations_are_told_apart(
 # -- instances ------------------------------------------------------------------------------
 
 
-async def test_start_needs_an_existing_definition_and_version(engine: Engine) -> None:
+async def test_start_needs_an_existing_definition_and_version(engine: WorkflowService) -> None:
     with pytest.raises(NotFound, match='definition "nope" not found'):
         await engine.start_instance(
             definition_id="nope", version=None, variables=None, business_key=None
@@ -193,7 +195,7 @@ async def test_start_needs_an_existing_definition_and_version(engine: Engine) ->
 
 
 async def test_cancel_closes_open_work_and_a_second_cancel_conflicts(
-    engine: Engine, store: InMemoryStore
+    engine: WorkflowService, store: InMemoryStore
 ) -> None:
     instance_id = await started(engine, wf())
     cancelled = await engine.cancel_instance(instance_id, "changed my mind")
@@ -211,7 +213,7 @@ async def test_cancel_closes_open_work_and_a_second_cancel_conflicts(
 
 
 async def test_auto_chaining_starts_the_next_definition_after_commit(
-    engine: Engine, store: InMemoryStore
+    engine: WorkflowService, store: InMemoryStore
 ) -> None:
     await engine.upload_definition(wf("B::next"))
     parent_id = await started(
@@ -233,7 +235,7 @@ async def test_auto_chaining_starts_the_next_definition_after_commit(
 
 
 async def test_a_failed_chain_is_audited_on_the_parent(
-    engine: Engine, store: InMemoryStore
+    engine: WorkflowService, store: InMemoryStore
 ) -> None:
     parent_id = await started(
         engine, wf("A::first", end(), autoStartNextWorkflow=True, nextWorkflowId="B::missing")
@@ -248,7 +250,7 @@ async def test_a_failed_chain_is_audited_on_the_parent(
 
 
 async def test_completing_jobs_unknown_finished_and_normal(
-    engine: Engine, store: InMemoryStore
+    engine: WorkflowService, store: InMemoryStore
 ) -> None:
     instance_id = await started(engine, wf())
     with pytest.raises(NotFound):
@@ -266,7 +268,7 @@ async def test_completing_jobs_unknown_finished_and_normal(
 
 
 async def test_fail_job_spends_the_retry_budget_then_fails_the_instance(
-    engine: Engine, store: InMemoryStore
+    engine: WorkflowService, store: InMemoryStore
 ) -> None:
     instance_id = await started(engine, wf("T::wf", task("a", "end", retryCount=2), end()))
     remaining = []
@@ -288,7 +290,7 @@ async def test_fail_job_spends_the_retry_budget_then_fails_the_instance(
     assert value(engine.metrics.instances_completed.labels("failed")) == 1
 
 
-async def test_a_non_retryable_failure_fails_at_once(engine: Engine) -> None:
+async def test_a_non_retryable_failure_fails_at_once(engine: WorkflowService) -> None:
     instance_id = await started(engine, wf("T::wf", task("a", "end", retryCount=5), end()))
     (job,) = await poll(engine, ["a"])
     await engine.fail_job(job.id, worker_id="w1", error_message="fatal", retryable=False)
@@ -296,7 +298,7 @@ async def test_a_non_retryable_failure_fails_at_once(engine: Engine) -> None:
     assert value(engine.metrics.job_retries) == 0
 
 
-async def test_poll_honours_max_jobs_and_types(engine: Engine) -> None:
+async def test_poll_honours_max_jobs_and_types(engine: WorkflowService) -> None:
     document = wf()
     await engine.upload_definition(document)
     other = wf("T::other", task("b", "end"), end())
@@ -318,10 +320,10 @@ async def test_poll_honours_max_jobs_and_types(engine: Engine) -> None:
     rest = await poll(engine, ["a", "b", "c"], worker="w2")
     assert sorted(j.job_type for j in rest) == ["a", "b"]
     assert await poll(engine, ["a", "b"]) == []
-    assert value(engine.metrics.job_lock_conflicts) == 1  # the one empty claim above
+    assert value(engine.metrics.empty_polls) == 1  # the one empty claim above
 
 
-async def test_a_long_poll_is_woken_by_a_concurrent_start(engine: Engine) -> None:
+async def test_a_long_poll_is_woken_by_a_concurrent_start(engine: WorkflowService) -> None:
     await engine.upload_definition(wf())
 
     async def start_soon() -> None:
@@ -343,7 +345,7 @@ async def test_a_long_poll_is_woken_by_a_concurrent_start(engine: Engine) -> Non
     assert elapsed < RECHECK * 0.8, f"poll took {elapsed:.3f}s: not woken by the new job"
 
 
-async def test_a_long_poll_ignores_jobs_of_other_types(engine: Engine) -> None:
+async def test_a_long_poll_ignores_jobs_of_other_types(engine: WorkflowService) -> None:
     await engine.upload_definition(wf())
     begin = time.monotonic()
     polled = asyncio.create_task(
@@ -358,7 +360,7 @@ async def test_a_long_poll_ignores_jobs_of_other_types(engine: Engine) -> None:
     assert time.monotonic() - begin >= 0.3
 
 
-async def test_begin_shutdown_ends_a_waiting_long_poll(engine: Engine) -> None:
+async def test_begin_shutdown_ends_a_waiting_long_poll(engine: WorkflowService) -> None:
     begin = time.monotonic()
     polled = asyncio.create_task(
         engine.poll_jobs(worker_id="w1", job_types=["a"], max_jobs=1, wait_seconds=2, encode=same)
@@ -369,7 +371,9 @@ async def test_begin_shutdown_ends_a_waiting_long_poll(engine: Engine) -> None:
     assert time.monotonic() - begin < RECHECK * 0.8
 
 
-async def test_extend_lease_only_for_the_holder(engine: Engine, store: InMemoryStore) -> None:
+async def test_extend_lease_only_for_the_holder(
+    engine: WorkflowService, store: InMemoryStore
+) -> None:
     instance_id = await started(engine, wf())
     (job,) = await poll(engine, ["a"])
     clock = engine.clock
@@ -390,7 +394,7 @@ async def test_extend_lease_only_for_the_holder(engine: Engine, store: InMemoryS
 
 
 async def test_expired_leases_are_reclaimed_and_wake_pollers(
-    engine: Engine, store: InMemoryStore
+    engine: WorkflowService, store: InMemoryStore
 ) -> None:
     instance_id = await started(engine, wf("T::wf", task("a", "end", retryCount=1), end()))
     (job,) = await poll(engine, ["a"])
@@ -418,7 +422,7 @@ async def test_expired_leases_are_reclaimed_and_wake_pollers(
 # -- metrics and audit ----------------------------------------------------------------------
 
 
-async def test_metrics_follow_committed_work(engine: Engine) -> None:
+async def test_metrics_follow_committed_work(engine: WorkflowService) -> None:
     m = engine.metrics
     instance_id = await started(engine, wf())
     assert value(m.instances_started) == 1
@@ -452,19 +456,19 @@ async def test_audit_rows_only_when_enabled(store: InMemoryStore, enabled: bool)
 
 
 async def test_a_failing_operation_leaves_the_store_unchanged(
-    engine: Engine, store: InMemoryStore, monkeypatch: pytest.MonkeyPatch
+    engine: WorkflowService, store: InMemoryStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     instance_id = await started(engine, wf())
     before = store.tables
-    real_apply = InMemoryTransaction.apply_events
+    real_apply = InMemorySession.apply_events
 
     async def apply_first_then_fail(
-        self: InMemoryTransaction, events: Sequence[Sequence[cmd.Command]], *, audit: bool
+        self: InMemorySession, events: Sequence[Sequence[cmd.Command]], *, audit: bool
     ) -> list[bool]:
         await real_apply(self, [events[0][:1]], audit=audit)
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(InMemoryTransaction, "apply_events", apply_first_then_fail)
+    monkeypatch.setattr(InMemorySession, "apply_events", apply_first_then_fail)
     with pytest.raises(RuntimeError, match="disk on fire"):
         await engine.start_instance(
             definition_id="T::wf", version=None, variables=None, business_key=None
@@ -479,14 +483,14 @@ async def test_a_failing_operation_leaves_the_store_unchanged(
 
 
 async def test_an_aborted_transaction_is_run_again(
-    engine: Engine, store: InMemoryStore, monkeypatch: pytest.MonkeyPatch
+    engine: WorkflowService, store: InMemoryStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     instance_id = await started(engine, wf())
-    real_apply = InMemoryTransaction.apply_events
+    real_apply = InMemorySession.apply_events
     calls = 0
 
     async def deadlock_once(
-        self: InMemoryTransaction, events: Sequence[Sequence[cmd.Command]], *, audit: bool
+        self: InMemorySession, events: Sequence[Sequence[cmd.Command]], *, audit: bool
     ) -> list[bool]:
         nonlocal calls
         calls += 1
@@ -495,7 +499,7 @@ async def test_an_aborted_transaction_is_run_again(
             raise TransientStorageError("deadlock detected")
         return applied
 
-    monkeypatch.setattr(InMemoryTransaction, "apply_events", deadlock_once)
+    monkeypatch.setattr(InMemorySession, "apply_events", deadlock_once)
     cancelled = await engine.cancel_instance(instance_id, "stop")
     assert calls == 2
     assert cancelled.status is InstanceStatus.CANCELLED
@@ -503,29 +507,28 @@ async def test_an_aborted_transaction_is_run_again(
 
 
 async def test_an_event_that_lost_a_race_is_decided_again_on_fresh_state(
-    engine: Engine, store: InMemoryStore, monkeypatch: pytest.MonkeyPatch
+    engine: WorkflowService, store: InMemoryStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Another event wrote the instance between this one's read and its write: the write
     applies nothing, and the event is read and decided again."""
     instance_id = await started(engine, wf())
     [job] = await poll(engine, ["a"])
-    real_load = InMemoryTransaction.load_job_events
+    real_load = InMemorySession.load_job_events
     loads = 0
 
-    async def stale_first(self: InMemoryTransaction, job_ids: Sequence[str]) -> Any:
+    async def stale_first(self: InMemorySession, job_ids: Sequence[str]) -> Any:
         nonlocal loads
         loads += 1
         loaded = await real_load(self, job_ids)
         if loads == 1:
-            found, state = loaded[job.id]
+            state = loaded[job.id].state
             assert state is not None
-            instance, running = state
             # as read before a concurrent event saved the instance
-            stale = attrs.evolve(instance, revision=instance.revision - 1)
-            loaded[job.id] = (found, (stale, running))
+            stale = attrs.evolve(state.instance, revision=state.instance.revision - 1)
+            loaded[job.id] = attrs.evolve(loaded[job.id], state=attrs.evolve(state, instance=stale))
         return loaded
 
-    monkeypatch.setattr(InMemoryTransaction, "load_job_events", stale_first)
+    monkeypatch.setattr(InMemorySession, "load_job_events", stale_first)
     await engine.complete_job(job.id, worker_id="w", variables={"done": True})
     assert loads == 2
     assert value(engine.metrics.instance_conflicts) == 1
@@ -535,7 +538,7 @@ async def test_an_event_that_lost_a_race_is_decided_again_on_fresh_state(
 
 
 async def test_concurrent_events_are_written_in_batches(
-    engine: Engine, store: InMemoryStore
+    engine: WorkflowService, store: InMemoryStore
 ) -> None:
     await engine.upload_definition(wf())
     starts = [
@@ -567,7 +570,7 @@ async def test_concurrent_events_are_written_in_batches(
 
 
 async def test_a_caller_going_away_does_not_cut_an_operation_short(
-    engine: Engine, store: InMemoryStore
+    engine: WorkflowService, store: InMemoryStore
 ) -> None:
     """An HTTP client that hangs up cancels its handler: the operation still runs to its end,
     after-commit work (chaining) included."""
@@ -604,7 +607,7 @@ async def test_the_store_commits_only_blocks_that_raise_nothing(store: InMemoryS
             assert tx.tables.audit_log == (entry,)  # visible inside the transaction
             raise ValueError("rollback")
     assert list(store.tables.audit_log) == []
-    async with store.autocommit() as tx:
+    async with store.session() as tx:
         await tx.apply_events([[cmd.Audit(entry=entry)]], audit=True)
     assert store.tables.audit_log == (entry,)
     entry.detail["n"] = 2  # the store keeps its own copy of JSON values

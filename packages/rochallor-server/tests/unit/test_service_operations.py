@@ -10,9 +10,9 @@ from rochallor_server.config import EngineSettings
 from rochallor_server.engine import limits
 from rochallor_server.errors import BadRequest, Conflict, NotFound
 from rochallor_server.metrics import Metrics
-from rochallor_server.service import engine as service
-from rochallor_server.service.engine import Engine
+from rochallor_server.service import workflow_service as service
 from rochallor_server.service.ports import InstanceFilter
+from rochallor_server.service.workflow_service import WorkflowService
 from rochallor_server.testing import FixedClock, InMemoryStore, SequentialIds
 
 DECIDE = {
@@ -34,8 +34,8 @@ def clock() -> FixedClock:
 
 
 @pytest.fixture
-def engine(clock: FixedClock) -> Engine:
-    return Engine(
+def engine(clock: FixedClock) -> WorkflowService:
+    return WorkflowService(
         InMemoryStore(),
         settings=EngineSettings(),
         metrics=Metrics(),
@@ -45,7 +45,7 @@ def engine(clock: FixedClock) -> Engine:
 
 
 async def test_bulk_retry_by_filter_takes_the_newest_and_counts_all(
-    engine: Engine, clock: FixedClock
+    engine: WorkflowService, clock: FixedClock
 ) -> None:
     await engine.upload_definition(DECIDE)
     failed = []
@@ -76,7 +76,9 @@ async def test_bulk_retry_by_filter_takes_the_newest_and_counts_all(
     assert (counts["FAILED"], counts["ACTIVE"]) == (1, 2)
 
 
-async def test_bulk_retry_by_ids_answers_each_one(engine: Engine, clock: FixedClock) -> None:
+async def test_bulk_retry_by_ids_answers_each_one(
+    engine: WorkflowService, clock: FixedClock
+) -> None:
     await engine.upload_definition(DECIDE)
     failed = await engine.start_instance(
         definition_id="T::decide", version=None, variables={"ok": False}, business_key=None
@@ -101,7 +103,7 @@ async def test_bulk_retry_by_ids_answers_each_one(engine: Engine, clock: FixedCl
 
 
 async def test_polling_workers_are_recorded_at_most_every_interval(
-    engine: Engine, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+    engine: WorkflowService, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await engine.poll_jobs(
         worker_id="w1", job_types=["a", "b"], max_jobs=1, wait_seconds=0, encode=str
@@ -122,7 +124,7 @@ async def test_polling_workers_are_recorded_at_most_every_interval(
     assert [(q.job_type, [w.seen_at for w in q.workers]) for q in queues] == [("a", [clock.now()])]
 
 
-async def test_operations_check_their_input_like_every_other_call(engine: Engine) -> None:
+async def test_operations_check_their_input_like_every_other_call(engine: WorkflowService) -> None:
     long = "x" * (limits.MAX_IDENTIFIER_LENGTH + 1)
     too_long = f"id must be at most {limits.MAX_IDENTIFIER_LENGTH} characters"
     with pytest.raises(BadRequest, match=too_long):

@@ -10,6 +10,7 @@ from typing import Generic, Protocol, TypeVar
 import attrs
 
 from rochallor_server.engine.commands import Command
+from rochallor_server.engine.instance import InstanceState
 from rochallor_server.engine.model import (
     AuditEntry,
     DefinitionRecord,
@@ -36,8 +37,13 @@ class PendingChain:
     business_key: str | None
 
 
-LoadedJob = tuple[Job, tuple[Instance, list[StepExecution]] | None]
-"""A job, and its instance with its running executions (``None`` if it does not exist)."""
+@attrs.frozen(kw_only=True)
+class LoadedJob:
+    """A job as an event about it reads it, with its instance's state."""
+
+    job: Job
+    state: InstanceState | None
+    """The job's instance as :meth:`Session.load_instance` reads it; ``None`` if it is gone."""
 
 
 @attrs.frozen(kw_only=True)
@@ -121,7 +127,7 @@ class ExhaustedJob:
     definition_version: int
 
 
-class Transaction(Protocol):
+class Session(Protocol):
     """Every method runs inside one database transaction."""
 
     # definitions
@@ -185,7 +191,7 @@ class Transaction(Protocol):
         ...
 
     # loading an event's state: no row locks, ``apply`` checks the instance's revision
-    async def load_instance(self, instance_id: str) -> tuple[Instance, list[StepExecution]] | None:
+    async def load_instance(self, instance_id: str) -> InstanceState | None:
         """The instance (with its ``revision``) and its ``RUNNING`` executions, in one read."""
         ...
 
@@ -256,9 +262,9 @@ class Transaction(Protocol):
 
 
 class Store(Protocol):
-    def transaction(self) -> AbstractAsyncContextManager[Transaction]: ...
+    def transaction(self) -> AbstractAsyncContextManager[Session]: ...
 
-    def autocommit(self) -> AbstractAsyncContextManager[Transaction]:
+    def session(self) -> AbstractAsyncContextManager[Session]:
         """Like :meth:`transaction`, but every statement commits on its own.
 
         For operations whose every write is one atomic statement (claiming jobs, events, which
@@ -350,8 +356,8 @@ __all__ = [
     "OutboxStore",
     "Page",
     "PendingChain",
+    "Session",
     "Store",
-    "Transaction",
     "VersionStats",
     "WorkerSeen",
 ]

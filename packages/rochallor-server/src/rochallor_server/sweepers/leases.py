@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from rochallor_server.service.engine import Engine
 from rochallor_server.service.ports import Store
+from rochallor_server.service.workflow_service import WorkflowService
 from rochallor_server.sweepers.base import PeriodicTask
 
 LEASE_SWEEPER_LOCK_KEY = 7815275248343610161
 
 
-def lease_sweeper(engine: Engine, store: Store, interval: float) -> PeriodicTask:
+def lease_sweeper(service: WorkflowService, store: Store, interval: float) -> PeriodicTask:
     return PeriodicTask(
         "lease-sweeper",
-        engine.reclaim_expired_leases,
+        service.reclaim_expired_leases,
         interval=interval,
         store=store,
         lock_key=LEASE_SWEEPER_LOCK_KEY,

@@ -45,6 +45,7 @@ from rochallor_server.engine.commands import (
     RetryJob,
     SaveInstance,
 )
+from rochallor_server.engine.instance import InstanceState
 from rochallor_server.engine.model import (
     AuditEntry,
     DefinitionRecord,
@@ -118,7 +119,7 @@ def _matches(keyword: str, *texts: str) -> bool:
     return any(needle in text.lower() for text in texts)
 
 
-class InMemoryTransaction:
+class InMemorySession:
     """One transaction's view of the tables; see the module docstring for the isolation."""
 
     def __init__(self, committed: MemoryTables) -> None:
@@ -348,18 +349,21 @@ class InMemoryTransaction:
 
     # loading an event's state
 
-    async def load_instance(self, instance_id: str) -> tuple[Instance, list[StepExecution]] | None:
+    async def load_instance(self, instance_id: str) -> InstanceState | None:
         instance = self.tables.instances.get(instance_id)
         if instance is None:
             return None
         running = [
             e for e in await self.history(instance_id) if e.status is ExecutionStatus.RUNNING
         ]
-        return instance, running
+        return InstanceState(instance=instance, running=tuple(running))
 
     async def load_job_events(self, job_ids: Sequence[str]) -> dict[str, ports.LoadedJob]:
         jobs = [job for i in job_ids if (job := self.tables.jobs.get(i)) is not None]
-        return {job.id: (job, await self.load_instance(job.instance_id)) for job in jobs}
+        return {
+            job.id: ports.LoadedJob(job=job, state=await self.load_instance(job.instance_id))
+            for job in jobs
+        }
 
     async def get_job(self, job_id: str) -> Job | None:
         return self.tables.jobs.get(job_id)
@@ -688,7 +692,7 @@ class InMemoryStore:
         """Committed transactions so far (for tests that count round trips)."""
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[InMemoryTransaction]:
+    async def transaction(self) -> AsyncIterator[InMemorySession]:
         task = asyncio.current_task()
         if task is not None and task is self._owner:
             # PostgreSQL would run it on a second connection; here it would wait for itself.
@@ -696,7 +700,7 @@ class InMemoryStore:
         async with self._lock:
             self._owner = task
             try:
-                tx = InMemoryTransaction(self.tables)
+                tx = InMemorySession(self.tables)
                 yield tx
                 # Reached only when the block raised nothing: commit.
                 self.tables = tx.tables
@@ -705,7 +709,7 @@ class InMemoryStore:
             finally:
                 self._owner = None
 
-    def autocommit(self) -> contextlib.AbstractAsyncContextManager[InMemoryTransaction]:
+    def session(self) -> contextlib.AbstractAsyncContextManager[InMemorySession]:
         return self.transaction()
 
     @contextlib.asynccontextmanager
@@ -750,10 +754,8 @@ class InMemoryStore:
 
 if TYPE_CHECKING:
     # mypy proves here that the classes satisfy the service ports.
-    def _conforms(
-        store: InMemoryStore, tx: InMemoryTransaction
-    ) -> tuple[ports.Store, ports.Transaction]:
+    def _conforms(store: InMemoryStore, tx: InMemorySession) -> tuple[ports.Store, ports.Session]:
         return store, tx
 
 
-__all__ = ["InMemoryStore", "InMemoryTransaction", "MemoryTables", "UserTaskResult"]
+__all__ = ["InMemorySession", "InMemoryStore", "MemoryTables", "UserTaskResult"]

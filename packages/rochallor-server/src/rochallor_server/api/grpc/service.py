@@ -1,7 +1,7 @@
 """The ``workflow.v1.WorkflowEngine`` service (``spec/grpc-contract.md`` §3).
 
-Each RPC applies the request defaults of §3.1, calls one :class:`Engine` method and converts
-the result with :mod:`rochallor_server.api.grpc.convert`. Every call goes through
+Each RPC applies the request defaults of §3.1, calls one :class:`WorkflowService` method and
+converts the result with :mod:`rochallor_server.api.grpc.convert`. Every call goes through
 :meth:`WorkflowEngineService._tracked`, which maps domain errors to statuses, observes
 ``grpc_requests_duration_seconds`` and counts in-flight calls for the graceful stop of
 :class:`rochallor_server.api.grpc.server.GrpcListener`.
@@ -22,10 +22,10 @@ from rochallor_server._gen.workflow import v1 as pb
 from rochallor_server.api.grpc import convert
 from rochallor_server.api.grpc.errors import to_grpc
 from rochallor_server.config import DispatchMode
-from rochallor_server.errors import BadRequest, NotFound
+from rochallor_server.errors import BadRequest
 from rochallor_server.metrics import Metrics
-from rochallor_server.service.engine import Engine
 from rochallor_server.service.ports import InstanceFilter
+from rochallor_server.service.workflow_service import WorkflowService
 
 KAFKA_POLL_MESSAGE: Final = (
     "poll path disabled: dispatch_mode is kafka_outbox; "
@@ -71,8 +71,8 @@ class CallTracker:
 class WorkflowEngineService(pb.WorkflowEngineBase):  # type: ignore[misc]
     """The 13 RPCs of the contract plus ``ExtendJobLease``."""
 
-    def __init__(self, engine: Engine, metrics: Metrics) -> None:
-        self.engine = engine
+    def __init__(self, service: WorkflowService, metrics: Metrics) -> None:
+        self.service = service
         self.metrics = metrics
         self.calls = CallTracker()
 
@@ -136,23 +136,23 @@ class WorkflowEngineService(pb.WorkflowEngineBase):  # type: ignore[misc]
     ) -> pb.UploadDefinitionResponse:
         if message.definition is None:
             raise BadRequest("definition is required")
-        result = await self.engine.upload_definition(convert.definition_to_json(message.definition))
+        result = await self.service.upload_definition(
+            convert.definition_to_json(message.definition)
+        )
         record = result.record
         return pb.UploadDefinitionResponse(
             id=record.id, version=record.version, uploaded_at=record.uploaded_at
         )
 
     async def get_definition(self, message: pb.GetDefinitionRequest) -> pb.GetDefinitionResponse:
-        if message.version < 0:
-            raise NotFound("definition not found")
-        version = message.version if message.version > 0 else None
-        record = await self.engine.get_definition(message.id, version)
+        # 0 is proto3's unset: the latest version
+        record = await self.service.get_definition(message.id, message.version or None)
         return pb.GetDefinitionResponse(definition=convert.definition(record))
 
     async def list_definitions(
         self, message: pb.ListDefinitionsRequest
     ) -> pb.ListDefinitionsResponse:
-        found = await self.engine.list_definitions(
+        found = await self.service.list_definitions(
             keyword=message.keyword or None, page=message.page, page_size=message.page_size
         )
         return pb.ListDefinitionsResponse(
@@ -162,7 +162,7 @@ class WorkflowEngineService(pb.WorkflowEngineBase):  # type: ignore[misc]
     # -- instances --------------------------------------------------------------------------
 
     async def start_instance(self, message: pb.StartInstanceRequest) -> pb.StartInstanceResponse:
-        started = await self.engine.start_instance(
+        started = await self.service.start_instance(
             definition_id=message.definition_id,
             version=message.definition_version,
             variables=convert.optional_struct_to_json(message.variables),
@@ -171,23 +171,23 @@ class WorkflowEngineService(pb.WorkflowEngineBase):  # type: ignore[misc]
         return pb.StartInstanceResponse(instance=convert.instance(started))
 
     async def get_instance(self, message: pb.GetInstanceRequest) -> pb.GetInstanceResponse:
-        found = await self.engine.get_instance(message.id)
+        found = await self.service.get_instance(message.id)
         return pb.GetInstanceResponse(instance=convert.instance(found))
 
     async def get_instance_history(
         self, message: pb.GetInstanceHistoryRequest
     ) -> pb.GetInstanceHistoryResponse:
-        executions = await self.engine.history(message.id)
+        executions = await self.service.history(message.id)
         return pb.GetInstanceHistoryResponse(
             executions=[convert.step_execution(e) for e in executions]
         )
 
     async def cancel_instance(self, message: pb.CancelInstanceRequest) -> pb.CancelInstanceResponse:
-        cancelled = await self.engine.cancel_instance(message.id, message.reason)
+        cancelled = await self.service.cancel_instance(message.id, message.reason)
         return pb.CancelInstanceResponse(instance=convert.instance(cancelled))
 
     async def retry_instance(self, message: pb.RetryInstanceRequest) -> pb.RetryInstanceResponse:
-        retried = await self.engine.retry_instance(
+        retried = await self.service.retry_instance(
             message.id, variables=convert.optional_struct_to_json(message.variables)
         )
         return pb.RetryInstanceResponse(instance=convert.instance(retried))
@@ -201,7 +201,7 @@ class WorkflowEngineService(pb.WorkflowEngineBase):  # type: ignore[misc]
             started_after=message.started_after,
             started_before=message.started_before,
         )
-        found = await self.engine.list_instances(
+        found = await self.service.list_instances(
             filter=instance_filter, page=message.page, page_size=message.page_size
         )
         return pb.ListInstancesResponse(
@@ -211,12 +211,12 @@ class WorkflowEngineService(pb.WorkflowEngineBase):  # type: ignore[misc]
     # -- jobs -------------------------------------------------------------------------------
 
     async def poll_jobs(self, message: pb.PollJobsRequest) -> pb.PollJobsResponse:
-        if self.engine.settings.dispatch_mode is DispatchMode.KAFKA_OUTBOX:
+        if self.service.settings.dispatch_mode is DispatchMode.KAFKA_OUTBOX:
             raise GRPCError(Status.FAILED_PRECONDITION, KAFKA_POLL_MESSAGE)
         # ``max_jobs`` <= 0 means 1 (the reference's default, §3.1); ``lease_seconds`` is
         # ignored: the lease is the server's. An empty ``worker_id`` or ``job_types`` is refused
         # as over REST (``docs/limits.md``).
-        jobs = await self.engine.poll_jobs(
+        jobs = await self.service.poll_jobs(
             worker_id=message.worker_id,
             job_types=list(message.job_types),
             max_jobs=message.max_jobs if message.max_jobs > 0 else 1,
@@ -226,7 +226,7 @@ class WorkflowEngineService(pb.WorkflowEngineBase):  # type: ignore[misc]
         return pb.PollJobsResponse(jobs=jobs)
 
     async def complete_job(self, message: pb.CompleteJobRequest) -> pb.CompleteJobResponse:
-        await self.engine.complete_job(
+        await self.service.complete_job(
             message.job_id,
             worker_id=message.worker_id or None,
             variables=convert.optional_struct_to_json(message.variables_to_set),
@@ -234,7 +234,7 @@ class WorkflowEngineService(pb.WorkflowEngineBase):  # type: ignore[misc]
         return pb.CompleteJobResponse()
 
     async def fail_job(self, message: pb.FailJobRequest) -> pb.FailJobResponse:
-        await self.engine.fail_job(
+        await self.service.fail_job(
             message.job_id,
             worker_id=message.worker_id or None,
             error_message=message.error_message or None,
@@ -245,7 +245,7 @@ class WorkflowEngineService(pb.WorkflowEngineBase):  # type: ignore[misc]
     async def extend_job_lease(
         self, message: pb.ExtendJobLeaseRequest
     ) -> pb.ExtendJobLeaseResponse:
-        expires = await self.engine.extend_job_lease(message.job_id, worker_id=message.worker_id)
+        expires = await self.service.extend_job_lease(message.job_id, worker_id=message.worker_id)
         return pb.ExtendJobLeaseResponse(lock_expires_at=expires)
 
     # -- user tasks and signals -------------------------------------------------------------
@@ -253,7 +253,7 @@ class WorkflowEngineService(pb.WorkflowEngineBase):  # type: ignore[misc]
     async def complete_user_task(
         self, message: pb.CompleteUserTaskRequest
     ) -> pb.CompleteUserTaskResponse:
-        await self.engine.complete_user_task(
+        await self.service.complete_user_task(
             message.instance_id,
             message.user_task_step_id,
             variables=convert.optional_struct_to_json(message.result),
@@ -262,7 +262,7 @@ class WorkflowEngineService(pb.WorkflowEngineBase):  # type: ignore[misc]
         return pb.CompleteUserTaskResponse()
 
     async def signal_wait(self, message: pb.SignalWaitRequest) -> pb.SignalWaitResponse:
-        await self.engine.signal(
+        await self.service.signal(
             message.instance_id,
             message.wait_step_id,
             convert.optional_struct_to_json(message.variables),

@@ -16,7 +16,7 @@ from rochallor_server.config import DispatchMode
 from rochallor_server.engine import limits
 from rochallor_server.errors import PermissionDenied, Unauthenticated
 from rochallor_server.metrics import Metrics
-from rochallor_server.service.engine import Engine
+from rochallor_server.service.workflow_service import WorkflowService
 
 DEFAULT_CLIENT_MAX_SIZE = limits.MAX_REQUEST_BYTES
 
@@ -60,7 +60,7 @@ async def format_guard_middleware(request: web.Request, handler: Handler) -> web
 
 def make_app(
     metrics: Metrics,
-    engine: Engine,
+    service: WorkflowService,
     *,
     dispatch_mode: DispatchMode = DispatchMode.POLLING,
     client_max_size: int = DEFAULT_CLIENT_MAX_SIZE,
@@ -88,7 +88,7 @@ def make_app(
     app[rest_auth.ACCESS_KEY] = access or auth.AccessControl(auth.MemoryKeyStore(), enforce=False)
     app[rest_auth.CORS_ORIGINS_KEY] = rest_auth.cors_origins(cors_origins)
     app[METRICS_KEY] = metrics
-    app[routes.ENGINE_KEY] = engine
+    app[routes.SERVICE_KEY] = service
     app[routes.DISPATCH_MODE_KEY] = dispatch_mode
     app[routes.OPENAPI_KEY] = routes.load_openapi()
     # Operations first: their fixed paths (``/v1/instances/counts``) win over ``{id}``.

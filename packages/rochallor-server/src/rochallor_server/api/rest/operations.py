@@ -15,11 +15,11 @@ from aiohttp import web
 from rochallor_server.api.rest import serde
 from rochallor_server.api.rest.errors import item_result
 from rochallor_server.api.rest.filters import instance_filter
-from rochallor_server.api.rest.routes import ENGINE_KEY
+from rochallor_server.api.rest.routes import SERVICE_KEY
 from rochallor_server.engine.model import InstanceStatus, JsonObject
 from rochallor_server.errors import BadRequest
-from rochallor_server.service.engine import MAX_BULK_RETRY, Engine
 from rochallor_server.service.ports import AuditRecord, ExhaustedJob, JobQueue, VersionStats
+from rochallor_server.service.workflow_service import MAX_BULK_RETRY, WorkflowService
 
 routes = web.RouteTableDef()
 
@@ -29,8 +29,8 @@ DEFAULT_AUDIT_LIMIT = 500
 MAX_AUDIT_LIMIT = 1000
 
 
-def _engine(request: web.Request) -> Engine:
-    return request.app[ENGINE_KEY]
+def _service(request: web.Request) -> WorkflowService:
+    return request.app[SERVICE_KEY]
 
 
 def _json(value: object, *, status: int = 200) -> web.Response:
@@ -109,7 +109,7 @@ def _query_int(request: web.Request, name: str, default: int, low: int, high: in
 
 @routes.get("/v1/definitions/{id}/versions")
 async def definition_versions(request: web.Request) -> web.Response:
-    versions = await _engine(request).definition_versions(request.match_info["id"])
+    versions = await _service(request).definition_versions(request.match_info["id"])
     return _json({"items": [version_stats(v) for v in versions]})
 
 
@@ -118,7 +118,7 @@ async def definition_versions(request: web.Request) -> web.Response:
 
 @routes.get("/v1/instances/counts")
 async def instance_counts(request: web.Request) -> web.Response:
-    counts = await _engine(request).count_instances(
+    counts = await _service(request).count_instances(
         filter=instance_filter(request.query, with_status=False)
     )
     return _json({"counts": counts, "total": sum(counts.values())})
@@ -146,7 +146,7 @@ async def retry_instances(request: web.Request) -> web.Response:
             instance_filter_ = instance_filter(filter_body, with_status=False, json_body=True)
         except BadRequest as exc:
             raise BadRequest(f"filter.{exc.message}") from None
-    results, matched = await _engine(request).retry_instances(
+    results, matched = await _service(request).retry_instances(
         instance_ids=instance_ids,
         filter=instance_filter_,
         variables=body.json_object("variables"),
@@ -169,7 +169,7 @@ async def retry_instances(request: web.Request) -> web.Response:
 @routes.post("/v1/instances/{id}/retry")
 async def retry_instance(request: web.Request) -> web.Response:
     body = serde.Body.optional(await request.read())
-    retried = await _engine(request).retry_instance(
+    retried = await _service(request).retry_instance(
         request.match_info["id"], variables=body.json_object("variables")
     )
     return _json(serde.instance(retried))
@@ -179,7 +179,7 @@ async def retry_instance(request: web.Request) -> web.Response:
 async def instance_audit(request: web.Request) -> web.Response:
     after = _query_int(request, "afterId", 0, 0, 2**63 - 1)
     limit = _query_int(request, "limit", DEFAULT_AUDIT_LIMIT, 1, MAX_AUDIT_LIMIT)
-    entries = await _engine(request).instance_audit(
+    entries = await _service(request).instance_audit(
         request.match_info["id"], after_id=after, limit=limit
     )
     return _json({"items": [audit_entry(e) for e in entries]})
@@ -187,7 +187,7 @@ async def instance_audit(request: web.Request) -> web.Response:
 
 @routes.get("/v1/instances/{id}/links")
 async def instance_links(request: web.Request) -> web.Response:
-    links = await _engine(request).chain_links(request.match_info["id"])
+    links = await _service(request).chain_links(request.match_info["id"])
     return _json({"parent": links.parent, "children": links.children})
 
 
@@ -203,14 +203,14 @@ async def job_queues(request: web.Request) -> web.Response:
         1,
         MAX_WORKER_WINDOW_SECONDS,
     )
-    now, queues = await _engine(request).job_queues(worker_window=dt.timedelta(seconds=window))
+    now, queues = await _service(request).job_queues(worker_window=dt.timedelta(seconds=window))
     return _json({"items": [job_queue(q, now) for q in queues], "workerWindowSeconds": window})
 
 
 @routes.get("/v1/jobs/exhausted")
 async def exhausted_jobs(request: web.Request) -> web.Response:
     page, page_size = serde.pagination(request.query)
-    found = await _engine(request).exhausted_jobs(
+    found = await _service(request).exhausted_jobs(
         job_type=request.query.get("jobType") or None, page=page, page_size=page_size
     )
     return _json(serde.page([exhausted_job(j) for j in found.items], found.total))

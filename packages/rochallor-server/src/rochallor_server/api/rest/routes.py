@@ -1,6 +1,6 @@
 """The REST handlers (``spec/rest-api.md`` §4-§8 plus this product's additions).
 
-Each handler parses the request, calls one :class:`Engine` method and encodes the result;
+Each handler parses the request, calls one :class:`WorkflowService` method and encodes the result;
 domain errors propagate to :func:`rochallor_server.api.rest.errors.error_middleware`.
 """
 
@@ -16,10 +16,10 @@ from rochallor_server.api.rest.errors import item_result
 from rochallor_server.config import DispatchMode
 from rochallor_server.engine import limits
 from rochallor_server.engine.model import Instance, JsonObject
-from rochallor_server.errors import BadRequest, NotFound
-from rochallor_server.service.engine import Engine
+from rochallor_server.errors import BadRequest
+from rochallor_server.service.workflow_service import WorkflowService
 
-ENGINE_KEY = web.AppKey("engine", Engine)
+SERVICE_KEY = web.AppKey("service", WorkflowService)
 DISPATCH_MODE_KEY = web.AppKey("dispatch_mode", DispatchMode)
 OPENAPI_KEY = web.AppKey("openapi", bytes)
 
@@ -42,8 +42,8 @@ def _json(value: object, *, status: int = 200) -> web.Response:
     return web.Response(status=status, body=serde.dumps(value), content_type="application/json")
 
 
-def _engine(request: web.Request) -> Engine:
-    return request.app[ENGINE_KEY]
+def _service(request: web.Request) -> WorkflowService:
+    return request.app[SERVICE_KEY]
 
 
 def load_openapi() -> bytes:
@@ -57,7 +57,7 @@ def load_openapi() -> bytes:
 async def upload_definition(request: web.Request) -> web.Response:
     # XML is turned away by the format guard middleware before this handler runs.
     document = serde.decode_definition(await request.read())
-    result = await _engine(request).upload_definition(document)
+    result = await _service(request).upload_definition(document)
     return _json(serde.definition_summary(result.record, result.warnings), status=201)
 
 
@@ -69,13 +69,15 @@ routes.post(validation.VALIDATE_PATH)(validation.validate_definition)
 async def list_definitions(request: web.Request) -> web.Response:
     page, page_size = serde.pagination(request.query)
     keyword = request.query.get("keyword") or None
-    found = await _engine(request).list_definitions(keyword=keyword, page=page, page_size=page_size)
+    found = await _service(request).list_definitions(
+        keyword=keyword, page=page, page_size=page_size
+    )
     return _json(serde.page([serde.definition_summary(r) for r in found.items], found.total))
 
 
 @routes.get("/v1/definitions/{id}")
 async def get_definition(request: web.Request) -> web.Response:
-    record = await _engine(request).get_definition(request.match_info["id"], None)
+    record = await _service(request).get_definition(request.match_info["id"], None)
     return _json(serde.definition(record))
 
 
@@ -84,9 +86,7 @@ async def get_definition_version(request: web.Request) -> web.Response:
     version = serde.parse_int(request.match_info["version"])
     if version is None:
         raise BadRequest("invalid version parameter")
-    if version <= 0:
-        raise NotFound("definition not found")
-    record = await _engine(request).get_definition(request.match_info["id"], version)
+    record = await _service(request).get_definition(request.match_info["id"], version)
     return _json(serde.definition(record))
 
 
@@ -97,7 +97,7 @@ async def get_definition_version(request: web.Request) -> web.Response:
 async def list_instances(request: web.Request) -> web.Response:
     page, page_size = serde.pagination(request.query)
     instance_filter = filters.instance_filter(request.query)
-    found = await _engine(request).list_instances(
+    found = await _service(request).list_instances(
         filter=instance_filter, page=page, page_size=page_size
     )
     return _json(serde.page([serde.instance(i) for i in found.items], found.total))
@@ -106,7 +106,7 @@ async def list_instances(request: web.Request) -> web.Response:
 @routes.post("/v1/instances")
 async def start_instance(request: web.Request) -> web.Response:
     body = serde.Body.required(await request.read())
-    started = await _engine(request).start_instance(
+    started = await _service(request).start_instance(
         definition_id=body.string("definitionId") or "",
         version=body.integer("definitionVersion"),
         variables=body.json_object("variables"),
@@ -129,7 +129,7 @@ async def start_instances(request: web.Request) -> web.Response:
         raise BadRequest("instances must not be empty")
     if len(items) > limits.MAX_BATCH_STARTS:
         raise BadRequest(f"at most {limits.MAX_BATCH_STARTS} instances per request")
-    engine = _engine(request)
+    engine = _service(request)
 
     async def start(n: int, item: serde.Body) -> Instance:
         try:
@@ -163,13 +163,13 @@ async def start_instances(request: web.Request) -> web.Response:
 
 @routes.get("/v1/instances/{id}")
 async def get_instance(request: web.Request) -> web.Response:
-    found = await _engine(request).get_instance(request.match_info["id"])
+    found = await _service(request).get_instance(request.match_info["id"])
     return _json(serde.instance(found))
 
 
 @routes.get("/v1/instances/{id}/history")
 async def history(request: web.Request) -> web.Response:
-    executions = await _engine(request).history(request.match_info["id"])
+    executions = await _service(request).history(request.match_info["id"])
     return _json({"items": [serde.step_execution(e) for e in executions]})
 
 
@@ -181,7 +181,7 @@ async def cancel_instance(request: web.Request) -> web.Response:
         reason = serde.Body.optional(raw).string("reason") or ""
     except BadRequest:
         reason = ""
-    cancelled = await _engine(request).cancel_instance(request.match_info["id"], reason)
+    cancelled = await _service(request).cancel_instance(request.match_info["id"], reason)
     return _json(serde.instance(cancelled))
 
 
@@ -196,7 +196,7 @@ async def complete_user_task(request: web.Request) -> web.Response:
     completed_by = body.string("workerId")
     if completed_by is None:
         completed_by = body.string("completedBy")
-    await _engine(request).complete_user_task(
+    await _service(request).complete_user_task(
         request.match_info["instanceId"],
         request.match_info["userTaskId"],
         variables=variables,
@@ -208,7 +208,7 @@ async def complete_user_task(request: web.Request) -> web.Response:
 @routes.post("/v1/instances/{instanceId}/signals/{waitStepId}")
 async def signal(request: web.Request) -> web.Response:
     variables = serde.variables_body(await request.read())
-    await _engine(request).signal(
+    await _service(request).signal(
         request.match_info["instanceId"], request.match_info["waitStepId"], variables
     )
     return web.Response(status=204)
@@ -229,7 +229,7 @@ async def poll_jobs(request: web.Request) -> web.Response:
     if wait_ms < 0:
         raise BadRequest("waitMs must not be negative")
     # ``leaseSeconds`` is accepted and ignored: the lease is the server's (§7.1).
-    jobs = await _engine(request).poll_jobs(
+    jobs = await _service(request).poll_jobs(
         worker_id=body.string("workerId") or "",
         job_types=body.strings("jobTypes") or [],
         max_jobs=max_jobs,
@@ -242,7 +242,7 @@ async def poll_jobs(request: web.Request) -> web.Response:
 @routes.post("/v1/jobs/{id}/complete")
 async def complete_job(request: web.Request) -> web.Response:
     body = serde.Body.required(await request.read())
-    await _engine(request).complete_job(
+    await _service(request).complete_job(
         request.match_info["id"],
         worker_id=body.string("workerId"),
         variables=body.json_object("variables"),
@@ -266,7 +266,7 @@ async def batch_complete_jobs(request: web.Request) -> web.Response:
     if len(items) > limits.MAX_BATCH_COMPLETIONS:
         raise BadRequest(f"at most {limits.MAX_BATCH_COMPLETIONS} completions per request")
     completions = [_completion(n, item) for n, item in enumerate(items)]
-    engine = _engine(request)
+    engine = _service(request)
     outcomes = await asyncio.gather(
         *(
             engine.complete_job(job_id, worker_id=worker_id, variables=v)
@@ -299,7 +299,7 @@ def _completion(n: int, item: serde.Body) -> tuple[str, JsonObject | None]:
 @routes.post("/v1/jobs/{id}/fail")
 async def fail_job(request: web.Request) -> web.Response:
     body = serde.Body.required(await request.read())
-    await _engine(request).fail_job(
+    await _service(request).fail_job(
         request.match_info["id"],
         worker_id=body.string("workerId"),
         error_message=body.string("errorMessage"),
@@ -311,7 +311,7 @@ async def fail_job(request: web.Request) -> web.Response:
 @routes.post("/v1/jobs/{id}/extend")
 async def extend_job_lease(request: web.Request) -> web.Response:
     body = serde.Body.required(await request.read())
-    expires = await _engine(request).extend_job_lease(
+    expires = await _service(request).extend_job_lease(
         request.match_info["id"], worker_id=body.string("workerId") or ""
     )
     return _json({"lockExpiresAt": serde.timestamp(expires)})
@@ -330,7 +330,7 @@ async def readyz(request: web.Request) -> web.Response:
     """200 while the database answers; 503 ``unavailable`` (with ``Retry-After``) otherwise.
 
     ``/healthz`` stays a liveness check (the wire contract: 2xx, empty body, no database)."""
-    await _engine(request).check_database()
+    await _service(request).check_database()
     return _json({"database": "up"})
 
 

@@ -40,6 +40,7 @@ from rochallor_server.engine.commands import (
     RetryJob,
     SaveInstance,
 )
+from rochallor_server.engine.instance import InstanceState
 from rochallor_server.engine.model import (
     DefinitionRecord,
     Instance,
@@ -107,6 +108,12 @@ def like_pattern(keyword: str) -> str:
     return f"%{escaped}%"
 
 
+def _state_from_row(row: asyncpg.Record) -> InstanceState:
+    return InstanceState(
+        instance=rows.instance_from_row(row), running=tuple(rows.running_from_row(row))
+    )
+
+
 def _by_age(jobs: list[Job]) -> list[Job]:
     return sorted(jobs, key=lambda job: (job.created_at, job.id))
 
@@ -147,7 +154,7 @@ def outage_as_unavailable() -> Iterator[None]:
         raise _unavailable(exc) from exc
 
 
-class PostgresTransaction:
+class PostgresSession:
     """The store's reads and writes on one connection, inside one open transaction."""
 
     def __init__(self, conn: Connection) -> None:
@@ -280,20 +287,16 @@ class PostgresTransaction:
 
     # loading an event's state (no row locks: the apply statement checks the revision)
 
-    async def load_instance(self, instance_id: str) -> tuple[Instance, list[StepExecution]] | None:
+    async def load_instance(self, instance_id: str) -> InstanceState | None:
         row = await self._conn.fetchrow(_LOAD_INSTANCE, instance_id)
-        if row is None:
-            return None
-        return rows.instance_from_row(row), rows.running_from_row(row)
+        return None if row is None else _state_from_row(row)
 
     async def load_job_events(self, job_ids: Sequence[str]) -> dict[str, ports.LoadedJob]:
         loaded: dict[str, ports.LoadedJob] = {}
         for row in await self._conn.fetch(_LOAD_JOB_EVENTS, list(job_ids)):
             job = rows.job_from_row(row, prefix="job_")
-            if row["id"] is None:
-                loaded[job.id] = (job, None)
-            else:
-                loaded[job.id] = (job, (rows.instance_from_row(row), rows.running_from_row(row)))
+            state = None if row["id"] is None else _state_from_row(row)
+            loaded[job.id] = ports.LoadedJob(job=job, state=state)
         return loaded
 
     async def get_job(self, job_id: str) -> Job | None:
@@ -887,10 +890,10 @@ class PostgresStore:
         )
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[PostgresTransaction]:
+    async def transaction(self) -> AsyncIterator[PostgresSession]:
         try:
             async with self._pool.acquire() as conn, conn.transaction():
-                yield PostgresTransaction(conn)
+                yield PostgresSession(conn)
         except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError) as exc:
             # Rolled back whole; the service runs the operation again.
             raise TransientStorageError(str(exc)) from exc
@@ -900,10 +903,10 @@ class PostgresStore:
             raise _unavailable(exc) from exc
 
     @contextlib.asynccontextmanager
-    async def autocommit(self) -> AsyncIterator[PostgresTransaction]:
+    async def session(self) -> AsyncIterator[PostgresSession]:
         try:
             async with self._pool.acquire() as conn:
-                yield PostgresTransaction(conn)
+                yield PostgresSession(conn)
         except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError) as exc:
             raise TransientStorageError(str(exc)) from exc
         except _CONNECTION_ERRORS as exc:
@@ -970,15 +973,15 @@ async def _unlock(conn: PoolConnectionProxy[Any], key: int) -> None:
 if TYPE_CHECKING:
     # mypy proves here that the classes satisfy the service ports.
     def _conforms(
-        store: PostgresStore, tx: PostgresTransaction
-    ) -> tuple[ports.Store, ports.Transaction, ports.OutboxStore]:
+        store: PostgresStore, tx: PostgresSession
+    ) -> tuple[ports.Store, ports.Session, ports.OutboxStore]:
         return store, tx, store
 
 
 __all__ = [
     "JOBS_CHANNEL",
+    "PostgresSession",
     "PostgresStore",
-    "PostgresTransaction",
     "apply_statement",
     "command_document",
     "create_pool",

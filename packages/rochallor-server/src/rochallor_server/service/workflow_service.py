@@ -64,8 +64,8 @@ from rochallor_server.service.ports import (
     JobQueue,
     LoadedJob,
     Page,
+    Session,
     Store,
-    Transaction,
     VersionStats,
 )
 
@@ -95,8 +95,8 @@ _CONFLICT_ATTEMPTS = 64
 
 
 def _operation(
-    method: Callable[Concatenate[Engine, _P], Awaitable[_R]],
-) -> Callable[Concatenate[Engine, _P], Awaitable[_R]]:
+    method: Callable[Concatenate[WorkflowService, _P], Awaitable[_R]],
+) -> Callable[Concatenate[WorkflowService, _P], Awaitable[_R]]:
     """An operation that changes state: it runs to its end, and again if the database aborted it.
 
     - Shielded: a caller that goes away (an HTTP client hanging up cancels its handler) must
@@ -106,7 +106,7 @@ def _operation(
       transaction PostgreSQL aborted (a deadlock victim) rolled back whole and is run again.
     """
 
-    async def attempts(self: Engine, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+    async def attempts(self: WorkflowService, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         attempt = aborted = 0
         while True:
             attempt += 1
@@ -125,7 +125,7 @@ def _operation(
                 log.info("%s: transaction aborted (attempt %d), retrying", method.__name__, attempt)
                 await asyncio.sleep(random.uniform(0, 0.01 * aborted))
 
-    async def run(self: Engine, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+    async def run(self: WorkflowService, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         return await asyncio.shield(attempts(self, *args, **kwargs))
 
     run.__name__, run.__qualname__, run.__doc__ = (
@@ -189,7 +189,7 @@ def _canonical(definition: rv.WorkflowDefinition) -> JsonObject:
     return document
 
 
-class Engine:
+class WorkflowService:
     """Facade over every operation of the API."""
 
     def __init__(
@@ -240,18 +240,18 @@ class Engine:
     # -- plumbing -------------------------------------------------------------------------
 
     @asynccontextmanager
-    async def _tx(self, kind: str, *, autocommit: bool = False) -> AsyncIterator[Transaction]:
+    async def _session(self, kind: str, *, transaction: bool = False) -> AsyncIterator[Session]:
+        """A database session, timed as ``kind``: each statement commits on its own, or all
+        of them together with ``transaction``."""
         started = time.perf_counter()
-        scope = self.store.autocommit() if autocommit else self.store.transaction()
+        scope = self.store.transaction() if transaction else self.store.session()
         try:
             async with scope as tx:
                 yield tx
         finally:
             self.metrics.tx_duration.labels(kind).observe(time.perf_counter() - started)
 
-    async def _compiled(
-        self, tx: Transaction, definition_id: str, version: int
-    ) -> CompiledDefinition:
+    async def _compiled(self, tx: Session, definition_id: str, version: int) -> CompiledDefinition:
         key = (definition_id, version)
         found = self._definitions.get(key)
         if found is not None:
@@ -266,7 +266,7 @@ class Engine:
             self._definitions.popitem(last=False)
         return compiled
 
-    async def _persist(self, tx: Transaction, commands: Sequence[cmd.Command]) -> None:
+    async def _persist(self, tx: Session, commands: Sequence[cmd.Command]) -> None:
         """Write an event's commands; :class:`InstanceChanged` if its instance moved on.
 
         Runs in the task of the request (or background job) that caused the event, so its
@@ -277,7 +277,7 @@ class Engine:
         if not applied:
             raise InstanceChanged("the instance changed while the event was decided")
 
-    async def _write(self, tx: Transaction, events: Sequence[Sequence[cmd.Command]]) -> list[bool]:
+    async def _write(self, tx: Session, events: Sequence[Sequence[cmd.Command]]) -> list[bool]:
         started = time.perf_counter()
         dispatching = False
         if self._dispatch is not None:
@@ -286,7 +286,7 @@ class Engine:
         applied = await tx.apply_events(events, audit=self.settings.audit_log_enabled)
         if dispatching and self._dispatched is not None:
             self._dispatched()
-        self.metrics.lock_wait.labels("instance").observe(time.perf_counter() - started)
+        self.metrics.write_duration.labels("instance").observe(time.perf_counter() - started)
         return applied
 
     def _dispatches(self, jobs: Sequence[Job]) -> list[cmd.Command]:
@@ -392,7 +392,7 @@ class Engine:
 
     @_operation
     async def _chain_one(self) -> bool:
-        async with self._tx("chain") as tx:
+        async with self._session("chain", transaction=True) as tx:
             chain = await tx.next_pending_chain()
             if chain is None:
                 return False
@@ -450,7 +450,7 @@ class Engine:
         warnings = [_violation(i) for i in report.warnings]
         definition = attrs.evolve(report.definition, version=None)
         canonical = _canonical(definition)
-        async with self._tx("upload_definition") as tx:
+        async with self._session("upload_definition", transaction=True) as tx:
             await tx.lock_definition(definition.id)
             latest = await tx.latest_definition(definition.id)
             if latest is not None:
@@ -478,7 +478,7 @@ class Engine:
         limits.identifier("id", definition_id)
         if version is not None and not 1 <= version <= limits.MAX_VERSION:
             raise NotFound("definition not found")
-        async with self._tx("get_definition", autocommit=True) as tx:
+        async with self._session("get_definition") as tx:
             if version is None:
                 record = await tx.latest_definition(definition_id)
             else:
@@ -492,13 +492,13 @@ class Engine:
     ) -> Page[DefinitionRecord]:
         limits.identifier("keyword", keyword)
         offset, limit = _paging(page, page_size)
-        async with self._tx("list_definitions") as tx:
+        async with self._session("list_definitions", transaction=True) as tx:
             return await tx.list_definitions(keyword=keyword or None, offset=offset, limit=limit)
 
     async def definition_versions(self, definition_id: str) -> list[VersionStats]:
         """Every version with its instance counts per status; ``NotFound`` for an unknown id."""
         limits.identifier("id", definition_id)
-        async with self._tx("definition_versions", autocommit=True) as tx:
+        async with self._session("definition_versions") as tx:
             versions = await tx.definition_versions(definition_id)
         if not versions:
             raise NotFound("definition not found")
@@ -555,7 +555,7 @@ class Engine:
         self, batch: list[Pending[_Start, Instance]]
     ) -> Sequence[Pending[_Start, Instance]]:
         """Start a batch of instances: one read of the latest versions, one write."""
-        async with self._tx("start_instance", autocommit=True) as tx:
+        async with self._session("start_instance") as tx:
             wanted = sorted({p.item.definition_id for p in batch if p.item.version is None})
             latest = await tx.latest_versions(wanted) if wanted else {}
             writes: list[tuple[Pending[_Start, Instance], list[cmd.Command], Instance]] = []
@@ -574,7 +574,7 @@ class Engine:
         return ()
 
     async def _decide_start(
-        self, tx: Transaction, request: _Start, latest: dict[str, int]
+        self, tx: Session, request: _Start, latest: dict[str, int]
     ) -> tuple[list[cmd.Command], Instance]:
         definition_id, version = request.definition_id, request.version
         if version is None:
@@ -612,7 +612,7 @@ class Engine:
 
     async def get_instance(self, instance_id: str) -> Instance:
         limits.identifier("id", instance_id)
-        async with self._tx("get_instance", autocommit=True) as tx:
+        async with self._session("get_instance") as tx:
             instance = await tx.get_instance(instance_id)
         if instance is None:
             raise NotFound(f'instance "{instance_id}" not found')
@@ -623,19 +623,19 @@ class Engine:
     ) -> Page[Instance]:
         _check_filter(filter)
         offset, limit = _paging(page, page_size)
-        async with self._tx("list_instances") as tx:
+        async with self._session("list_instances", transaction=True) as tx:
             return await tx.list_instances(filter=filter, offset=offset, limit=limit)
 
     async def history(self, instance_id: str) -> list[StepExecution]:
         limits.identifier("id", instance_id)
-        async with self._tx("history", autocommit=True) as tx:
+        async with self._session("history") as tx:
             return await tx.history(instance_id)
 
     @_operation
     async def cancel_instance(self, instance_id: str, reason: str) -> Instance:
         limits.identifier("id", instance_id)
         reason = limits.message("reason", reason) or ""
-        async with self._tx("cancel_instance", autocommit=True) as tx:
+        async with self._session("cancel_instance") as tx:
             state, definition = await self._load(
                 tx, instance_id, f'instance "{instance_id}" not found'
             )
@@ -651,7 +651,7 @@ class Engine:
         """Resume a FAILED instance from its failed step (:func:`core.retry`)."""
         limits.identifier("id", instance_id)
         variables = limits.variables("variables", variables)
-        async with self._tx("retry_instance", autocommit=True) as tx:
+        async with self._session("retry_instance") as tx:
             state, definition = await self._load(
                 tx, instance_id, f'instance "{instance_id}" not found'
             )
@@ -688,7 +688,7 @@ class Engine:
         else:
             _check_filter(filter or InstanceFilter(), "filter.")
             failed = attrs.evolve(filter or InstanceFilter(), status="FAILED")
-            async with self._tx("list_instances") as tx:
+            async with self._session("list_instances", transaction=True) as tx:
                 page = await tx.list_instances(
                     filter=failed, offset=0, limit=min(max(limit, 1), MAX_BULK_RETRY)
                 )
@@ -709,7 +709,7 @@ class Engine:
     async def count_instances(self, *, filter: InstanceFilter) -> dict[str, int]:
         """Instances per status for the filter (its status ignored); every status present."""
         _check_filter(attrs.evolve(filter, status=None))
-        async with self._tx("count_instances", autocommit=True) as tx:
+        async with self._session("count_instances") as tx:
             counts = await tx.count_instances(filter=filter)
         return {s.value: counts.get(s.value, 0) for s in InstanceStatus}
 
@@ -717,7 +717,7 @@ class Engine:
         self, instance_id: str, *, after_id: int, limit: int
     ) -> list[AuditRecord]:
         limits.identifier("id", instance_id)
-        async with self._tx("instance_audit", autocommit=True) as tx:
+        async with self._session("instance_audit") as tx:
             if await tx.get_instance(instance_id) is None:
                 raise NotFound(f'instance "{instance_id}" not found')
             return await tx.instance_audit(
@@ -726,25 +726,25 @@ class Engine:
 
     async def chain_links(self, instance_id: str) -> ChainLinks:
         limits.identifier("id", instance_id)
-        async with self._tx("chain_links", autocommit=True) as tx:
+        async with self._session("chain_links") as tx:
             if await tx.get_instance(instance_id) is None:
                 raise NotFound(f'instance "{instance_id}" not found')
             return await tx.chain_links(instance_id)
 
     async def _load(
-        self, tx: Transaction, instance_id: str, missing: str
+        self, tx: Session, instance_id: str, missing: str
     ) -> tuple[core.InstanceState, CompiledDefinition]:
-        loaded = await tx.load_instance(instance_id)
-        if loaded is None:
+        state = await tx.load_instance(instance_id)
+        if state is None:
             raise NotFound(missing)
-        return await self._state(tx, loaded)
+        return await self._state(tx, state)
 
     async def _state(
-        self, tx: Transaction, loaded: tuple[Instance, list[StepExecution]]
+        self, tx: Session, state: core.InstanceState
     ) -> tuple[core.InstanceState, CompiledDefinition]:
-        instance, running = loaded
+        instance = state.instance
         definition = await self._compiled(tx, instance.definition_id, instance.definition_version)
-        return core.InstanceState(instance=instance, running=tuple(running)), definition
+        return state, definition
 
     # -- jobs -----------------------------------------------------------------------------
 
@@ -797,7 +797,7 @@ class Engine:
                 self._polls.leave(waiter)
         if self.metrics.polling:
             if not jobs:
-                self.metrics.job_lock_conflicts.inc()
+                self.metrics.empty_polls.inc()
             for job in jobs:
                 latency = max((now - job.created_at).total_seconds(), 0.0)
                 self.metrics.job_pickup_latency.observe(latency)
@@ -816,7 +816,7 @@ class Engine:
                 log.exception("job %s cannot be handed out; released", job.id)
                 unsent.append(job.id)
         if unsent:
-            async with self._tx("release_jobs", autocommit=True) as tx:
+            async with self._session("release_jobs") as tx:
                 await tx.release_jobs(job_ids=unsent, worker_id=worker_id)
         return encoded
 
@@ -826,7 +826,7 @@ class Engine:
         """One claim; with ``record``, the worker is first recorded as seen (job queues view)."""
         now = self.clock.now()
         expires = now + dt.timedelta(seconds=self.settings.job_lease_seconds)
-        async with self._tx("poll_jobs", autocommit=True) as tx:
+        async with self._session("poll_jobs") as tx:
             if record:
                 await tx.record_workers(
                     worker_id=worker_id,
@@ -867,13 +867,13 @@ class Engine:
         One event per instance per write: a second event of an instance (parallel branches
         completing together) leads the next batch, decided on what the first one wrote.
         """
-        async with self._tx("job_events", autocommit=True) as tx:
+        async with self._session("job_events") as tx:
             loaded = await tx.load_job_events(list(dict.fromkeys(p.item.job_id for p in batch)))
             writes: dict[str, tuple[Pending[_JobEvent, None], list[cmd.Command]]] = {}
             later: list[Pending[_JobEvent, None]] = []
             for pending in batch:
                 found = loaded.get(pending.item.job_id)
-                if found is not None and found[0].instance_id in writes:
+                if found is not None and found.job.instance_id in writes:
                     later.append(pending)
                     continue
                 try:
@@ -889,7 +889,7 @@ class Engine:
                     commands = _attributed(
                         outcome.commands, None if principal is None else principal.id
                     )
-                    writes[found[0].instance_id] = (pending, commands)
+                    writes[found.job.instance_id] = (pending, commands)
             # Instances in id order: concurrent batches lock the rows they share in one order.
             ordered = [writes[instance_id] for instance_id in sorted(writes)]
             applied = await self._write(tx, [c for _, c in ordered]) if ordered else []
@@ -902,18 +902,18 @@ class Engine:
         return later
 
     async def _decide_job_event(
-        self, tx: Transaction, event: _JobEvent, loaded: LoadedJob | None
+        self, tx: Session, event: _JobEvent, loaded: LoadedJob | None
     ) -> core.Outcome | None:
         """The event's outcome; ``None`` when it changes nothing."""
         if loaded is None:
             raise NotFound(f'job "{event.job_id}" not found')
-        job, instance = loaded
+        job = loaded.job
         auth.check_job_types(event.principal, [job.job_type])
         if not job.status.open:
             return None  # finished jobs: idempotent no-op
-        if instance is None:
+        if loaded.state is None:
             raise NotFound("instance not found")
-        state, definition = await self._state(tx, instance)
+        state, definition = await self._state(tx, loaded.state)
         outcome: core.Outcome | None = event.decide(definition, state, job)
         return outcome
 
@@ -970,7 +970,7 @@ class Engine:
         limits.required_identifier("jobId", job_id)
         limits.required_identifier("workerId", worker_id)
         expires = self.clock.now() + dt.timedelta(seconds=self.settings.job_lease_seconds)
-        async with self._tx("extend_job_lease", autocommit=True) as tx:
+        async with self._session("extend_job_lease") as tx:
             principal = auth.current()
             if principal is not None and principal.job_types is not None:
                 leased = await tx.get_job(job_id)
@@ -992,7 +992,7 @@ class Engine:
         """When, and per job type: open jobs, the oldest waiting, exhausted jobs, workers seen
         within ``worker_window`` (polling workers are recorded at most every few seconds)."""
         now = self.clock.now()
-        async with self._tx("job_queues", autocommit=True) as tx:
+        async with self._session("job_queues") as tx:
             return now, await tx.job_queues(seen_since=now - worker_window)
 
     async def exhausted_jobs(
@@ -1000,7 +1000,7 @@ class Engine:
     ) -> Page[ExhaustedJob]:
         limits.identifier("jobType", job_type)
         offset, limit = _paging(page, page_size)
-        async with self._tx("exhausted_jobs", autocommit=True) as tx:
+        async with self._session("exhausted_jobs") as tx:
             return await tx.exhausted_jobs(job_type=job_type, offset=offset, limit=limit)
 
     # -- user tasks and signals -----------------------------------------------------------
@@ -1018,7 +1018,7 @@ class Engine:
         limits.required_identifier("userTaskId", step_id)
         limits.variables("variables", variables)
         limits.identifier("workerId", completed_by)
-        async with self._tx("complete_user_task", autocommit=True) as tx:
+        async with self._session("complete_user_task") as tx:
             state, definition = await self._load(tx, instance_id, "workflow instance not found")
             core.check_user_task(definition, state.instance, step_id)
             task = await tx.open_user_task(instance_id, step_id)
@@ -1040,7 +1040,7 @@ class Engine:
         limits.required_identifier("instanceId", instance_id)
         limits.required_identifier("waitStepId", step_id)
         limits.variables("variables", variables)
-        async with self._tx("signal", autocommit=True) as tx:
+        async with self._session("signal") as tx:
             state, definition = await self._load(tx, instance_id, "workflow instance not found")
             outcome = core.signal(
                 definition,
@@ -1058,7 +1058,7 @@ class Engine:
     @_operation
     async def fire_timer(self, instance_id: str, timer_id: str) -> bool:
         """Fire one due timer in its own transaction; ``False`` if it no longer applies."""
-        async with self._tx("fire_timer", autocommit=True) as tx:
+        async with self._session("fire_timer") as tx:
             try:
                 state, definition = await self._load(tx, instance_id, "instance not found")
             except NotFound:
@@ -1073,7 +1073,7 @@ class Engine:
 
     async def fire_due_timers(self, limit: int = 100) -> int:
         now = self.clock.now()
-        async with self._tx("due_timers", autocommit=True) as tx:
+        async with self._session("due_timers") as tx:
             due = await tx.due_timers(now=now, limit=limit)
         fired = 0
         for timer in due:
@@ -1087,7 +1087,7 @@ class Engine:
 
     async def reclaim_expired_leases(self, limit: int = 1000) -> int:
         """Expired leases back to claimable; retries are not spent (``semantics.md`` §8.4)."""
-        async with self._tx("reclaim_leases") as tx:
+        async with self._session("reclaim_leases", transaction=True) as tx:
             jobs = await tx.reclaim_expired_leases(now=self.clock.now(), limit=limit)
             audits: list[cmd.Command] = [
                 cmd.Audit(
