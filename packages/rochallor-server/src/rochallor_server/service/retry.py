@@ -1,11 +1,11 @@
 """The retry policy: what is run again when an operation did not get through, and how often.
 
-Every operation that changes state (``@_operation`` in :mod:`.workflow_service`) runs under
-:meth:`RetryPolicy.run`, and nothing else runs anything again (the group-commit
+Every event, and the other operations marked ``@_operation`` in :mod:`.workflow_service`, run
+under :meth:`RetryPolicy.run`, and nothing else runs anything again (the group-commit
 :class:`~rochallor_server.service.batching.Batcher` only settles each request with its result
 or an error). An attempt of an event is: read the instance, decide with the pure core, write
 all commands in one statement guarded by the revision read. Nothing of a failed attempt was
-written, so running it again is safe. Four cases, each with its limit:
+written, so running it again is safe. Four cases:
 
 =========================  =====================================  ===========================
 The attempt ended with      Because                                Then
@@ -36,6 +36,12 @@ bound on (a) only stops a runaway. Any other error is the operation's answer.
 Batched operations learn where to queue their request from :func:`placement`: at the end of
 the queue at first, leading the next batch after a :class:`RunAfterBatch`, alone after a
 :class:`BatchFailed`.
+
+Why this shape: running again is always the caller's own task submitting its request again,
+so the counts and limits of an event live in one loop (:meth:`RetryPolicy.run`) and the
+batcher keeps no retry state. It costs the hot path nothing: an event that gets through is one
+attempt, and an event sent after the batch waits for no timer, since the batcher yields once
+between two batches and the events sent back, submitted again in that moment, lead the next.
 """
 
 from __future__ import annotations

@@ -4,9 +4,11 @@ An event (starting, completing a job, a signal …) reads its instance, decides 
 core and writes all its commands in one statement that applies only if the instance is still
 at the revision read (optimistic concurrency: no row lock held across the decision). Job
 events and starts are written in groups (:mod:`.batching`: one read and one write statement
-per batch). Every operation that changes state runs under the retry policy (:mod:`.retry`),
-which decides an event again when another event got there first, and to its end even when its
-caller goes away (``@_operation``).
+per batch). The operations marked ``@_operation`` (every event, a definition upload, a lease
+extension) run under the retry policy (:mod:`.retry`), which decides an event again when
+another event got there first, and to their end even when their caller goes away. A poll's
+claim and the lease sweeper's reclaim are not run again: the poll answers the error, the
+sweeper reclaims on its next tick.
 
 Database access is through a :class:`~.ports.Session`, in one of two scopes:
 
