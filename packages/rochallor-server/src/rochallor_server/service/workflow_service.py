@@ -1,4 +1,5 @@
-"""The engine's use cases, one method per API operation, shared by REST and gRPC.
+"""The engine's use cases, one method per API operation, shared by REST and gRPC: here the
+operations that change state (and the poll); the read-only queries are in :mod:`.queries`.
 
 An event (starting, completing a job, a signal …) reads its instance, decides with the pure
 core and writes all its commands in one statement that applies only if the instance is still
@@ -33,8 +34,7 @@ import datetime as dt
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import attrs
@@ -51,11 +51,9 @@ from rochallor_server.engine.model import (
     AuditEntry,
     DefinitionRecord,
     Instance,
-    InstanceStatus,
     Job,
     JobStatus,
     JsonObject,
-    StepExecution,
 )
 from rochallor_server.errors import (
     BadRequest,
@@ -72,17 +70,12 @@ from rochallor_server.service import retry
 from rochallor_server.service.batching import Batcher, Pending
 from rochallor_server.service.polling import PollHub, Waiter
 from rochallor_server.service.ports import (
-    AuditRecord,
-    ChainLinks,
-    ExhaustedJob,
     InstanceFilter,
-    JobQueue,
     LoadedJob,
-    Page,
     Session,
     Store,
-    VersionStats,
 )
+from rochallor_server.service.queries import Queries, check_filter
 
 log = logging.getLogger(__name__)
 
@@ -190,8 +183,8 @@ def _canonical(definition: rv.WorkflowDefinition) -> JsonObject:
     return document
 
 
-class WorkflowService:
-    """Facade over every operation of the API."""
+class WorkflowService(Queries):
+    """Facade over every operation of the API (the read-only queries in :class:`Queries`)."""
 
     def __init__(
         self,
@@ -242,18 +235,6 @@ class WorkflowService:
         )
 
     # -- plumbing -------------------------------------------------------------------------
-
-    @asynccontextmanager
-    async def _session(self, kind: str, *, transaction: bool = False) -> AsyncIterator[Session]:
-        """A database session, timed as ``kind``: each statement commits on its own, or all
-        of them together with ``transaction``."""
-        started = time.perf_counter()
-        scope = self.store.transaction() if transaction else self.store.session()
-        try:
-            async with scope as tx:
-                yield tx
-        finally:
-            self.metrics.tx_duration.labels(kind).observe(time.perf_counter() - started)
 
     async def _run_operation(self, name: str, attempt: Callable[[], Awaitable[_R]]) -> _R:
         """``attempt`` under the retry policy, in a tracked task that outlives its caller."""
@@ -501,37 +482,6 @@ class WorkflowService:
         self.metrics.definitions_uploaded.inc()
         return UploadResult(record=record, created=True, warnings=warnings)
 
-    async def get_definition(self, definition_id: str, version: int | None) -> DefinitionRecord:
-        """Latest when ``version`` is None. Raises ``NotFound`` (``definition not found``)."""
-        limits.identifier("id", definition_id)
-        if version is not None and not 1 <= version <= limits.MAX_VERSION:
-            raise NotFound("definition not found")
-        async with self._session("get_definition") as tx:
-            if version is None:
-                record = await tx.latest_definition(definition_id)
-            else:
-                record = await tx.definition(definition_id, version)
-        if record is None:
-            raise NotFound("definition not found")
-        return record
-
-    async def list_definitions(
-        self, *, keyword: str | None, page: int, page_size: int
-    ) -> Page[DefinitionRecord]:
-        limits.identifier("keyword", keyword)
-        offset, limit = _paging(page, page_size)
-        async with self._session("list_definitions", transaction=True) as tx:
-            return await tx.list_definitions(keyword=keyword or None, offset=offset, limit=limit)
-
-    async def definition_versions(self, definition_id: str) -> list[VersionStats]:
-        """Every version with its instance counts per status; ``NotFound`` for an unknown id."""
-        limits.identifier("id", definition_id)
-        async with self._session("definition_versions") as tx:
-            versions = await tx.definition_versions(definition_id)
-        if not versions:
-            raise NotFound("definition not found")
-        return versions
-
     # -- instances ------------------------------------------------------------------------
 
     @_operation
@@ -635,27 +585,6 @@ class WorkflowService:
             commands.append(cmd.Audit(entry=entry))
         return commands, outcome.instance
 
-    async def get_instance(self, instance_id: str) -> Instance:
-        limits.identifier("id", instance_id)
-        async with self._session("get_instance") as tx:
-            instance = await tx.get_instance(instance_id)
-        if instance is None:
-            raise NotFound(f'instance "{instance_id}" not found')
-        return instance
-
-    async def list_instances(
-        self, *, filter: InstanceFilter, page: int, page_size: int
-    ) -> Page[Instance]:
-        _check_filter(filter)
-        offset, limit = _paging(page, page_size)
-        async with self._session("list_instances", transaction=True) as tx:
-            return await tx.list_instances(filter=filter, offset=offset, limit=limit)
-
-    async def history(self, instance_id: str) -> list[StepExecution]:
-        limits.identifier("id", instance_id)
-        async with self._session("history") as tx:
-            return await tx.history(instance_id)
-
     @_operation
     async def cancel_instance(self, instance_id: str, reason: str) -> Instance:
         limits.identifier("id", instance_id)
@@ -711,7 +640,7 @@ class WorkflowService:
             ids = list(dict.fromkeys(instance_ids))
             matched = len(ids)
         else:
-            _check_filter(filter or InstanceFilter(), "filter.")
+            check_filter(filter or InstanceFilter(), "filter.")
             failed = attrs.evolve(filter or InstanceFilter(), status="FAILED")
             async with self._session("list_instances", transaction=True) as tx:
                 page = await tx.list_instances(
@@ -730,31 +659,6 @@ class WorkflowService:
             else:
                 raise outcome
         return results, matched
-
-    async def count_instances(self, *, filter: InstanceFilter) -> dict[str, int]:
-        """Instances per status for the filter (its status ignored); every status present."""
-        _check_filter(attrs.evolve(filter, status=None))
-        async with self._session("count_instances") as tx:
-            counts = await tx.count_instances(filter=filter)
-        return {s.value: counts.get(s.value, 0) for s in InstanceStatus}
-
-    async def instance_audit(
-        self, instance_id: str, *, after_id: int, limit: int
-    ) -> list[AuditRecord]:
-        limits.identifier("id", instance_id)
-        async with self._session("instance_audit") as tx:
-            if await tx.get_instance(instance_id) is None:
-                raise NotFound(f'instance "{instance_id}" not found')
-            return await tx.instance_audit(
-                instance_id, after_id=max(after_id, 0), limit=min(max(limit, 1), 1000)
-            )
-
-    async def chain_links(self, instance_id: str) -> ChainLinks:
-        limits.identifier("id", instance_id)
-        async with self._session("chain_links") as tx:
-            if await tx.get_instance(instance_id) is None:
-                raise NotFound(f'instance "{instance_id}" not found')
-            return await tx.chain_links(instance_id)
 
     async def _load(
         self, tx: Session, instance_id: str, missing: str
@@ -1012,23 +916,6 @@ class WorkflowService:
                 raise Conflict(f'job "{job_id}" is not leased to worker "{worker_id}"')
         return extended
 
-    async def job_queues(
-        self, *, worker_window: dt.timedelta
-    ) -> tuple[dt.datetime, list[JobQueue]]:
-        """When, and per job type: open jobs, the oldest waiting, exhausted jobs, workers seen
-        within ``worker_window`` (polling workers are recorded at most every few seconds)."""
-        now = self.clock.now()
-        async with self._session("job_queues") as tx:
-            return now, await tx.job_queues(seen_since=now - worker_window)
-
-    async def exhausted_jobs(
-        self, *, job_type: str | None, page: int, page_size: int
-    ) -> Page[ExhaustedJob]:
-        limits.identifier("jobType", job_type)
-        offset, limit = _paging(page, page_size)
-        async with self._session("exhausted_jobs") as tx:
-            return await tx.exhausted_jobs(job_type=job_type, offset=offset, limit=limit)
-
     # -- user tasks and signals -----------------------------------------------------------
 
     @_operation
@@ -1107,10 +994,6 @@ class WorkflowService:
                 fired += 1
         return fired
 
-    async def check_database(self) -> None:
-        """Raise ``StorageUnavailable`` unless the database answers now (readiness)."""
-        await self.store.ping()
-
     async def reclaim_expired_leases(self, limit: int = 1000) -> int:
         """Expired leases back to claimable; retries are not spent (``semantics.md`` §8.4)."""
         async with self._session("reclaim_leases", transaction=True) as tx:
@@ -1136,13 +1019,6 @@ class WorkflowService:
         return len(jobs)
 
 
-def _check_filter(filter: InstanceFilter, prefix: str = "") -> None:
-    limits.identifier(f"{prefix}definitionId", filter.definition_id)
-    limits.identifier(f"{prefix}status", filter.status)
-    limits.identifier(f"{prefix}businessKey", filter.business_key)
-    limits.version(f"{prefix}definitionVersion", filter.definition_version)
-
-
 def _attributed(commands: Sequence[cmd.Command], principal: str | None) -> list[cmd.Command]:
     """``commands`` with ``principal`` on each audit entry that has none yet."""
     if principal is None:
@@ -1153,11 +1029,3 @@ def _attributed(commands: Sequence[cmd.Command], principal: str | None) -> list[
         else c
         for c in commands
     ]
-
-
-def _paging(page: int, page_size: int) -> tuple[int, int]:
-    page = min(max(page, 0), limits.MAX_PAGE)
-    if page_size <= 0:
-        page_size = limits.DEFAULT_PAGE_SIZE
-    page_size = min(page_size, limits.MAX_PAGE_SIZE)
-    return page * page_size, page_size
