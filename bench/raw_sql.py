@@ -17,9 +17,9 @@ import asyncpg
 from harness import BenchSettings, Database, connect, figure, note, ratio
 
 from rochallor_server.store.postgres import apply_statement
-from rochallor_server.store.postgres.queries import QUERIES
+from rochallor_server.store.postgres.statements import STATEMENTS
 
-CLAIM = QUERIES["claim_jobs"]
+CLAIM = STATEMENTS["claim_jobs"]
 COMPLETE = apply_statement(frozenset({"job_ends"}))
 JOB_TYPE = "bench-raw"
 LEASE = dt.timedelta(seconds=30)

@@ -46,9 +46,9 @@ from rochallor_server.engine.model import (
     UserTaskStatus,
 )
 from rochallor_server.service.ports import InstanceFilter
-from rochallor_server.store import postgres
 from rochallor_server.store.postgres import PostgresStore, apply_statement, create_pool
-from rochallor_server.store.postgres.queries import QUERIES
+from rochallor_server.store.postgres import apply as apply_module
+from rochallor_server.store.postgres.statements import STATEMENTS
 
 from .records import (
     LEASE,
@@ -438,10 +438,15 @@ async def test_claim_uses_the_partial_index_among_many_finished_jobs(
         conn = tx._conn
         await conn.execute("ANALYZE job")
         claim_plan = await conn.fetchval(
-            "EXPLAIN (FORMAT JSON)\n" + QUERIES["claim_jobs"], "w", T0, T0 + LEASE, ["charge"], 10
+            "EXPLAIN (FORMAT JSON)\n" + STATEMENTS["claim_jobs"],
+            "w",
+            T0,
+            T0 + LEASE,
+            ["charge"],
+            10,
         )
         reclaim_plan = await conn.fetchval(
-            "EXPLAIN (FORMAT JSON)\n" + QUERIES["reclaim_expired_leases"], T0, 10
+            "EXPLAIN (FORMAT JSON)\n" + STATEMENTS["reclaim_expired_leases"], T0, 10
         )
     # Only indexes over open jobs are read: the 20k finished rows are never visited.
     assert _index_names(claim_plan) & {"ix_job_claimable", "ix_job_instance_open"}
@@ -467,7 +472,7 @@ async def test_claim_reads_a_deep_queue_in_index_order(store: PostgresStore) -> 
         )
         await conn.execute("ANALYZE job")
         plan = await conn.fetchval(
-            "EXPLAIN (FORMAT JSON)\n" + QUERIES["claim_jobs"],
+            "EXPLAIN (FORMAT JSON)\n" + STATEMENTS["claim_jobs"],
             "w",
             T0,
             T0 + LEASE,
@@ -1002,7 +1007,7 @@ async def test_an_execution_can_be_inserted_finished(store: PostgresStore) -> No
 
 async def test_every_apply_statement_shape_prepares(store: PostgresStore, pool: Any) -> None:
     """Each kind of row alone, with and without a save (the guard), and all kinds together."""
-    kinds = {kind for kind, _ in postgres._FRAGMENTS}
+    kinds = {kind for kind, _ in apply_module._FRAGMENTS}
     shapes = [{kind} for kind in kinds] + [{kind, "save"} for kind in kinds] + [kinds]
     async with pool.acquire() as conn:
         for shape in shapes:
@@ -1023,7 +1028,7 @@ async def test_event_statements_plan_index_lookups_on_tables_planned_while_small
     _, _, (job,) = await seed(store, jobs=1)
     completion = {"job_ends", "save", "executions", "finishes", "audits"}
     statements = {
-        "load": (QUERIES["load_job_events"], ([job.id],)),
+        "load": (STATEMENTS["load_job_events"], ([job.id],)),
         "apply": (apply_statement(frozenset(completion)), ({},)),
         "cancel": (apply_statement(frozenset({"cancels", "save"})), ({},)),
     }

@@ -1,0 +1,376 @@
+"""The apply statement: the commands of a batch of events → one JSON document → one statement.
+
+:func:`command_document` folds the commands (``engine/commands.py``) of each event into rows,
+one list per kind of row (``save``, ``jobs``, …), and tells each event's :class:`Guard`;
+:func:`apply_statement` is the statement that writes such a document, assembled from the
+fragments of ``apply.sql``.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+from collections.abc import Sequence
+from typing import Any, assert_never
+
+import attrs
+
+from rochallor_server.engine.commands import (
+    Audit,
+    CancelOpenWork,
+    ChainNext,
+    Command,
+    CompleteJob,
+    CompleteUserTask,
+    EnqueueDispatch,
+    FailJob,
+    FinishExecution,
+    InsertExecution,
+    InsertInstance,
+    InsertJob,
+    InsertTimer,
+    InsertUserTask,
+    MarkTimerFired,
+    RetryJob,
+    SaveInstance,
+)
+from rochallor_server.engine.model import Instance
+from rochallor_server.store.postgres.statements import STATEMENTS
+
+# The apply statement of a document: ``WITH`` + the ``apply_*`` fragment of each kind of row
+# it has + result columns. Each fragment reads its rows from the document ($1: one array per
+# kind) and writes only the rows whose guard instance (``g``) was saved, at the revision its
+# event read, by ``apply_saved``; a document that saves nothing has no guards. All fragments
+# see one snapshot: ``command_document`` folds what an event does to rows it inserts itself
+# into those rows, and the cancellations skip the rows that the statement ends otherwise.
+_FRAGMENTS = (
+    ("save", "apply_saved"),
+    ("instances", "apply_new_instances"),
+    ("executions", "apply_new_executions"),
+    ("finishes", "apply_finished_executions"),
+    ("jobs", "apply_new_jobs"),
+    ("outbox", "apply_new_outbox"),
+    ("job_ends", "apply_ended_jobs"),
+    ("job_retries", "apply_retried_jobs"),
+    ("tasks", "apply_new_tasks"),
+    ("task_completions", "apply_completed_tasks"),
+    ("timers", "apply_new_timers"),
+    ("timers_fired", "apply_fired_timers"),
+    ("cancels", "apply_cancels"),
+    ("cancels", "apply_cancelled_jobs"),
+    ("cancels", "apply_cancelled_tasks"),
+    ("cancels", "apply_cancelled_timers"),
+    ("chains", "apply_chains"),
+    ("audits", "apply_audits"),
+)
+_RESULTS = (
+    ("save", "apply_result_saved"),
+    ("jobs", "apply_result_woken_new"),
+    ("job_retries", "apply_result_retried"),
+    ("job_retries", "apply_result_woken_retried"),
+)
+_GUARD = "x.g IN (SELECT id FROM saved)"
+_RETRY_GUARD = "x.j IN (SELECT id FROM retried_jobs)"
+# Looked up at import so that a fragment missing from apply.sql fails at once.
+_FRAGMENT_SQL = {block: STATEMENTS[block] for _, block in (*_FRAGMENTS, *_RESULTS)}
+
+
+@functools.cache
+def apply_statement(kinds: frozenset[str]) -> str:
+    """The statement writing a document with these keys (each set of kinds is one prepared
+    statement: only the fragments it needs are planned and executed)."""
+    ctes = [_FRAGMENT_SQL[block] for kind, block in _FRAGMENTS if kind in kinds]
+    if not ctes:
+        raise ValueError(f"nothing to write in a document with {sorted(kinds)}")
+    if "save" not in kinds:
+        ctes = [cte.replace(_GUARD, "false") for cte in ctes]
+    if "job_retries" not in kinds:
+        ctes = [cte.replace(_RETRY_GUARD, "false") for cte in ctes]
+    results = [_FRAGMENT_SQL[block] for kind, block in _RESULTS if kind in kinds]
+    return "WITH " + ",\n".join(ctes) + "\nSELECT " + (",\n       ".join(results) or "1")
+
+
+@attrs.frozen
+class Guard:
+    """What an event's writes depend on: the existing instance it saves (at the revision it
+    read), and the existing job it retries (as it read it: status, worker, lease)."""
+
+    instance: str | None = None
+    retried_jobs: tuple[str, ...] = ()
+
+
+def command_document(
+    events: Sequence[Sequence[Command]], *, audit: bool
+) -> tuple[dict[str, Any] | None, list[Guard]]:
+    """The apply statement's document for the commands of some events (``None`` when nothing
+    is written), and each event's guard (:class:`Guard`).
+
+    The rows of an event that saves an instance are guarded by it (``g``): they are written
+    only if the save applies at the revision the event read. One statement sees one snapshot,
+    so it cannot update a row it inserts: a command that changes a row inserted by an earlier
+    command of the same event is folded into that row here (the core itself inserts a step
+    finished when it also left it; work inserted by an event and cancelled by it later is
+    inserted cancelled). At most one event per guard instance.
+    """
+    builder = _Document()
+    guards = [builder.add_event(commands, audit=audit) for commands in events]
+    saved = [g.instance for g in guards if g.instance is not None]
+    if len(set(saved)) != len(saved):
+        raise ValueError("two events of one instance in one apply")
+    return (builder.rows or None), guards
+
+
+class _Document:
+    """Builds a ``command_document``: one list of rows per kind, new rows indexed by id."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, Any] = {}
+        self.guard: str | None = None
+        self.retry_guard: tuple[str, ...] = ()
+        self.new: dict[str, dict[str, dict[str, Any]]] = {}
+
+    def add_event(self, commands: Sequence[Command], *, audit: bool) -> Guard:
+        created = {c.instance.id for c in commands if isinstance(c, InsertInstance)}
+        # The guard: the existing instance this event saves (a new one cannot have moved on).
+        self.guard = next(
+            (
+                c.instance.id
+                for c in commands
+                if isinstance(c, SaveInstance) and c.instance.id not in created
+            ),
+            None,
+        )
+        self.new = {"instances": {}, "executions": {}, "jobs": {}, "tasks": {}, "timers": {}}
+        inserted_jobs = {c.job.id for c in commands if isinstance(c, InsertJob)}
+        # The jobs of existing rows it retries; the first guards the event's audit entries
+        # (the core's retry outcome is one retry and its audit entry).
+        self.retry_guard = tuple(
+            c.job.id for c in commands if isinstance(c, RetryJob) and c.job.id not in inserted_jobs
+        )
+        for c in commands:
+            self.add(c, audit=audit)
+        return Guard(self.guard, self.retry_guard)
+
+    def _row(self, kind: str, row: dict[str, Any]) -> None:
+        row["g"] = self.guard
+        if kind == "audits":
+            row["j"] = self.retry_guard[0] if self.retry_guard else None
+        self.rows.setdefault(kind, []).append(row)
+        if kind in self.new:
+            self.new[kind][row["id"]] = row
+
+    def add(self, c: Command, *, audit: bool) -> None:
+        new = self.new
+        match c:
+            case InsertInstance(instance=i):
+                self._row("instances", _instance_row(i))
+            case SaveInstance(instance=i):
+                row = _instance_row(i)
+                if i.id in new["instances"]:
+                    new["instances"][i.id].update(row)
+                else:
+                    row["revision"] = i.revision
+                    self._row("save", row)
+            case InsertExecution(execution=e, input_snapshot=snapshot, output_snapshot=output):
+                self._row(
+                    "executions",
+                    {
+                        "id": e.id,
+                        "instance_id": e.instance_id,
+                        "step_id": e.step_id,
+                        "step_type": e.step_type,
+                        "attempt_number": e.attempt_number,
+                        "status": e.status.value,
+                        "started_at": e.started_at,
+                        "ended_at": e.ended_at,
+                        "failure_reason": e.failure_reason,
+                        "input_snapshot": snapshot,
+                        "output_snapshot": output,
+                    },
+                )
+            case FinishExecution():
+                finish = {
+                    "id": c.execution_id,
+                    "status": c.status.value,
+                    "ended_at": c.ended_at,
+                    "failure_reason": c.failure_reason,
+                    "output_snapshot": c.output_snapshot,
+                }
+                if c.execution_id in new["executions"]:
+                    new["executions"][c.execution_id].update(finish)
+                else:
+                    self._row("finishes", finish)
+            case InsertJob(job=j):
+                self._row(
+                    "jobs",
+                    {
+                        "id": j.id,
+                        "instance_id": j.instance_id,
+                        "step_execution_id": j.step_execution_id,
+                        "step_id": j.step_id,
+                        "job_type": j.job_type,
+                        "status": j.status.value,
+                        "worker_id": j.worker_id,
+                        "locked_at": j.locked_at,
+                        "lock_expires_at": j.lock_expires_at,
+                        "retries_remaining": j.retries_remaining,
+                        "payload": j.payload,
+                        "created_at": j.created_at,
+                        "ended_at": None,
+                    },
+                )
+            case CompleteJob() | FailJob():
+                status = "COMPLETED" if isinstance(c, CompleteJob) else "FAILED"
+                job = new["jobs"].get(c.job_id)
+                if job is not None:
+                    job.update(status=status, ended_at=c.at)
+                    job["worker_id"] = c.worker_id or job["worker_id"]
+                else:
+                    ended = {"id": c.job_id, "status": status, "worker_id": c.worker_id, "at": c.at}
+                    self._row("job_ends", ended)
+            case RetryJob():
+                job = new["jobs"].get(c.job.id)
+                if job is not None:
+                    job.update(
+                        status="UNLOCKED",
+                        worker_id=None,
+                        locked_at=None,
+                        lock_expires_at=None,
+                        retries_remaining=c.retries_remaining,
+                    )
+                else:
+                    # the job as the event read it: the retry applies only to that
+                    expected = {
+                        "status": c.job.status.value,
+                        "worker_id": c.job.worker_id,
+                        "locked_at": c.job.locked_at,
+                    }
+                    retry = {"id": c.job.id, "retries_remaining": c.retries_remaining}
+                    self._row("job_retries", {**retry, **expected})
+            case InsertUserTask(task=t):
+                self._row(
+                    "tasks",
+                    {
+                        "id": t.id,
+                        "instance_id": t.instance_id,
+                        "step_execution_id": t.step_execution_id,
+                        "step_id": t.step_id,
+                        "status": t.status.value,
+                        "payload": t.payload,
+                        "created_at": t.created_at,
+                        "result": None,
+                        "completed_by": None,
+                        "completed_at": None,
+                    },
+                )
+            case CompleteUserTask():
+                completion = {"result": c.result, "completed_by": c.completed_by}
+                task = new["tasks"].get(c.task_id)
+                if task is not None:
+                    task.update(completion, status="COMPLETED", completed_at=c.at)
+                else:
+                    self._row("task_completions", {"id": c.task_id, "at": c.at, **completion})
+            case InsertTimer(timer=t):
+                self._row(
+                    "timers",
+                    {
+                        "id": t.id,
+                        "instance_id": t.instance_id,
+                        "step_execution_id": t.step_execution_id,
+                        "target_step_id": t.target_step_id,
+                        "fire_at": t.fire_at,
+                        "interrupting": t.interrupting,
+                        "status": t.status.value,
+                    },
+                )
+            case MarkTimerFired():
+                timer = new["timers"].get(c.timer_id)
+                if timer is not None:
+                    timer["status"] = "FIRED"
+                else:
+                    self._row("timers_fired", {"id": c.timer_id})
+            case CancelOpenWork():
+                self._cancel_new_work(c)
+                self._row(
+                    "cancels",
+                    {
+                        "instance_id": c.instance_id,
+                        "at": c.at,
+                        "execution_ids": None if c.execution_ids is None else list(c.execution_ids),
+                        "timers_only": c.timers_only,
+                    },
+                )
+            case Audit(entry=entry):
+                if audit:
+                    self._row(
+                        "audits",
+                        {
+                            "actor": entry.actor,
+                            "principal": entry.principal,
+                            "kind": entry.kind,
+                            "instance_id": entry.instance_id,
+                            "detail": entry.detail,
+                        },
+                    )
+            case EnqueueDispatch():
+                self._row(
+                    "outbox",
+                    {
+                        "id": c.id,
+                        "job_id": c.job_id,
+                        "instance_id": c.instance_id,
+                        "job_type": c.job_type,
+                        # bytes travel in the JSON document as base64
+                        "payload": base64.b64encode(c.payload).decode("ascii"),
+                    },
+                )
+            case ChainNext():
+                # made after commit (or by the chain sweeper after a crash), exactly once
+                self._row(
+                    "chains",
+                    {
+                        "parent_instance_id": c.parent_instance_id,
+                        "definition_id": c.definition_id,
+                        "variables": c.variables,
+                        "business_key": c.business_key,
+                    },
+                )
+            case _:
+                assert_never(c)
+
+    def _cancel_new_work(self, c: CancelOpenWork) -> None:
+        scope = None if c.execution_ids is None else set(c.execution_ids)
+
+        def targeted(row: dict[str, Any]) -> bool:
+            return row["instance_id"] == c.instance_id and (
+                scope is None or row["step_execution_id"] in scope
+            )
+
+        for row in self.new["timers"].values():
+            if targeted(row) and row["status"] == "PENDING":
+                row["status"] = "CANCELLED"
+        if c.timers_only:
+            return
+        for row in self.new["jobs"].values():
+            if targeted(row) and row["status"] in ("UNLOCKED", "LOCKED"):
+                row.update(status="CANCELLED", ended_at=c.at)
+        for row in self.new["tasks"].values():
+            if targeted(row) and row["status"] == "OPEN":
+                row["status"] = "CANCELLED"
+
+
+def _instance_row(i: Instance) -> dict[str, Any]:
+    return {
+        "id": i.id,
+        "definition_id": i.definition_id,
+        "definition_version": i.definition_version,
+        "status": i.status.value,
+        "current_step_ids": list(i.current_step_ids),
+        "variables": i.variables,
+        "join_arrivals": i.join_arrivals,
+        "step_attempts": i.step_attempts,
+        "started_at": i.started_at,
+        "completed_at": i.completed_at,
+        "failure_reason": i.failure_reason,
+        "business_key": i.business_key,
+    }
