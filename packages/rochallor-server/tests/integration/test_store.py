@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -1006,17 +1007,26 @@ async def test_an_execution_can_be_inserted_finished(store: PostgresStore) -> No
 
 
 async def test_every_apply_statement_shape_prepares(store: PostgresStore, pool: Any) -> None:
-    """Each kind of row alone, with and without a save (the guard), and all kinds together."""
-    kinds = {kind for kind, _ in apply_module._FRAGMENTS}
+    """Each kind of row alone, with and without a save (the guard), and all kinds together;
+    each statement is whole fragments of apply.sql, the guards always among them."""
+    kinds = set(apply_module._KINDS)
     shapes = [{kind} for kind in kinds] + [{kind, "save"} for kind in kinds] + [kinds]
+    fragments = set(apply_module._FRAGMENT_SQL.values())
     async with pool.acquire() as conn:
         for shape in shapes:
             sql = apply_statement(frozenset(shape))
             await conn.prepare(sql)
-            if "save" not in shape:  # no guards: nothing may refer to apply_saved's rows
-                assert "FROM saved" not in sql
-    with pytest.raises(ValueError, match="nothing to write"):
-        apply_statement(frozenset({"g"}))
+            assert sql.startswith("WITH saved AS (")
+            assert "retried_jobs AS (" in sql
+            # nothing but whole fragments, each once, and the separators between them
+            rest = sql
+            for fragment in sorted(fragments, key=len, reverse=True):
+                assert rest.count(fragment) <= 1
+                rest = rest.replace(fragment, "")
+            assert re.fullmatch(r"WITH (,\n)*\nSELECT (,\n {7})*", rest), rest
+    for nothing in (frozenset(), frozenset({"g"}), frozenset({"jobs", "g"})):
+        with pytest.raises(ValueError, match="no apply statement"):
+            apply_statement(nothing)
 
 
 async def test_event_statements_plan_index_lookups_on_tables_planned_while_small(

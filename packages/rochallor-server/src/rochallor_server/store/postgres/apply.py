@@ -37,57 +37,70 @@ from rochallor_server.engine.commands import (
 from rochallor_server.engine.model import Instance
 from rochallor_server.store.postgres.statements import STATEMENTS
 
-# The apply statement of a document: ``WITH`` + the ``apply_*`` fragment of each kind of row
-# it has + result columns. Each fragment reads its rows from the document ($1: one array per
-# kind) and writes only the rows whose guard instance (``g``) was saved, at the revision its
-# event read, by ``apply_saved``; a document that saves nothing has no guards. All fragments
-# see one snapshot: ``command_document`` folds what an event does to rows it inserts itself
-# into those rows, and the cancellations skip the rows that the statement ends otherwise.
-_FRAGMENTS = (
-    ("save", "apply_saved"),
-    ("instances", "apply_new_instances"),
-    ("executions", "apply_new_executions"),
-    ("finishes", "apply_finished_executions"),
-    ("jobs", "apply_new_jobs"),
-    ("outbox", "apply_new_outbox"),
-    ("job_ends", "apply_ended_jobs"),
-    ("job_retries", "apply_retried_jobs"),
-    ("tasks", "apply_new_tasks"),
-    ("task_completions", "apply_completed_tasks"),
-    ("timers", "apply_new_timers"),
-    ("timers_fired", "apply_fired_timers"),
-    ("cancels", "apply_cancels"),
-    ("cancels", "apply_cancelled_jobs"),
-    ("cancels", "apply_cancelled_tasks"),
-    ("cancels", "apply_cancelled_timers"),
-    ("chains", "apply_chains"),
-    ("audits", "apply_audits"),
-)
-_RESULTS = (
-    ("save", "apply_result_saved"),
-    ("jobs", "apply_result_woken_new"),
-    ("job_retries", "apply_result_retried"),
-    ("job_retries", "apply_result_woken_retried"),
-)
-_GUARD = "x.g IN (SELECT id FROM saved)"
-_RETRY_GUARD = "x.j IN (SELECT id FROM retried_jobs)"
+# The apply statement of a document: ``WITH`` + the fragments of each kind of row it has + the
+# result columns, all whole blocks of ``apply.sql``. Each fragment reads its rows from the
+# document ($1: one array per kind) and writes only the rows whose guard instance (``g``) was
+# saved by ``apply_saved`` at the revision its event read. All fragments see one snapshot:
+# ``command_document`` folds what an event does to rows it inserts itself into those rows, and
+# the cancellations skip the rows that the statement ends otherwise.
+#
+# Each kind of row, with its fragments in statement order (a fragment reads only the CTEs
+# before it). The guards come first and are in every statement, whatever the document has:
+# without rows of their kind they write nothing and return nothing, and an unguarded row
+# passes, so no fragment needs another spelling for a document that saves nothing.
+_KINDS: dict[str, tuple[str, ...]] = {
+    "save": ("apply_saved",),
+    "job_retries": ("apply_retried_jobs",),
+    "instances": ("apply_new_instances",),
+    "executions": ("apply_new_executions",),
+    "finishes": ("apply_finished_executions",),
+    "jobs": ("apply_new_jobs",),
+    "outbox": ("apply_new_outbox",),
+    "job_ends": ("apply_ended_jobs",),
+    "tasks": ("apply_new_tasks",),
+    "task_completions": ("apply_completed_tasks",),
+    "timers": ("apply_new_timers",),
+    "timers_fired": ("apply_fired_timers",),
+    "cancels": (
+        "apply_cancels",
+        "apply_cancelled_jobs",
+        "apply_cancelled_tasks",
+        "apply_cancelled_timers",
+    ),
+    "chains": ("apply_chains",),
+    "audits": ("apply_audits",),
+}
+_GUARDS = ("save", "job_retries")
+_GUARD_RESULTS = ("apply_result_saved", "apply_result_retried", "apply_result_woken_retried")
+_RESULTS = {"jobs": ("apply_result_woken_new",)}
 # Looked up at import so that a fragment missing from apply.sql fails at once.
-_FRAGMENT_SQL = {block: STATEMENTS[block] for _, block in (*_FRAGMENTS, *_RESULTS)}
+_FRAGMENT_SQL = {
+    block: STATEMENTS[block]
+    for blocks in (*_KINDS.values(), _GUARD_RESULTS, *_RESULTS.values())
+    for block in blocks
+}
 
 
 @functools.cache
 def apply_statement(kinds: frozenset[str]) -> str:
     """The statement writing a document with these keys (each set of kinds is one prepared
-    statement: only the fragments it needs are planned and executed)."""
-    ctes = [_FRAGMENT_SQL[block] for kind, block in _FRAGMENTS if kind in kinds]
-    if not ctes:
-        raise ValueError(f"nothing to write in a document with {sorted(kinds)}")
-    if "save" not in kinds:
-        ctes = [cte.replace(_GUARD, "false") for cte in ctes]
-    if "job_retries" not in kinds:
-        ctes = [cte.replace(_RETRY_GUARD, "false") for cte in ctes]
-    results = [_FRAGMENT_SQL[block] for kind, block in _RESULTS if kind in kinds]
-    return "WITH " + ",\n".join(ctes) + "\nSELECT " + (",\n       ".join(results) or "1")
+    statement: only the guards and the fragments it needs are planned and executed)."""
+    if not kinds or not kinds <= _KINDS.keys():
+        raise ValueError(f"no apply statement for a document with {sorted(kinds)}")
+    ctes = [
+        _FRAGMENT_SQL[block]
+        for kind, blocks in _KINDS.items()
+        if kind in kinds or kind in _GUARDS
+        for block in blocks
+    ]
+    results = [
+        _FRAGMENT_SQL[block]
+        for block in (
+            *_GUARD_RESULTS,
+            *(block for kind, blocks in _RESULTS.items() if kind in kinds for block in blocks),
+        )
+    ]
+    return "WITH " + ",\n".join(ctes) + "\nSELECT " + ",\n       ".join(results)
 
 
 @attrs.frozen

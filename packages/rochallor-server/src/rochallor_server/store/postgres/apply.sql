@@ -1,12 +1,14 @@
 -- The fragments of the apply statement, the one statement that writes the commands of a batch of
--- events (apply.py assembles it: `WITH` + fragments + `SELECT` + result columns). Same block
--- format as queries.sql.
+-- events (apply.py assembles it: `WITH` + fragments + `SELECT` + result columns, all whole
+-- blocks of this file, the fragments in this order). Same block format as queries.sql.
 --
 -- $1 is the document: one JSON array of rows per kind (`save`, `jobs`, …).
 --
 -- Guards: `g` is the instance an event saves; the event's rows are written only if `saved`
 -- saved it (at the revision the event read). `j` is the job an event retries; its audit
--- entries are written only if `retried_jobs` retried it.
+-- entries are written only if `retried_jobs` retried it. Both guard CTEs are in every apply
+-- statement: when the document has no `save` (or `job_retries`) rows they write and return
+-- nothing, and an unguarded row (`g` NULL) passes.
 
 -- apply_saved --
 -- Fragment of the apply statement: the instances saved, each only at the revision its event read (bumped).
@@ -22,6 +24,27 @@ saved AS (
         join_arrivals jsonb, step_attempts jsonb, completed_at timestamptz, failure_reason text)
     WHERE i.id = x.id AND i.revision = x.revision
     RETURNING i.id
+)
+
+-- apply_retried_jobs --
+-- Fragment of the apply statement: jobs claimable again with a new retry budget, only if still as the event read them.
+-- $1 document jsonb
+retried_jobs AS (
+    -- claimable again with a new retry budget, keeping created_at; only while the job is as
+    -- the failing event read it (status, worker and lease), like every other job write: a
+    -- cancel, a completion, a lease reclaim or another replica that got there first wins,
+    -- and the event (reported not applied) is decided again
+    UPDATE job
+    SET status = 'UNLOCKED', worker_id = NULL, locked_at = NULL, lock_expires_at = NULL,
+        retries_remaining = x.retries_remaining
+    FROM jsonb_to_recordset($1::jsonb -> 'job_retries') AS x(
+        g text, id text, retries_remaining integer, status text, worker_id text,
+        locked_at timestamptz)
+    WHERE job.id = x.id AND (x.g IS NULL OR x.g IN (SELECT id FROM saved))
+      AND job.status = x.status
+      AND job.worker_id IS NOT DISTINCT FROM x.worker_id
+      AND job.locked_at IS NOT DISTINCT FROM x.locked_at
+    RETURNING job.id, job.job_type
 )
 
 -- apply_new_instances --
@@ -109,27 +132,6 @@ ended_jobs AS (
     FROM jsonb_to_recordset($1::jsonb -> 'job_ends') AS x(
         g text, id text, status text, worker_id text, at timestamptz)
     WHERE job.id = x.id AND (x.g IS NULL OR x.g IN (SELECT id FROM saved))
-)
-
--- apply_retried_jobs --
--- Fragment of the apply statement: jobs claimable again with a new retry budget, only if still as the event read them.
--- $1 document jsonb
-retried_jobs AS (
-    -- claimable again with a new retry budget, keeping created_at; only while the job is as
-    -- the failing event read it (status, worker and lease), like every other job write: a
-    -- cancel, a completion, a lease reclaim or another replica that got there first wins,
-    -- and the event (reported not applied) is decided again
-    UPDATE job
-    SET status = 'UNLOCKED', worker_id = NULL, locked_at = NULL, lock_expires_at = NULL,
-        retries_remaining = x.retries_remaining
-    FROM jsonb_to_recordset($1::jsonb -> 'job_retries') AS x(
-        g text, id text, retries_remaining integer, status text, worker_id text,
-        locked_at timestamptz)
-    WHERE job.id = x.id AND (x.g IS NULL OR x.g IN (SELECT id FROM saved))
-      AND job.status = x.status
-      AND job.worker_id IS NOT DISTINCT FROM x.worker_id
-      AND job.locked_at IS NOT DISTINCT FROM x.locked_at
-    RETURNING job.id, job.job_type
 )
 
 -- apply_new_tasks --

@@ -314,8 +314,7 @@ class PostgresSession:
             return [True] * len(events)
         row = await self._conn.fetchrow(apply.apply_statement(frozenset(document)), document)
         assert row is not None  # a SELECT without FROM yields one row
-        saved = set(row["saved"]) if "save" in document else set()
-        retried = set(row["retried"]) if "job_retries" in document else set()
+        saved, retried = set(row["saved"]), set(row["retried"])
         return [
             (guard.instance is None or guard.instance in saved)
             and retried.issuperset(guard.retried_jobs)
