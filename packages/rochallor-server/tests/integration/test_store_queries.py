@@ -68,6 +68,12 @@ def test_parse_rejects_drift_between_comments_and_sql(text: str, error: str) -> 
         statements.parse(text)
 
 
+def test_a_name_in_two_files_is_refused() -> None:
+    assert statements.load("queries.sql").keys().isdisjoint(statements.load("apply.sql"))
+    with pytest.raises(statements.StatementFileError, match="lock_definition_id: defined twice"):
+        statements.load("queries.sql", "queries.sql")
+
+
 @pytest.mark.parametrize(
     "value",
     [

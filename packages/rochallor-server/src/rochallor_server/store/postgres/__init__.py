@@ -4,8 +4,8 @@
   transactions, database errors as storage errors, advisory locks, the health ping.
 - :mod:`.session`: :class:`PostgresSession` (``service.ports.Session``): each port method is
   one named statement of ``queries.sql``; its rows become models in :mod:`.rows`.
-- :mod:`.apply`: the event write: commands → one JSON document → one statement assembled
-  from the fragments of ``apply.sql``.
+- :mod:`.apply`: the event write: commands → one JSON document (each kind of row declared
+  once, in ``apply.sql``) → one statement of whole fragments of ``apply.sql``.
 - :mod:`.notifications`: the ``LISTEN`` connection that wakes long polls.
 - :mod:`.statements`: the loader of the ``.sql`` files; :mod:`.pool`, :mod:`.migrate`,
   :mod:`.outbox` (``kafka_outbox`` relay), :mod:`.api_keys`, :mod:`.embedded`.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import re
 from collections.abc import Sequence
 from typing import Any, assert_never
 
@@ -81,6 +82,35 @@ _FRAGMENT_SQL = {
 }
 
 
+# The columns of each kind of row, name → PostgreSQL type, declared once: by the column list of
+# the ``jsonb_to_recordset`` that reads the kind in its first fragment. The builder below checks
+# every row against it; a test checks apply.sql's INSERT, SET and SELECT lists and the schema's
+# column types against it.
+_RECORDSET = re.compile(r"jsonb_to_recordset\(\$1::jsonb -> '(\w+)'\) AS x\(([^)]*)\)")
+
+
+def recordset_columns(sql: str) -> list[tuple[str, dict[str, str]]]:
+    """Each ``jsonb_to_recordset($1::jsonb -> 'kind') AS x(column type, …)`` of some SQL, in
+    order: the kind it reads and its columns (name → type)."""
+    return [
+        (kind, dict(item.split(None, 1) for item in (i.strip() for i in columns.split(","))))
+        for kind, columns in _RECORDSET.findall(sql)
+    ]
+
+
+def _declared(kind: str, block: str) -> dict[str, str]:
+    found = [columns for read, columns in recordset_columns(STATEMENTS[block]) if read == kind]
+    if len(found) != 1:
+        raise ValueError(f"{block} must read {kind!r} with one jsonb_to_recordset")
+    return found[0]
+
+
+COLUMNS: dict[str, dict[str, str]] = {
+    kind: _declared(kind, blocks[0]) for kind, blocks in _KINDS.items()
+}
+"""The declared columns of each kind of row of the document (name → PostgreSQL type)."""
+
+
 @functools.cache
 def apply_statement(kinds: frozenset[str]) -> str:
     """The statement writing a document with these keys (each set of kinds is one prepared
@@ -130,6 +160,15 @@ def command_document(
     saved = [g.instance for g in guards if g.instance is not None]
     if len(set(saved)) != len(saved):
         raise ValueError("two events of one instance in one apply")
+    for kind, rows in builder.rows.items():
+        declared = COLUMNS[kind].keys()
+        for row in rows:
+            if row.keys() != declared:
+                missing, unknown = declared - row.keys(), row.keys() - declared
+                raise ValueError(
+                    f"a {kind!r} row does not match apply.sql: missing {sorted(missing)},"
+                    f" unknown {sorted(unknown)}"
+                )
     return (builder.rows or None), guards
 
 
@@ -165,8 +204,10 @@ class _Document:
         return Guard(self.guard, self.retry_guard)
 
     def _row(self, kind: str, row: dict[str, Any]) -> None:
-        row["g"] = self.guard
-        if kind == "audits":
+        declared = COLUMNS[kind]
+        if "g" in declared:
+            row["g"] = self.guard
+        if "j" in declared:
             row["j"] = self.retry_guard[0] if self.retry_guard else None
         self.rows.setdefault(kind, []).append(row)
         if kind in self.new:
@@ -178,12 +219,10 @@ class _Document:
             case InsertInstance(instance=i):
                 self._row("instances", _instance_row(i))
             case SaveInstance(instance=i):
-                row = _instance_row(i)
                 if i.id in new["instances"]:
-                    new["instances"][i.id].update(row)
+                    new["instances"][i.id].update(_instance_row(i))
                 else:
-                    row["revision"] = i.revision
-                    self._row("save", row)
+                    self._row("save", {"id": i.id, "revision": i.revision, **_changes(i)})
             case InsertExecution(execution=e, input_snapshot=snapshot, output_snapshot=output):
                 self._row(
                     "executions",
@@ -377,13 +416,20 @@ def _instance_row(i: Instance) -> dict[str, Any]:
         "id": i.id,
         "definition_id": i.definition_id,
         "definition_version": i.definition_version,
+        "started_at": i.started_at,
+        "business_key": i.business_key,
+        **_changes(i),
+    }
+
+
+def _changes(i: Instance) -> dict[str, Any]:
+    """The columns an event may change (what ``apply_saved`` writes)."""
+    return {
         "status": i.status.value,
         "current_step_ids": list(i.current_step_ids),
         "variables": i.variables,
         "join_arrivals": i.join_arrivals,
         "step_attempts": i.step_attempts,
-        "started_at": i.started_at,
         "completed_at": i.completed_at,
         "failure_reason": i.failure_reason,
-        "business_key": i.business_key,
     }

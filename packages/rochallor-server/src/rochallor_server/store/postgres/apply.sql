@@ -2,7 +2,11 @@
 -- events (apply.py assembles it: `WITH` + fragments + `SELECT` + result columns, all whole
 -- blocks of this file, the fragments in this order). Same block format as queries.sql.
 --
--- $1 is the document: one JSON array of rows per kind (`save`, `jobs`, …).
+-- $1 is the document: one JSON array of rows per kind (`save`, `jobs`, …). The column list of
+-- the `jsonb_to_recordset` that reads a kind in its first fragment is the one declaration of
+-- that kind's rows (name and type): apply.py reads it at import and refuses a row with a
+-- missing or unknown key, and test_store_apply_columns.py holds the other reads, the INSERT,
+-- SELECT and SET lists, and the schema's column types to it.
 --
 -- Guards: `g` is the instance an event saves; the event's rows are written only if `saved`
 -- saved it (at the revision the event read). `j` is the job an event retries; its audit
