@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -66,6 +67,15 @@ SELECT 1;
 def test_parse_rejects_drift_between_comments_and_sql(text: str, error: str) -> None:
     with pytest.raises(statements.StatementFileError, match=error):
         statements.parse(text)
+
+
+def test_the_statements_notify_the_channel_the_listener_listens_on() -> None:
+    channels = {
+        channel
+        for sql in statements.STATEMENTS.values()
+        for channel in re.findall(r"pg_notify\('(\w+)'", sql)
+    }
+    assert channels == {notifications.JOBS_CHANNEL}
 
 
 def test_a_name_in_two_files_is_refused() -> None:

@@ -92,10 +92,14 @@ _RECORDSET = re.compile(r"jsonb_to_recordset\(\$1::jsonb -> '(\w+)'\) AS x\(([^)
 def recordset_columns(sql: str) -> list[tuple[str, dict[str, str]]]:
     """Each ``jsonb_to_recordset($1::jsonb -> 'kind') AS x(column type, …)`` of some SQL, in
     order: the kind it reads and its columns (name → type)."""
-    return [
-        (kind, dict(item.split(None, 1) for item in (i.strip() for i in columns.split(","))))
-        for kind, columns in _RECORDSET.findall(sql)
-    ]
+    found = []
+    for kind, column_list in _RECORDSET.findall(sql):
+        columns: dict[str, str] = {}
+        for item in column_list.split(","):
+            name, type_ = item.split(None, 1)
+            columns[name] = " ".join(type_.split())
+        found.append((kind, columns))
+    return found
 
 
 def _declared(kind: str, block: str) -> dict[str, str]:
@@ -123,12 +127,11 @@ def apply_statement(kinds: frozenset[str]) -> str:
         if kind in kinds or kind in _GUARDS
         for block in blocks
     ]
-    results = [
+    results = [_FRAGMENT_SQL[block] for block in _GUARD_RESULTS] + [
         _FRAGMENT_SQL[block]
-        for block in (
-            *_GUARD_RESULTS,
-            *(block for kind, blocks in _RESULTS.items() if kind in kinds for block in blocks),
-        )
+        for kind, blocks in _RESULTS.items()
+        if kind in kinds
+        for block in blocks
     ]
     return "WITH " + ",\n".join(ctes) + "\nSELECT " + ",\n       ".join(results)
 

@@ -75,13 +75,10 @@ def _storage_errors() -> Iterator[None]:
     :class:`TransientStorageError`, so the service runs the operation again; a database that
     is away raises :class:`StorageUnavailable`."""
     try:
-        yield
+        with outage_as_unavailable():
+            yield
     except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError) as exc:
         raise TransientStorageError(str(exc)) from exc
-    except _CONNECTION_ERRORS as exc:
-        if not _outage(exc):
-            raise
-        raise _unavailable(exc) from exc
 
 
 class PostgresStore:
