@@ -187,10 +187,11 @@ def test_the_builder_makes_rows_of_exactly_the_declared_columns(
     for kind, rows in document.items():
         assert all(row.keys() == apply.COLUMNS[kind].keys() for row in rows), kind
 
-    jobs = apply.COLUMNS["jobs"]
-    monkeypatch.setitem(apply.COLUMNS, "jobs", {**jobs, "priority": "integer"})
+    jobs = apply._KEYS["jobs"]  # COLUMNS["jobs"] as a set, what the builder checks against
+    assert jobs == apply.COLUMNS["jobs"].keys()
+    monkeypatch.setitem(apply._KEYS, "jobs", jobs | {"priority"})
     with pytest.raises(ValueError, match=r"'jobs' row .* missing \['priority'\], unknown \[\]"):
         apply.command_document([commands], audit=True)
-    monkeypatch.setitem(apply.COLUMNS, "jobs", {k: v for k, v in jobs.items() if k != "payload"})
+    monkeypatch.setitem(apply._KEYS, "jobs", jobs - {"payload"})
     with pytest.raises(ValueError, match=r"'jobs' row .* missing \[\], unknown \['payload'\]"):
         apply.command_document([commands], audit=True)

@@ -46,9 +46,9 @@ from rochallor_server.store.postgres.statements import STATEMENTS
 # the cancellations skip the rows that the statement ends otherwise.
 #
 # Each kind of row, with its fragments in statement order (a fragment reads only the CTEs
-# before it). The guards come first and are in every statement, whatever the document has:
-# without rows of their kind they write nothing and return nothing, and an unguarded row
-# passes, so no fragment needs another spelling for a document that saves nothing.
+# before it). The guards come first and are in every statement: when the document has no rows
+# of a guard's kind, its stand-in (an empty relation of the same name) takes its place, so no
+# fragment needs another spelling for a document that saves or retries nothing.
 _KINDS: dict[str, tuple[str, ...]] = {
     "save": ("apply_saved",),
     "job_retries": ("apply_retried_jobs",),
@@ -71,13 +71,15 @@ _KINDS: dict[str, tuple[str, ...]] = {
     "chains": ("apply_chains",),
     "audits": ("apply_audits",),
 }
-_GUARDS = ("save", "job_retries")
-_GUARD_RESULTS = ("apply_result_saved", "apply_result_retried", "apply_result_woken_retried")
-_RESULTS = {"jobs": ("apply_result_woken_new",)}
+_STAND_INS = {"save": "apply_saved_none", "job_retries": "apply_retried_jobs_none"}
+# The result columns: what the guards let through, in every statement; the wake-ups only with
+# the rows that can make jobs claimable.
+_GUARD_RESULTS = ("apply_result_saved", "apply_result_retried")
+_RESULTS = {"jobs": ("apply_result_woken_new",), "job_retries": ("apply_result_woken_retried",)}
 # Looked up at import so that a fragment missing from apply.sql fails at once.
 _FRAGMENT_SQL = {
     block: STATEMENTS[block]
-    for blocks in (*_KINDS.values(), _GUARD_RESULTS, *_RESULTS.values())
+    for blocks in (*_KINDS.values(), _STAND_INS.values(), _GUARD_RESULTS, *_RESULTS.values())
     for block in blocks
 }
 
@@ -113,20 +115,21 @@ COLUMNS: dict[str, dict[str, str]] = {
     kind: _declared(kind, blocks[0]) for kind, blocks in _KINDS.items()
 }
 """The declared columns of each kind of row of the document (name → PostgreSQL type)."""
+_KEYS = {kind: frozenset(columns) for kind, columns in COLUMNS.items()}
 
 
 @functools.cache
 def apply_statement(kinds: frozenset[str]) -> str:
     """The statement writing a document with these keys (each set of kinds is one prepared
-    statement: only the guards and the fragments it needs are planned and executed)."""
+    statement: only the fragments it needs are planned and executed)."""
     if not kinds or not kinds <= _KINDS.keys():
         raise ValueError(f"no apply statement for a document with {sorted(kinds)}")
-    ctes = [
-        _FRAGMENT_SQL[block]
-        for kind, blocks in _KINDS.items()
-        if kind in kinds or kind in _GUARDS
-        for block in blocks
-    ]
+    ctes = []
+    for kind, blocks in _KINDS.items():
+        if kind in kinds:
+            ctes += [_FRAGMENT_SQL[block] for block in blocks]
+        elif kind in _STAND_INS:
+            ctes.append(_FRAGMENT_SQL[_STAND_INS[kind]])
     results = [_FRAGMENT_SQL[block] for block in _GUARD_RESULTS] + [
         _FRAGMENT_SQL[block]
         for kind, blocks in _RESULTS.items()
@@ -164,7 +167,7 @@ def command_document(
     if len(set(saved)) != len(saved):
         raise ValueError("two events of one instance in one apply")
     for kind, rows in builder.rows.items():
-        declared = COLUMNS[kind].keys()
+        declared = _KEYS[kind]
         for row in rows:
             if row.keys() != declared:
                 missing, unknown = declared - row.keys(), row.keys() - declared
@@ -207,7 +210,7 @@ class _Document:
         return Guard(self.guard, self.retry_guard)
 
     def _row(self, kind: str, row: dict[str, Any]) -> None:
-        declared = COLUMNS[kind]
+        declared = _KEYS[kind]
         if "g" in declared:
             row["g"] = self.guard
         if "j" in declared:
