@@ -338,7 +338,7 @@ async def test_concurrent_claimers_never_share_a_job(store: PostgresStore) -> No
     limit = 4
 
     async def claimer(worker: str) -> list[list[Job]]:
-        batches = []
+        batches: list[list[Job]] = []
         while True:
             async with store.transaction() as tx:
                 batch = await tx.claim_jobs(
