@@ -35,6 +35,7 @@ import {
   removeEdge,
   renameStep,
   retargetEdge,
+  type Selection,
   toJson,
 } from "./model";
 import "./modeller.css";
@@ -46,7 +47,6 @@ export interface Doc {
   positions: Positions;
 }
 
-export type Selection = { kind: "step"; id: string } | { kind: "edge"; id: string } | null;
 
 const DRAFT_KEY = "rochallor.modeller.draft";
 const VALIDATE_DELAY_MS = 250;

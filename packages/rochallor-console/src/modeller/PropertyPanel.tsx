@@ -7,7 +7,6 @@ import { definitionToGraph } from "../shared/graph";
 import { HELP } from "./help";
 import { fieldIssues, type LocatedIssue } from "./issues";
 import { literalToText, textToLiteral } from "./literal";
-import type { Selection } from "./Modeller";
 import {
   addBoundaryEvent,
   addCondition,
@@ -18,6 +17,7 @@ import {
   parseEdgeId,
   removeCondition,
   removeEdge,
+  type Selection,
   setCondition,
   updateDefinition,
   updateStep,

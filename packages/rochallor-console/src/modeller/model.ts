@@ -308,6 +308,9 @@ export function toJson(definition: WorkflowDefinition): string {
   return JSON.stringify(definition, null, 2) + "\n";
 }
 
+/** What the canvas has selected: one step, one edge, or nothing. */
+export type Selection = { kind: "step"; id: string } | { kind: "edge"; id: string } | null;
+
 export type ParseResult = { ok: true; definition: WorkflowDefinition } | { ok: false; message: string; position?: number };
 
 /** Parse JSON text typed or imported by the user; only the shape the canvas needs is required. */

@@ -153,9 +153,22 @@ class CompletionSender:
             _answer(item, result)
 
 
+def worth_retrying(exc: Exception) -> bool:
+    """Whether a completion the engine did not accept may go through when sent again: the
+    engine could not be reached, or it failed on its side (HTTP 5xx, gRPC ``INTERNAL``,
+    ``UNAVAILABLE``, ``UNKNOWN``, ``DEADLINE_EXCEEDED``); not when it refused the request."""
+    if isinstance(exc, _errors.TransportError):
+        return True
+    if isinstance(exc, _errors.ApiError):
+        if isinstance(exc.status, int):
+            return exc.status >= 500
+        return exc.status in ("INTERNAL", "UNAVAILABLE", "UNKNOWN", "DEADLINE_EXCEEDED")
+    return False
+
+
 def _answer(item: _Queued, outcome: _Answer) -> None:
     if not item.answer.done():
         item.answer.set_result(outcome)
 
 
-__all__ = ["CompletionSender"]
+__all__ = ["CompletionSender", "worth_retrying"]

@@ -19,23 +19,28 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import contextvars
-import functools
-import inspect
 import json
 import logging
 import signal
 import threading
 import time
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, assert_never
 
 import attrs
 
-from rochallor_sdk import _completions, _config, _errors, _lifecycle, _metrics, _registry
+from rochallor_sdk import (
+    _completions,
+    _config,
+    _errors,
+    _lifecycle,
+    _metrics,
+    _outcome,
+    _registry,
+)
 from rochallor_sdk._gen.workflow import v1 as pb
-from rochallor_sdk._worker import COMPLETE_ATTEMPTS, backoff_delay, normalise_result
+from rochallor_sdk._worker import COMPLETE_ATTEMPTS, COMPLETE_BACKOFF_MAX, backoff_delay
 from rochallor_sdk.client import _base as client_base
 from rochallor_sdk.client import create_client
 
@@ -439,30 +444,20 @@ class KafkaWorker(_lifecycle.RunOnce):
         self.metrics.in_flight.inc()
         started = time.monotonic()
         try:
-            value = await self._call(handler, ctx)
-            variables = normalise_result(value)
-        except _errors.NonRetryableError as exc:
-            return await self._fail(job, _text(exc), False, client)
-        except _errors.HandlerResultError as exc:
-            return await self._fail(job, exc.message, False, client)
-        except Exception as exc:
-            return await self._fail(job, _text(exc), True, client)
+            call = _outcome.HandlerCall(handler, ctx, self._executor, log=logger, job_id=job.id)
+            outcome = await call.outcome()
         finally:
             self.metrics.in_flight.dec()
             self.metrics.handler_duration.labels(job.job_type).observe(time.monotonic() - started)
-        return await self._complete(job, variables)
-
-    async def _call(self, handler: _registry.Handler, ctx: dict[str, Any]) -> Any:
-        if _registry.is_async_handler(handler):
-            coroutine: Awaitable[Any] = handler(ctx)
-            value = await coroutine
-        else:
-            loop = asyncio.get_running_loop()
-            call = functools.partial(contextvars.copy_context().run, handler, ctx)
-            value = await loop.run_in_executor(self._executor, call)
-        if inspect.isawaitable(value):
-            value = await value
-        return value
+        match outcome:
+            case _outcome.Completed(variables=variables):
+                return await self._complete(job, variables)
+            case _outcome.Failed(message=message, retryable=retryable):
+                return await self._fail(job, message, retryable, client)
+            case _outcome.Cancelled():  # pragma: no cover - this runner cancels only by shutdown
+                return False  # not reported: the record comes again
+            case _:
+                assert_never(outcome)
 
     async def _complete(self, job: client_base.Job, variables: dict[str, Any]) -> bool:
         """Through the completion sender (grouped calls); retried on transport errors."""
@@ -472,8 +467,9 @@ class KafkaWorker(_lifecycle.RunOnce):
             if exc is None:
                 self.metrics.jobs_completed.labels(job.job_type).inc()
                 return True
-            if attempt < COMPLETE_ATTEMPTS and _retryable(exc):
-                await asyncio.sleep(backoff_delay(attempt, self.settings.backoff_initial, 5.0))
+            if attempt < COMPLETE_ATTEMPTS and _completions.worth_retrying(exc):
+                delay = backoff_delay(attempt, self.settings.backoff_initial, COMPLETE_BACKOFF_MAX)
+                await asyncio.sleep(delay)
                 continue
             self.metrics.report_errors.labels("complete").inc()
             logger.error("job %s: completion not accepted: %s", job.id, exc)
@@ -517,21 +513,6 @@ class KafkaWorker(_lifecycle.RunOnce):
         for sig in self._signals:
             loop.remove_signal_handler(sig)
         self._signals.clear()
-
-
-def _text(exc: BaseException) -> str:
-    return str(exc) or type(exc).__name__
-
-
-def _retryable(exc: Exception) -> bool:
-    if isinstance(exc, _errors.TransportError):
-        return True
-    if isinstance(exc, _errors.ApiError):
-        status = exc.status
-        if isinstance(status, int):
-            return status >= 500
-        return status in ("INTERNAL", "UNAVAILABLE", "UNKNOWN", "DEADLINE_EXCEEDED")
-    return False
 
 
 __all__ = ["DedupCache", "DispatchEvent", "KafkaWorker", "decode_event"]

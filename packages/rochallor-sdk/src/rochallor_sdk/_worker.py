@@ -5,24 +5,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import datetime
 import functools
-import inspect
-import json
 import logging
 import random
 import signal
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar, assert_never
 
 import attrs
 from aiohttp import web
 
-from rochallor_sdk import _completions, _config, _errors, _lifecycle, _metrics, _registry
+from rochallor_sdk import (
+    _completions,
+    _config,
+    _errors,
+    _lifecycle,
+    _metrics,
+    _outcome,
+    _registry,
+)
 from rochallor_sdk.client import _base as client_base
 from rochallor_sdk.client import create_client
 
@@ -56,38 +61,8 @@ def backoff_delay(
     return nominal * (0.5 + rand() / 2)
 
 
-def normalise_result(value: object) -> dict[str, Any]:
-    """Handler return value → the JSON object sent as ``variables``.
-
-    Raises :class:`~rochallor_sdk.HandlerResultError` for anything else than a mapping with
-    string keys and JSON-serialisable values (``NaN`` and ``Infinity`` included).
-    """
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise _errors.HandlerResultError(
-            f"handler must return a dict or None, got {type(value).__name__}"
-        )
-    bad_keys = [key for key in value if not isinstance(key, str)]
-    if bad_keys:
-        raise _errors.HandlerResultError(
-            f"handler result keys must be strings (variable names), got {bad_keys[0]!r}"
-        )
-    try:
-        encoded = json.dumps(dict(value), allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise _errors.HandlerResultError(f"handler result is not JSON-serialisable: {exc}") from exc
-    result: dict[str, Any] = json.loads(encoded)
-    return result
-
-
 def _utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
-
-
-def _error_text(exc: BaseException) -> str:
-    text = str(exc)
-    return text if text else type(exc).__name__
 
 
 @attrs.define(eq=False)
@@ -97,21 +72,12 @@ class _JobRun:
     job: client_base.Job
     lease_lost: threading.Event = attrs.field(factory=threading.Event)
     is_async: bool = False
-    future: asyncio.Future[Any] | None = None
-    #: Why this worker cancelled the handler, if it did.
-    cancel_reason: str | None = None
+    call: _outcome.HandlerCall | None = None
     lost: bool = False
     released: bool = False
     lease_extensions: int = 0
     #: The latest lease end the engine gave (on claim, then on each extension).
     lease_ends: datetime.datetime | None = None
-
-
-_Outcome = (
-    tuple[Literal["complete"], dict[str, Any]]
-    | tuple[Literal["fail"], str, bool]
-    | tuple[Literal["cancelled"], str]
-)
 
 
 class Worker(_lifecycle.RunOnce):
@@ -343,16 +309,6 @@ class Worker(_lifecycle.RunOnce):
                 exc_info=task.exception(),
             )
 
-    def _call_handler(self, handler: _registry.Handler, ctx: dict[str, Any]) -> asyncio.Future[Any]:
-        if inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
-            getattr(handler, "__call__", None)  # noqa: B004
-        ):
-            coroutine: Awaitable[Any] = handler(ctx)
-            return asyncio.ensure_future(coroutine)
-        loop = asyncio.get_running_loop()
-        call = functools.partial(contextvars.copy_context().run, handler, ctx)
-        return loop.run_in_executor(self._executor, call)
-
     async def _execute(
         self, run: _JobRun, handler: _registry.Handler, client: client_base.JobClient
     ) -> None:
@@ -362,12 +318,12 @@ class Worker(_lifecycle.RunOnce):
         self.metrics.jobs_started.labels(job.job_type).inc()
         self.metrics.in_flight.inc()
         started = time.monotonic()
-        run.future = self._call_handler(handler, ctx)
+        run.call = _outcome.HandlerCall(handler, ctx, self._executor, log=logger, job_id=job.id)
         keeper = asyncio.create_task(
             self._keep_lease(run, client), name=f"rochallor-lease-{job.id}"
         )
         try:
-            outcome = await self._outcome(run)
+            outcome = await run.call.outcome()
         finally:
             keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -376,70 +332,54 @@ class Worker(_lifecycle.RunOnce):
             self.metrics.in_flight.dec()
         await self._report(run, outcome, client)
 
-    async def _outcome(self, run: _JobRun) -> _Outcome:
-        assert run.future is not None
-        try:
-            value = await run.future
-            if inspect.isawaitable(value):  # a sync callable that returned a coroutine
-                run.future = asyncio.ensure_future(value)
-                value = await run.future
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if run.cancel_reason is None or (current is not None and current.cancelling()):
-                raise
-            return ("cancelled", run.cancel_reason)
-        except _errors.NonRetryableError as exc:
-            return ("fail", _error_text(exc), False)
-        except Exception as exc:
-            logger.debug("handler for job %s raised", run.job.id, exc_info=True)
-            return ("fail", _error_text(exc), True)
-        try:
-            return ("complete", normalise_result(value))
-        except _errors.HandlerResultError as exc:
-            return ("fail", exc.message, False)
-
-    async def _report(self, run: _JobRun, outcome: _Outcome, client: client_base.JobClient) -> None:
+    async def _report(
+        self, run: _JobRun, outcome: _outcome.Outcome, client: client_base.JobClient
+    ) -> None:
         job = run.job
         where = f"job {job.id} ({job.job_type})"
-        if outcome[0] == "complete":
-            if run.lost:
-                logger.warning(
-                    "%s: lease lost, reporting the late completion anyway "
-                    "(the engine keeps the first completion)",
-                    where,
-                )
-            elif run.released:
-                logger.warning("%s: finished after it was handed back; reporting it", where)
-            if await self._report_complete(run, outcome[1]):
-                self.metrics.jobs_completed.labels(job.job_type).inc()
-            return
-        if outcome[0] == "cancelled":
-            reason = outcome[1]
-            if run.released:
-                await self._hand_back(run, client)
-            else:
-                logger.warning(
-                    "%s: handler cancelled (%s); not reported, the engine re-offers the job "
-                    "once the lease has expired",
-                    where,
-                    reason,
-                )
-            return
-        _, message, retryable = outcome
-        if run.lost and retryable:
-            logger.warning(
-                "%s: lease lost and the handler failed (%s); not reported, so that no retry "
-                "is charged for an attempt the engine already gave up on",
-                where,
-                message,
-            )
-            return
-        if run.lost:
-            logger.warning("%s: lease lost; reporting the non-retryable failure anyway", where)
-        self.metrics.jobs_failed.labels(job.job_type, "true" if retryable else "false").inc()
-        log = logger.info if retryable else logger.warning
-        log("%s failed (retryable=%s): %s", where, retryable, message)
-        await self._report_fail(run, message, retryable, client)
+        match outcome:
+            case _outcome.Completed(variables=variables):
+                if run.lost:
+                    logger.warning(
+                        "%s: lease lost, reporting the late completion anyway "
+                        "(the engine keeps the first completion)",
+                        where,
+                    )
+                elif run.released:
+                    logger.warning("%s: finished after it was handed back; reporting it", where)
+                if await self._report_complete(run, variables):
+                    self.metrics.jobs_completed.labels(job.job_type).inc()
+            case _outcome.Cancelled(reason=reason):
+                if run.released:
+                    await self._hand_back(run, client)
+                else:
+                    logger.warning(
+                        "%s: handler cancelled (%s); not reported, the engine re-offers the "
+                        "job once the lease has expired",
+                        where,
+                        reason,
+                    )
+            case _outcome.Failed(message=message, retryable=retryable):
+                if run.lost and retryable:
+                    logger.warning(
+                        "%s: lease lost and the handler failed (%s); not reported, so that no "
+                        "retry is charged for an attempt the engine already gave up on",
+                        where,
+                        message,
+                    )
+                    return
+                if run.lost:
+                    logger.warning(
+                        "%s: lease lost; reporting the non-retryable failure anyway", where
+                    )
+                self.metrics.jobs_failed.labels(
+                    job.job_type, "true" if retryable else "false"
+                ).inc()
+                log = logger.info if retryable else logger.warning
+                log("%s failed (retryable=%s): %s", where, retryable, message)
+                await self._report_fail(run, message, retryable, client)
+            case _:
+                assert_never(outcome)
 
     async def _report_complete(self, run: _JobRun, variables: dict[str, Any]) -> bool:
         """Send the completion (batched with others, see ``CompletionSender``), retrying
@@ -454,9 +394,7 @@ class Worker(_lifecycle.RunOnce):
             exc = await self._completions.complete(run.job.id, variables)
             if exc is None:
                 return True
-            retry = isinstance(exc, _errors.TransportError) or (
-                isinstance(exc, _errors.ApiError) and _server_side(exc)
-            )
+            retry = _completions.worth_retrying(exc)
             delay = backoff_delay(attempt, self.settings.backoff_initial, COMPLETE_BACKOFF_MAX)
             left = 0.0 if lease_ends is None else (lease_ends - _utcnow()).total_seconds()
             if retry and (attempt < COMPLETE_ATTEMPTS or delay < left):
@@ -552,7 +490,7 @@ class Worker(_lifecycle.RunOnce):
             next_try = expires - datetime.timedelta(seconds=lease * LEASE_RENEW_FRACTION)
 
     def _lose(self, run: _JobRun, reason: str) -> None:
-        if run.lost or run.future is None or run.future.done():
+        if run.lost or run.call is None or run.call.done():
             return
         run.lost = True
         run.lease_lost.set()
@@ -565,8 +503,7 @@ class Worker(_lifecycle.RunOnce):
             "cancelling the handler" if run.is_async else "leaseLost flag set for the handler",
         )
         if run.is_async:
-            run.cancel_reason = f"lease lost: {reason}"
-            run.future.cancel()
+            run.call.cancel(f"lease lost: {reason}")
 
     # --- shutdown ------------------------------------------------------------------------
 
@@ -580,11 +517,10 @@ class Worker(_lifecycle.RunOnce):
         if not pending:
             return
         for run in list(self._runs):
-            if run.future is not None and not run.future.done():
+            if run.call is not None and not run.call.done():
                 run.released = True
-                run.cancel_reason = "worker shutdown timeout"
                 run.lease_lost.set()
-                run.future.cancel()
+                run.call.cancel("worker shutdown timeout")
         # Give the hand-back reports time to reach the engine, then give up on them.
         _, pending = await asyncio.wait(pending, timeout=self.settings.request_timeout + 1)
         for task in pending:
@@ -644,10 +580,4 @@ class Worker(_lifecycle.RunOnce):
                 break
 
 
-def _server_side(exc: _errors.ApiError) -> bool:
-    if isinstance(exc.status, int):
-        return exc.status >= 500
-    return exc.status in ("INTERNAL", "UNAVAILABLE", "UNKNOWN", "DEADLINE_EXCEEDED")
-
-
-__all__ = ["Worker", "backoff_delay", "normalise_result"]
+__all__ = ["Worker", "backoff_delay"]

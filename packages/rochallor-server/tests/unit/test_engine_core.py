@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import typing
 from typing import Any
 
 import pytest
 
+import rochallor_validator as rv
 from rochallor_server.engine import commands as cmd
 from rochallor_server.engine.model import (
     ExecutionStatus,
@@ -546,3 +548,59 @@ def test_terminal_cleanup_only_when_something_can_still_be_open() -> None:
         None
     ]
     assert parallel.jobs[b1.id].status is JobStatus.CANCELLED
+
+
+EVERY_STEP_TYPE = wf(
+    task("charge", "tier"),
+    {
+        "id": "tier",
+        "name": "Tier",
+        "type": "DECISION_TABLE",
+        "hitPolicy": "U",
+        "inputs": [{"expression": "amount"}],
+        "outputs": [{"name": "tier"}],
+        "rules": [
+            {"inputEntries": ["> 100"], "outputEntries": ["gold"]},
+            {"inputEntries": ["<= 100"], "outputEntries": ["plain"]},
+        ],
+        "nextStep": "shape",
+    },
+    {
+        "id": "shape",
+        "name": "Shape",
+        "type": "TRANSFORMATION",
+        "transformations": {"doubled": "${amount * 2}"},
+        "nextStep": "route",
+    },
+    {
+        "id": "route",
+        "name": "Route",
+        "type": "DECISION",
+        "conditionalNextSteps": {"doubled > 100": "fork", "doubled <= 100": "end"},
+    },
+    {
+        "id": "fork",
+        "name": "Fork",
+        "type": "PARALLEL_GATEWAY",
+        "parallelNextSteps": ["review", "wait"],
+        "joinStep": "join",
+    },
+    {"id": "review", "name": "Review", "type": "USER_TASK", "nextStep": "join"},
+    {"id": "wait", "name": "Wait", "type": "WAIT", "nextStep": "join"},
+    {"id": "join", "name": "Join", "type": "JOIN_GATEWAY", "nextStep": "end"},
+    end(),
+)
+
+
+def test_every_validator_step_class_is_run_by_the_core() -> None:
+    """mypy proves the core's dispatch exhaustive over ``rv.Step``; this runs each case."""
+    h = Harness(EVERY_STEP_TYPE)
+    h.start({"amount": 150})
+    h.complete("charge")
+    assert h.instance.variables == {"amount": 150, "tier": "gold", "doubled": 300}
+    h.complete_task("review", {"ok": True})
+    h.signal("wait")
+    assert h.instance.status is InstanceStatus.COMPLETED
+    run = {type(h.definition.steps[step_id]) for step_id, status in h.history()}
+    assert run == set(typing.get_args(rv.Step))
+    assert all(status == "COMPLETED" for _, status in h.history())

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import typing
 from datetime import timedelta
 from typing import Any
 
@@ -12,6 +13,7 @@ from rochallor_validator import (
     DefinitionInvalid,
     ExpressionEvaluationError,
     ServiceTaskStep,
+    Step,
     StepType,
     TransformationError,
     TransformationStep,
@@ -270,3 +272,20 @@ def test_expression_syntax_errors_give_the_offset_in_the_written_text() -> None:
     value = found["TRANSFORMATION_EXPR_SYNTAX"]
     assert value.position == 5  # the end of "${a +", counted from the "$"
     assert all(i.position is None for i in validate_definition(base(name="")))
+
+
+def test_step_union_has_one_class_per_step_type() -> None:
+    # Code that matches exhaustively over ``Step`` (the server's state machine) then handles
+    # every step type a definition can hold.
+    classes = typing.get_args(Step)
+    assert sorted(c.type for c in classes) == sorted(StepType)
+    for step_type in StepType:
+        document = {
+            "id": "T::wf",
+            "name": "W",
+            "steps": [{"id": "s", "name": "s", "type": step_type}],
+        }
+        decoded = check_definition(document).definition
+        assert decoded is not None
+        [step] = decoded.steps
+        assert type(step) in classes and step.type is step_type

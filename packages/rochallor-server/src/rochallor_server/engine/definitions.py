@@ -6,21 +6,24 @@ The service caches :class:`CompiledDefinition` per ``(id, version)``; versions a
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TypeAlias
 
 import attrs
 
 import rochallor_validator as rv
 from rochallor_server.engine.model import DefinitionRecord
 
-_TIMER_PARENTS = (rv.ServiceTaskStep, rv.UserTaskStep, rv.WaitStep)
+#: Steps that park the instance until something outside the engine happens (a worker's
+#: report, a user, a signal): the only steps with boundary timers, the only ones left by
+#: :func:`~rochallor_server.engine.instance.complete_job` and its kin.
+WaitingStep: TypeAlias = rv.ServiceTaskStep | rv.UserTaskStep | rv.WaitStep
 
 
 @attrs.frozen(kw_only=True)
 class CompiledDefinition:
     record: DefinitionRecord
     definition: rv.WorkflowDefinition
-    steps: Mapping[str, Any]
+    steps: Mapping[str, rv.Step]
     first_step_id: str
     join_branches: Mapping[str, int]
     """For each JOIN_GATEWAY: how many branches its owning gateway starts."""
@@ -65,7 +68,7 @@ def compile_definition(record: DefinitionRecord) -> CompiledDefinition:
                 tables[step.id] = rv.compile_decision_table(step)
             except rv.ValidatorError as exc:  # stored before a limit it now breaks
                 table_errors[step.id] = str(exc)
-        elif isinstance(step, _TIMER_PARENTS):
+        elif isinstance(step, WaitingStep):
             for event in step.boundary_events or ():
                 durations[event.duration] = rv.parse_duration(event.duration)
     return CompiledDefinition(

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, assert_never
 
 import attrs
 
@@ -18,7 +18,7 @@ import rochallor_validator as rv
 from rochallor_server.engine import commands as cmd
 from rochallor_server.engine import limits
 from rochallor_server.engine.clock import IdGenerator
-from rochallor_server.engine.definitions import CompiledDefinition
+from rochallor_server.engine.definitions import CompiledDefinition, WaitingStep
 from rochallor_server.engine.model import (
     AuditEntry,
     ExecutionStatus,
@@ -101,7 +101,7 @@ class _Transition:
         )
         self.commands.append(cmd.Audit(entry=entry))
 
-    def merge(self, delta: Mapping[str, Any] | None) -> None:
+    def merge(self, delta: JsonObject | None) -> None:
         """Shallow merge: each top-level key of the delta replaces the variable."""
         if delta:
             self.variables.update(delta)
@@ -115,7 +115,7 @@ class _Transition:
         if not still_running and step_id in self.current:
             self.current.remove(step_id)
 
-    def new_execution(self, step: Any) -> StepExecution:
+    def new_execution(self, step: rv.Step) -> StepExecution:
         attempt = self.attempts.get(step.id, 0) + 1
         self.attempts[step.id] = attempt
         execution = StepExecution(
@@ -225,7 +225,7 @@ class _Transition:
                 return
             self._enter(self.d.steps[step_id])
 
-    def _schedule_timers(self, step: Any, execution: StepExecution) -> None:
+    def _schedule_timers(self, step: WaitingStep, execution: StepExecution) -> None:
         for event in step.boundary_events or ():
             try:
                 fire_at = self.d.durations[event.duration].add_to(self.now)
@@ -243,89 +243,94 @@ class _Transition:
             )
             self.commands.append(cmd.InsertTimer(timer=timer))
 
-    def _enter(self, step: Any) -> None:
-        kind = step.type
-        if kind is ST.JOIN_GATEWAY:
+    def _enter(self, step: rv.Step) -> None:
+        if isinstance(step, rv.JoinGatewayStep):
             self._arrive(step)
             return
         execution = self.new_execution(step)
-        if kind is ST.SERVICE_TASK:
-            self.add_current(step.id)
-            job = Job(
-                id=self.ids.new_id(),
-                instance_id=self.base.id,
-                step_execution_id=execution.id,
-                step_id=step.id,
-                job_type=step.job_type or step.id,
-                status=JobStatus.UNLOCKED,
-                # capped for versions stored before the validator bounded it
-                retries_remaining=min(step.retry_count or 0, rv.MAX_RETRY_COUNT),
-                payload=dict(self.variables),
-                created_at=self.now,
-            )
-            self.commands.append(cmd.InsertJob(job=job))
-            self._schedule_timers(step, execution)
-        elif kind is ST.USER_TASK:
-            self.add_current(step.id)
-            task = UserTask(
-                id=self.ids.new_id(),
-                instance_id=self.base.id,
-                step_execution_id=execution.id,
-                step_id=step.id,
-                status=UserTaskStatus.OPEN,
-                payload=dict(self.variables),
-                created_at=self.now,
-            )
-            self.commands.append(cmd.InsertUserTask(task=task))
-            self._schedule_timers(step, execution)
-        elif kind is ST.WAIT:
-            self.add_current(step.id)
-            self._schedule_timers(step, execution)
-        elif kind is ST.DECISION:
-            target = self.route(step, execution)
-            if target is not None:
+        # Exhaustive over the validator's step classes: mypy rejects a missing case.
+        match step:
+            case rv.ServiceTaskStep():
+                self.add_current(step.id)
+                job = Job(
+                    id=self.ids.new_id(),
+                    instance_id=self.base.id,
+                    step_execution_id=execution.id,
+                    step_id=step.id,
+                    job_type=step.job_type or step.id,
+                    status=JobStatus.UNLOCKED,
+                    # capped for versions stored before the validator bounded it
+                    retries_remaining=min(step.retry_count or 0, rv.MAX_RETRY_COUNT),
+                    payload=dict(self.variables),
+                    created_at=self.now,
+                )
+                self.commands.append(cmd.InsertJob(job=job))
+                self._schedule_timers(step, execution)
+            case rv.UserTaskStep():
+                self.add_current(step.id)
+                task = UserTask(
+                    id=self.ids.new_id(),
+                    instance_id=self.base.id,
+                    step_execution_id=execution.id,
+                    step_id=step.id,
+                    status=UserTaskStatus.OPEN,
+                    payload=dict(self.variables),
+                    created_at=self.now,
+                )
+                self.commands.append(cmd.InsertUserTask(task=task))
+                self._schedule_timers(step, execution)
+            case rv.WaitStep():
+                self.add_current(step.id)
+                self._schedule_timers(step, execution)
+            case rv.DecisionStep():
+                target = self.route(step, execution)
+                if target is not None:
+                    self.finish(execution, ExecutionStatus.COMPLETED, output={})
+                    self.enter(target)
+            case rv.TransformationStep():
+                try:
+                    assigned = rv.evaluate_transformation(step, self.variables, now=self.now)
+                except rv.ValidatorError as exc:
+                    self.fail_instance(str(exc), execution)
+                    return
+                if (problem := limits.json_problem(assigned, "variables")) is not None:
+                    self.fail_instance(
+                        f"transformation result cannot be stored: {problem}", execution
+                    )
+                    return
+                self.merge(assigned)
+                self.finish(execution, ExecutionStatus.COMPLETED, output=assigned)
+                self.enter(_next_step(step))
+            case rv.DecisionTableStep():
+                table = self.d.tables.get(step.id)
+                if table is None:  # a stored version whose table no longer compiles
+                    self.fail_instance(self.d.table_errors[step.id], execution)
+                    return
+                try:
+                    outputs, matched = table.decide(self.variables, now=self.now)
+                except rv.ValidatorError as exc:
+                    self.fail_instance(str(exc), execution)
+                    return
+                if (problem := limits.json_problem(outputs, "variables")) is not None:
+                    self.fail_instance(
+                        f"decision table result cannot be stored: {problem}", execution
+                    )
+                    return
+                self.audit("decision-table-evaluated", "engine", stepId=step.id, rules=matched)
+                self.merge(outputs)
+                self.finish(execution, ExecutionStatus.COMPLETED, output=outputs)
+                self.enter(_next_step(step))
+            case rv.ParallelGatewayStep():
                 self.finish(execution, ExecutionStatus.COMPLETED, output={})
-                self.enter(target)
-        elif kind is ST.TRANSFORMATION:
-            try:
-                assigned = rv.evaluate_transformation(step, self.variables, now=self.now)
-            except rv.ValidatorError as exc:
-                self.fail_instance(str(exc), execution)
-                return
-            if (problem := limits.json_problem(assigned, "variables")) is not None:
-                self.fail_instance(f"transformation result cannot be stored: {problem}", execution)
-                return
-            self.merge(assigned)
-            self.finish(execution, ExecutionStatus.COMPLETED, output=assigned)
-            self.enter(step.next_step)
-        elif kind is ST.DECISION_TABLE:
-            table = self.d.tables.get(step.id)
-            if table is None:  # a stored version whose table no longer compiles
-                self.fail_instance(self.d.table_errors[step.id], execution)
-                return
-            try:
-                outputs, matched = table.decide(self.variables, now=self.now)
-            except rv.ValidatorError as exc:
-                self.fail_instance(str(exc), execution)
-                return
-            if (problem := limits.json_problem(outputs, "variables")) is not None:
-                self.fail_instance(f"decision table result cannot be stored: {problem}", execution)
-                return
-            self.audit("decision-table-evaluated", "engine", stepId=step.id, rules=matched)
-            self.merge(outputs)
-            self.finish(execution, ExecutionStatus.COMPLETED, output=outputs)
-            self.enter(step.next_step)
-        elif kind is ST.PARALLEL_GATEWAY:
-            self.finish(execution, ExecutionStatus.COMPLETED, output={})
-            for branch in step.parallel_next_steps or ():
-                self.enter(branch)
-        elif kind is ST.END:
-            self.finish(execution, ExecutionStatus.COMPLETED, output={})
-            self.complete_instance(step.id)
-        else:  # pragma: no cover - the validator admits only the types above
-            raise AssertionError(f"unknown step type {kind}")
+                for branch in step.parallel_next_steps or ():
+                    self.enter(branch)
+            case rv.EndStep():
+                self.finish(execution, ExecutionStatus.COMPLETED, output={})
+                self.complete_instance(step.id)
+            case _:
+                assert_never(step)
 
-    def _arrive(self, join: Any) -> None:
+    def _arrive(self, join: rv.JoinGatewayStep) -> None:
         """A path reaches a JOIN_GATEWAY: count it; fire when every branch has arrived."""
         count = self.joins.get(join.id, 0) + 1
         waiting = next((e for e in self.running.values() if e.step_id == join.id), None)
@@ -338,9 +343,11 @@ class _Transition:
         self.joins.pop(join.id, None)
         self.finish(waiting, ExecutionStatus.COMPLETED, output={})
         self.drop_current(join.id)
-        self.enter(join.next_step)
+        self.enter(_next_step(join))
 
-    def route(self, step: Any, failing: StepExecution | None) -> str | None:
+    def route(
+        self, step: rv.DecisionStep | WaitingStep, failing: StepExecution | None
+    ) -> str | None:
         """Evaluate ``conditionalNextSteps`` in written order; fail the instance on error."""
         try:
             return rv.select_branch(step.conditional_next_steps or (), self.variables)
@@ -357,7 +364,9 @@ class _Transition:
         self.merge(delta)
         self.finish(execution, ExecutionStatus.COMPLETED, output=dict(delta or {}))
         step = self.d.steps[execution.step_id]
-        if getattr(step, "boundary_events", None):
+        if not isinstance(step, WaitingStep):  # pragma: no cover - only they are left
+            raise AssertionError(f"step {step.id} ({step.type}) does not wait")
+        if step.boundary_events:
             self.commands.append(
                 cmd.CancelOpenWork(
                     instance_id=self.base.id,
@@ -404,6 +413,12 @@ class _Transition:
         instance = self.instance()
         self.commands.append(cmd.SaveInstance(instance=instance))
         return Outcome(instance=instance, commands=self.commands)
+
+
+def _next_step(step: rv.TransformationStep | rv.DecisionTableStep | rv.JoinGatewayStep) -> str:
+    if step.next_step is None:  # pragma: no cover - the validator requires it
+        raise AssertionError(f"step {step.id} ({step.type}) has no nextStep")
+    return step.next_step
 
 
 def routing_failure_reason(exc: rv.ExpressionError) -> str:
@@ -517,7 +532,7 @@ def check_user_task(definition: CompiledDefinition, instance: Instance, step_id:
     step = definition.steps.get(step_id)
     if step is None:
         raise NotFound("user task not found")
-    if step.type is not ST.USER_TASK:
+    if not isinstance(step, rv.UserTaskStep):
         raise BadRequest("step type does not match the endpoint")
     if instance.status.terminal:
         raise Conflict("instance is in a terminal state")
@@ -566,7 +581,7 @@ def signal(
     step = definition.steps.get(step_id)
     if step is None:
         raise Conflict(not_parked)
-    if step.type is not ST.WAIT:
+    if not isinstance(step, rv.WaitStep):
         raise BadRequest("step type does not match the endpoint")
     _require_running(state)
     if step_id not in state.instance.current_step_ids:
@@ -672,13 +687,12 @@ def retry(
     ]
     # Without a failed step, the failure was the inline routing of the task that completed.
     rerouted = [
-        e
+        (e, step)
         for e in ended
         if not failed
         and e.status is ExecutionStatus.COMPLETED
-        and e.step_id in definition.steps
-        and definition.steps[e.step_id].type in (ST.SERVICE_TASK, ST.USER_TASK, ST.WAIT)
-        and definition.steps[e.step_id].conditional_next_steps
+        and isinstance(step := definition.steps.get(e.step_id), WaitingStep)
+        and step.conditional_next_steps
     ]
     if not failed and not rerouted:
         raise Conflict("the failure is in no step that can run again: nothing to retry")
@@ -697,7 +711,7 @@ def retry(
     resumed = sorted([*failed, *stopped], key=lambda e: (e.started_at, e.id))
     t.audit(
         "instance-retried",
-        stepIds=[e.step_id for e in (*failed, *rerouted)],
+        stepIds=[e.step_id for e in failed] + [e.step_id for e, _ in rerouted],
         resumedStepIds=[e.step_id for e in stopped if e.step_type != ST.JOIN_GATEWAY.value],
         variables=sorted(variables or {}),
         previousFailureReason=instance.failure_reason,
@@ -706,8 +720,8 @@ def retry(
         if execution.step_type == ST.JOIN_GATEWAY.value:
             continue  # its arrivals are kept; the next one counts as usual
         t.enter(execution.step_id)
-    for execution in rerouted:
-        target = t.route(definition.steps[execution.step_id], None)
+    for _, step in rerouted:
+        target = t.route(step, None)
         if target is not None:
             t.enter(target)
     t.run()

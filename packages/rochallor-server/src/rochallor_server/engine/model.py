@@ -13,6 +13,8 @@ from typing import Any
 import attrs
 
 JsonObject = dict[str, Any]
+"""A decoded JSON object. Its values are JSON values, typed ``Any``: they come from the wire
+and are only passed on, stored or handed to the expression language, which checks them."""
 
 
 def _aware(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
