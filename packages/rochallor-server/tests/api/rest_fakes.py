@@ -115,12 +115,14 @@ class _NoDatabase:
 
 
 class FakeService(WorkflowService):
-    """The project's one fake: a :class:`WorkflowService` at the service seam, below the REST
-    edge, that records every call and answers from ``results`` (an exception there is raised).
+    """The project's one fake: a :class:`WorkflowService` at the service seam, below the API
+    edges, that records every call and answers from ``results`` (an exception there is raised).
 
-    The REST edge tests check the HTTP mapping only: routing, parsing, status codes, error
-    bodies, encodings, the middlewares. Everything below the edge (the service, the store,
-    their concurrency) runs on PostgreSQL in the integration tests, never on a fake.
+    Why a fake here: the REST edge tests (``tests/api``) check the HTTP mapping only (routing,
+    parsing, status codes, error bodies, encodings, the middlewares), and a few gRPC tests the
+    status mapping of internal errors and the graceful stop; none of that needs a database.
+    Everything below the edges (the service, the store, their concurrency) runs on PostgreSQL
+    in the integration tests, never on a fake.
 
     It is a real service otherwise: built by :class:`WorkflowService`'s own constructor with
     real settings (``settings``, e.g. a dispatch mode), metrics, clock and ids, over a store
