@@ -1,4 +1,4 @@
-"""The project's one fake, :class:`FakeService`, and canned domain records for the REST edge
+"""The server's one fake, :class:`FakeService`, and canned domain records for the REST edge
 tests."""
 
 from __future__ import annotations
@@ -115,8 +115,9 @@ class _NoDatabase:
 
 
 class FakeService(WorkflowService):
-    """The project's one fake: a :class:`WorkflowService` at the service seam, below the API
+    """The server's one fake: a :class:`WorkflowService` at the service seam, below the API
     edges, that records every call and answers from ``results`` (an exception there is raised).
+    (The SDK has fakes of the engine for its own unit tests.)
 
     Why a fake here: the REST edge tests (``tests/api``) check the HTTP mapping only (routing,
     parsing, status codes, error bodies, encodings, the middlewares), and a few gRPC tests the
