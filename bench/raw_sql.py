@@ -1,8 +1,9 @@
 """Scenario 1 (raw SQL ceiling) and 5b (claiming with finished jobs in the table).
 
-The statements are the engine's own, from ``queries.sql``, issued directly with asyncpg,
-without the engine around them: ``claim_jobs``, and the apply statement (which writes every
-event) with only the jobs' completions in it, on connections with the engine's settings.
+The statements are the engine's own, from ``queries.sql`` and ``apply.sql``, issued directly
+with asyncpg, without the engine around them: ``claim_jobs``, and the apply statement (which
+writes every event) with only the jobs' completions in it, on connections with the engine's
+settings.
 This is the yardstick every end-to-end figure is divided by.
 """
 
@@ -17,9 +18,9 @@ import asyncpg
 from harness import BenchSettings, Database, connect, figure, note, ratio
 
 from rochallor_server.store.postgres import apply_statement
-from rochallor_server.store.postgres.queries import QUERIES
+from rochallor_server.store.postgres.statements import STATEMENTS
 
-CLAIM = QUERIES["claim_jobs"]
+CLAIM = STATEMENTS["claim_jobs"]
 COMPLETE = apply_statement(frozenset({"job_ends"}))
 JOB_TYPE = "bench-raw"
 LEASE = dt.timedelta(seconds=30)

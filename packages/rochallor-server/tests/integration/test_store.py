@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -46,9 +47,9 @@ from rochallor_server.engine.model import (
     UserTaskStatus,
 )
 from rochallor_server.service.ports import InstanceFilter
-from rochallor_server.store import postgres
 from rochallor_server.store.postgres import PostgresStore, apply_statement, create_pool
-from rochallor_server.store.postgres.queries import QUERIES
+from rochallor_server.store.postgres import apply as apply_module
+from rochallor_server.store.postgres.statements import STATEMENTS
 
 from .records import (
     LEASE,
@@ -337,7 +338,7 @@ async def test_concurrent_claimers_never_share_a_job(store: PostgresStore) -> No
     limit = 4
 
     async def claimer(worker: str) -> list[list[Job]]:
-        batches = []
+        batches: list[list[Job]] = []
         while True:
             async with store.transaction() as tx:
                 batch = await tx.claim_jobs(
@@ -438,10 +439,15 @@ async def test_claim_uses_the_partial_index_among_many_finished_jobs(
         conn = tx._conn
         await conn.execute("ANALYZE job")
         claim_plan = await conn.fetchval(
-            "EXPLAIN (FORMAT JSON)\n" + QUERIES["claim_jobs"], "w", T0, T0 + LEASE, ["charge"], 10
+            "EXPLAIN (FORMAT JSON)\n" + STATEMENTS["claim_jobs"],
+            "w",
+            T0,
+            T0 + LEASE,
+            ["charge"],
+            10,
         )
         reclaim_plan = await conn.fetchval(
-            "EXPLAIN (FORMAT JSON)\n" + QUERIES["reclaim_expired_leases"], T0, 10
+            "EXPLAIN (FORMAT JSON)\n" + STATEMENTS["reclaim_expired_leases"], T0, 10
         )
     # Only indexes over open jobs are read: the 20k finished rows are never visited.
     assert _index_names(claim_plan) & {"ix_job_claimable", "ix_job_instance_open"}
@@ -467,7 +473,7 @@ async def test_claim_reads_a_deep_queue_in_index_order(store: PostgresStore) -> 
         )
         await conn.execute("ANALYZE job")
         plan = await conn.fetchval(
-            "EXPLAIN (FORMAT JSON)\n" + QUERIES["claim_jobs"],
+            "EXPLAIN (FORMAT JSON)\n" + STATEMENTS["claim_jobs"],
             "w",
             T0,
             T0 + LEASE,
@@ -1001,17 +1007,26 @@ async def test_an_execution_can_be_inserted_finished(store: PostgresStore) -> No
 
 
 async def test_every_apply_statement_shape_prepares(store: PostgresStore, pool: Any) -> None:
-    """Each kind of row alone, with and without a save (the guard), and all kinds together."""
-    kinds = {kind for kind, _ in postgres._FRAGMENTS}
+    """Each kind of row alone, with and without a save (the guard), and all kinds together;
+    each statement is whole fragments of apply.sql, the guards always among them."""
+    kinds = set(apply_module._KINDS)
     shapes = [{kind} for kind in kinds] + [{kind, "save"} for kind in kinds] + [kinds]
+    fragments = set(apply_module._FRAGMENT_SQL.values())
     async with pool.acquire() as conn:
         for shape in shapes:
             sql = apply_statement(frozenset(shape))
             await conn.prepare(sql)
-            if "save" not in shape:  # no guards: nothing may refer to apply_saved's rows
-                assert "FROM saved" not in sql
-    with pytest.raises(ValueError, match="nothing to write"):
-        apply_statement(frozenset({"g"}))
+            assert sql.startswith("WITH saved AS (")
+            assert "retried_jobs AS (" in sql
+            # nothing but whole fragments, each once, and the separators between them
+            rest = sql
+            for fragment in sorted(fragments, key=len, reverse=True):
+                assert rest.count(fragment) <= 1
+                rest = rest.replace(fragment, "")
+            assert re.fullmatch(r"WITH (,\n)*\nSELECT (,\n {7})*", rest), rest
+    for nothing in (frozenset(), frozenset({"g"}), frozenset({"jobs", "g"})):
+        with pytest.raises(ValueError, match="no apply statement"):
+            apply_statement(nothing)
 
 
 async def test_event_statements_plan_index_lookups_on_tables_planned_while_small(
@@ -1023,7 +1038,7 @@ async def test_event_statements_plan_index_lookups_on_tables_planned_while_small
     _, _, (job,) = await seed(store, jobs=1)
     completion = {"job_ends", "save", "executions", "finishes", "audits"}
     statements = {
-        "load": (QUERIES["load_job_events"], ([job.id],)),
+        "load": (STATEMENTS["load_job_events"], ([job.id],)),
         "apply": (apply_statement(frozenset(completion)), ({},)),
         "cancel": (apply_statement(frozenset({"cancels", "save"})), ({},)),
     }

@@ -1,24 +1,37 @@
-"""queries.sql parsing, its guards, and the JSON codecs of the pool (no database needed)."""
+"""The .sql files' parsing, its guards, and the JSON codecs of the pool (no database needed)."""
 
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
-from rochallor_server.store import postgres
-from rochallor_server.store.postgres import outbox, pool, queries
+from rochallor_server.store.postgres import (
+    apply,
+    notifications,
+    outbox,
+    pool,
+    session,
+    statements,
+    store,
+)
 
 
-def test_every_query_is_loaded_and_used_by_the_store() -> None:
-    bound = {value for value in vars(postgres).values() if isinstance(value, str)}
-    bound |= set(postgres._FRAGMENT_SQL.values())  # the apply statement's building blocks
-    bound |= {value for value in vars(outbox).values() if isinstance(value, str)}
-    unused = {name for name, sql in queries.QUERIES.items() if sql not in bound}
-    assert not unused, f"queries.sql blocks the store never uses: {sorted(unused)}"
-    assert "claim_jobs" in queries.QUERIES
+def test_every_statement_is_loaded_and_used_by_the_store() -> None:
+    bound = {
+        value
+        for module in (session, store, notifications, outbox)
+        for value in vars(module).values()
+        if isinstance(value, str)
+    }
+    bound |= set(apply._FRAGMENT_SQL.values())  # the apply statement's building blocks
+    unused = {name for name, sql in statements.STATEMENTS.items() if sql not in bound}
+    assert not unused, f"blocks of queries.sql/apply.sql the store never uses: {sorted(unused)}"
+    assert "claim_jobs" in statements.STATEMENTS
+    assert "apply_saved" in statements.STATEMENTS
     with pytest.raises(KeyError):
-        queries.QUERIES["no_such_query"]
+        statements.STATEMENTS["no_such_query"]
 
 
 def test_parse_keeps_the_sql_and_drops_the_comments() -> None:
@@ -34,7 +47,7 @@ SELECT $1, $2;
 -- (no parameters)
 SELECT 1;
 """
-    assert queries.parse(text) == {"first": "SELECT $1, $2;", "second": "SELECT 1;"}
+    assert statements.parse(text) == {"first": "SELECT $1, $2;", "second": "SELECT 1;"}
 
 
 @pytest.mark.parametrize(
@@ -52,8 +65,23 @@ SELECT 1;
     ],
 )
 def test_parse_rejects_drift_between_comments_and_sql(text: str, error: str) -> None:
-    with pytest.raises(queries.QueryFileError, match=error):
-        queries.parse(text)
+    with pytest.raises(statements.StatementFileError, match=error):
+        statements.parse(text)
+
+
+def test_the_statements_notify_the_channel_the_listener_listens_on() -> None:
+    channels = {
+        channel
+        for sql in statements.STATEMENTS.values()
+        for channel in re.findall(r"pg_notify\('(\w+)'", sql)
+    }
+    assert channels == {notifications.JOBS_CHANNEL}
+
+
+def test_a_name_in_two_files_is_refused() -> None:
+    assert statements.load("queries.sql").keys().isdisjoint(statements.load("apply.sql"))
+    with pytest.raises(statements.StatementFileError, match="lock_definition_id: defined twice"):
+        statements.load("queries.sql", "queries.sql")
 
 
 @pytest.mark.parametrize(

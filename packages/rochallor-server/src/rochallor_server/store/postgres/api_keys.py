@@ -13,20 +13,19 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from importlib import resources
 from typing import Any
 
 import asyncpg
 
 from rochallor_server.auth import AccessControl, ApiKey, Role, StoredKey
-from rochallor_server.store.postgres import outage_as_unavailable
-from rochallor_server.store.postgres.queries import parse
+from rochallor_server.store.postgres import statements
+from rochallor_server.store.postgres.store import outage_as_unavailable
 
 log = logging.getLogger(__name__)
 
 KEYS_CHANNEL = "rochallor_api_keys"
 
-_Q = parse(resources.files(__package__).joinpath("api_keys.sql").read_text(encoding="utf-8"))
+_Q = statements.load("api_keys.sql")
 _INSERT = _Q["insert_api_key"]
 _GET = _Q["get_api_key"]
 _LIST = _Q["list_api_keys"]

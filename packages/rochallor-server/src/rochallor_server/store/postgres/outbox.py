@@ -13,18 +13,18 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from rochallor_server.service import ports
-from rochallor_server.store.postgres.queries import QUERIES
+from rochallor_server.store.postgres.statements import STATEMENTS
 
 log = logging.getLogger(__name__)
 
-_TRY_ADVISORY_LOCK = QUERIES["try_advisory_lock"]
-_ADVISORY_UNLOCK = QUERIES["advisory_unlock"]
-_OUTBOX_BATCH = QUERIES["outbox_batch"]
-_OUTBOX_DELETE = QUERIES["outbox_delete"]
-_OUTBOX_AUDIT = QUERIES["outbox_audit"]
-_OUTBOX_BACKLOG = QUERIES["outbox_backlog"]
-_OUTBOX_TABLE_EXISTS = QUERIES["outbox_table_exists"]
-_SERVICE_TASK_JOB_TYPES = QUERIES["service_task_job_types"]
+_TRY_ADVISORY_LOCK = STATEMENTS["try_advisory_lock"]
+_ADVISORY_UNLOCK = STATEMENTS["advisory_unlock"]
+_OUTBOX_BATCH = STATEMENTS["outbox_batch"]
+_OUTBOX_DELETE = STATEMENTS["outbox_delete"]
+_OUTBOX_AUDIT = STATEMENTS["outbox_audit"]
+_OUTBOX_BACKLOG = STATEMENTS["outbox_backlog"]
+_OUTBOX_TABLE_EXISTS = STATEMENTS["outbox_table_exists"]
+_SERVICE_TASK_JOB_TYPES = STATEMENTS["service_task_job_types"]
 
 # asyncpg's classes are generic only in their stubs, hence the quoted aliases.
 _Conn: TypeAlias = "PoolConnectionProxy[Any]"

@@ -12,8 +12,8 @@ import orjson
 
 from rochallor_server.engine import limits
 
-# Every statement of queries.sql stays prepared on each connection, with room for migrations
-# and ad-hoc queries.
+# Every statement of queries.sql and each apply statement stays prepared on each connection,
+# with room for migrations and ad-hoc queries.
 STATEMENT_CACHE_SIZE = 256
 APPLICATION_NAME = "rochallor-server"
 # Every statement of the store is an index lookup or an index-ordered scan, and each is planned
