@@ -158,7 +158,6 @@ class Server:
         rest = rest_app.make_app(
             self.metrics,
             self.service,
-            dispatch_mode=settings.engine.dispatch_mode,
             access=self.access,
             cors_origins=settings.auth.cors_origins,
         )

@@ -1,4 +1,4 @@
-"""Clients of the REST application over a fake engine; no database involved."""
+"""Clients of the REST application over the fake service; no database involved."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from rest_fakes import ClientFactory, FakeEngine
+from rest_fakes import ClientFactory, FakeService
 
 from rochallor_server.api.rest import app as rest_app
 from rochallor_server.metrics import Metrics
@@ -15,20 +15,20 @@ from rochallor_server.service.workflow_service import WorkflowService
 
 
 @pytest.fixture
-def engine() -> FakeEngine:
-    return FakeEngine()
+def service() -> FakeService:
+    return FakeService()
 
 
 @pytest.fixture
 async def make_client() -> AsyncIterator[ClientFactory]:
-    """``await make_client(engine, dispatch_mode=..., client_max_size=...)``."""
+    """``await make_client(service, client_max_size=..., cors_origins=...)``."""
     clients: list[TestClient[Any, Any]] = []
 
-    async def factory(engine: WorkflowService, **options: Any) -> TestClient[Any, Any]:
+    async def factory(service: WorkflowService, **options: Any) -> TestClient[Any, Any]:
         # Like every Rochallor SDK, the client declares JSON on every request (posts without
         # it are refused: see api/rest/auth.py).
         client: TestClient[Any, Any] = TestClient(
-            TestServer(rest_app.make_app(Metrics(), engine, **options)),
+            TestServer(rest_app.make_app(Metrics(), service, **options)),
             headers={"Content-Type": "application/json"},
         )
         await client.start_server()
@@ -41,5 +41,5 @@ async def make_client() -> AsyncIterator[ClientFactory]:
 
 
 @pytest.fixture
-async def client(make_client: ClientFactory, engine: FakeEngine) -> TestClient[Any, Any]:
-    return await make_client(engine)
+async def client(make_client: ClientFactory, service: FakeService) -> TestClient[Any, Any]:
+    return await make_client(service)

@@ -1,14 +1,15 @@
-"""A fake :class:`WorkflowService` recording its calls, and canned domain records for the REST
+"""The server's one fake, :class:`FakeService`, and canned domain records for the REST edge
 tests."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from aiohttp.test_utils import TestClient
 
+from rochallor_server.config import EngineSettings
 from rochallor_server.engine.model import (
     AuditEntry,
     DefinitionRecord,
@@ -21,6 +22,7 @@ from rochallor_server.engine.model import (
     StepExecution,
 )
 from rochallor_server.errors import Conflict
+from rochallor_server.metrics import Metrics
 from rochallor_server.service.ports import (
     AuditRecord,
     ChainLinks,
@@ -28,10 +30,12 @@ from rochallor_server.service.ports import (
     InstanceFilter,
     JobQueue,
     Page,
+    Store,
     VersionStats,
     WorkerSeen,
 )
 from rochallor_server.service.workflow_service import RetryResult, UploadResult, WorkflowService
+from rochallor_server.testing import FixedClock, SequentialIds
 
 T0 = dt.datetime(2025, 3, 1, 12, 34, 56, 789012, tzinfo=dt.UTC)
 T1 = dt.datetime(2025, 3, 1, 12, 35, 0, tzinfo=dt.UTC)
@@ -99,10 +103,41 @@ def execution(**changes: Any) -> StepExecution:
     return StepExecution(**fields)
 
 
-class FakeEngine(WorkflowService):
-    """Records every call; answers from ``results`` (an exception there is raised)."""
+class _NoDatabase:
+    """The store under :class:`FakeService`: every operation the REST edge calls is answered
+    by the fake itself, so a test that reaches the store fails."""
 
-    def __init__(self) -> None:
+    async def wait_for_jobs(self, job_types: Sequence[str], timeout: float) -> None:
+        raise AssertionError("the REST edge tests reached the store (wait_for_jobs)")
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"the REST edge tests reached the store ({name})")
+
+
+class FakeService(WorkflowService):
+    """The server's one fake: a :class:`WorkflowService` at the service seam, below the API
+    edges, that records every call and answers from ``results`` (an exception there is raised).
+    (The SDK has fakes of the engine for its own unit tests.)
+
+    Why a fake here: the REST edge tests (``tests/api``) check the HTTP mapping only (routing,
+    parsing, status codes, error bodies, encodings, the middlewares), and a few gRPC tests the
+    status mapping of internal errors and the graceful stop; none of that needs a database.
+    Everything below the edges (the service, the store, their concurrency) runs on PostgreSQL
+    in the integration tests, never on a fake.
+
+    It is a real service otherwise: built by :class:`WorkflowService`'s own constructor with
+    real settings (``settings``, e.g. a dispatch mode), metrics, clock and ids, over a store
+    that fails the test if anything reaches it.
+    """
+
+    def __init__(self, settings: EngineSettings | None = None) -> None:
+        super().__init__(
+            cast(Store, _NoDatabase()),
+            settings=settings or EngineSettings(),
+            metrics=Metrics(),
+            clock=FixedClock(),
+            ids=SequentialIds(),
+        )
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.results: dict[str, Any] = {
             "upload_definition": UploadResult(

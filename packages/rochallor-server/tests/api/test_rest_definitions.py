@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from rest_fakes import Client, FakeEngine, definition_record
+from rest_fakes import Client, FakeService, definition_record
 from yarl import URL
 
 from rochallor_server.errors import (
@@ -23,7 +23,7 @@ UPLOAD = (
 )
 
 
-async def test_upload_answers_201_with_the_summary(client: Client, engine: FakeEngine) -> None:
+async def test_upload_answers_201_with_the_summary(client: Client, service: FakeService) -> None:
     response = await client.post("/v1/definitions", data=UPLOAD)
 
     assert response.status == 201
@@ -36,15 +36,15 @@ async def test_upload_answers_201_with_the_summary(client: Client, engine: FakeE
         "uploadedAt": "2025-03-01T12:34:56.789012Z",
     }
     assert b'"version":3,' in raw  # an integer literal, never 3.0
-    document = engine.last("upload_definition")["document"]
+    document = service.last("upload_definition")["document"]
     assert document == json.loads(UPLOAD)
     assert list(document) == ["id", "version", "name", "steps"]
 
 
 async def test_upload_lists_warnings_with_step_id_omitted_when_none(
-    client: Client, engine: FakeEngine
+    client: Client, service: FakeService
 ) -> None:
-    engine.results["upload_definition"] = UploadResult(
+    service.results["upload_definition"] = UploadResult(
         record=definition_record(),
         created=True,
         warnings=[
@@ -66,7 +66,7 @@ async def test_upload_lists_warnings_with_step_id_omitted_when_none(
     "content_type", ["application/json", "application/json; charset=utf-8", "Application/JSON"]
 )
 async def test_upload_accepts_json_with_any_parameters(
-    client: Client, engine: FakeEngine, content_type: str
+    client: Client, service: FakeService, content_type: str
 ) -> None:
     headers = {"Content-Type": content_type}
     response = await client.post("/v1/definitions", data=UPLOAD, headers=headers)
@@ -75,14 +75,14 @@ async def test_upload_accepts_json_with_any_parameters(
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
 async def test_upload_refuses_other_content_types(
-    client: Client, engine: FakeEngine, content_type: str
+    client: Client, service: FakeService, content_type: str
 ) -> None:
     # A browser may send these to any origin without a preflight (docs/security.md).
     headers = {"Content-Type": content_type}
     response = await client.post("/v1/definitions", data=UPLOAD, headers=headers)
     assert response.status == 415
     assert (await response.json())["error"] == "unsupported-format"
-    assert not engine.calls
+    assert not service.calls
 
 
 @pytest.mark.parametrize(
@@ -90,7 +90,7 @@ async def test_upload_refuses_other_content_types(
 )
 @pytest.mark.parametrize("path", ["/v1/definitions", "/v1/definitions/x/anything"])
 async def test_xml_under_definitions_is_refused_with_415(
-    client: Client, engine: FakeEngine, content_type: str, path: str
+    client: Client, service: FakeService, content_type: str, path: str
 ) -> None:
     response = await client.post(path, data=b"<workflow/>", headers={"Content-Type": content_type})
 
@@ -98,7 +98,7 @@ async def test_xml_under_definitions_is_refused_with_415(
     body = await response.json()
     assert body["error"] == "unsupported-format"
     assert body["reason"] == "Only JSON workflow definitions are accepted"
-    assert not engine.calls
+    assert not service.calls
 
 
 @pytest.mark.parametrize(
@@ -111,13 +111,13 @@ async def test_xml_under_definitions_is_refused_with_415(
     ],
 )
 async def test_upload_body_must_be_a_json_object(
-    client: Client, engine: FakeEngine, raw: bytes, reason: str
+    client: Client, service: FakeService, raw: bytes, reason: str
 ) -> None:
     response = await client.post("/v1/definitions", data=raw)
 
     assert response.status == 400
     assert await response.json() == {"error": "bad-request", "reason": reason, "message": reason}
-    assert not engine.calls
+    assert not service.calls
 
 
 async def test_upload_malformed_json_is_a_parse_error(client: Client) -> None:
@@ -127,10 +127,10 @@ async def test_upload_malformed_json_is_a_parse_error(client: Client) -> None:
     assert (await response.json())["reason"].startswith("parse error: ")
 
 
-async def test_upload_strict_parse_error_from_the_engine(
-    client: Client, engine: FakeEngine
+async def test_upload_strict_parse_error_from_the_service(
+    client: Client, service: FakeService
 ) -> None:
-    engine.fail("upload_definition", BadRequest('parse error: unknown field "colour"'))
+    service.fail("upload_definition", BadRequest('parse error: unknown field "colour"'))
 
     response = await client.post("/v1/definitions", data=UPLOAD)
 
@@ -138,8 +138,10 @@ async def test_upload_strict_parse_error_from_the_engine(
     assert (await response.json())["reason"] == 'parse error: unknown field "colour"'
 
 
-async def test_upload_validation_failure_lists_details(client: Client, engine: FakeEngine) -> None:
-    engine.fail(
+async def test_upload_validation_failure_lists_details(
+    client: Client, service: FakeService
+) -> None:
+    service.fail(
         "upload_definition",
         DefinitionRejected(
             [
@@ -163,8 +165,8 @@ async def test_upload_validation_failure_lists_details(client: Client, engine: F
     ]
 
 
-async def test_upload_storage_failure_is_500(client: Client, engine: FakeEngine) -> None:
-    engine.fail("upload_definition", StorageError("connection refused"))
+async def test_upload_storage_failure_is_500(client: Client, service: FakeService) -> None:
+    service.fail("upload_definition", StorageError("connection refused"))
 
     response = await client.post("/v1/definitions", data=UPLOAD)
 
@@ -173,7 +175,7 @@ async def test_upload_storage_failure_is_500(client: Client, engine: FakeEngine)
 
 
 async def test_get_definition_returns_the_document_with_version_after_id(
-    client: Client, engine: FakeEngine
+    client: Client, service: FakeService
 ) -> None:
     response = await client.get("/v1/definitions/LOS::loan")
 
@@ -182,48 +184,50 @@ async def test_get_definition_returns_the_document_with_version_after_id(
     assert list(body) == ["id", "version", "name", "steps", "metadata"]
     assert body["version"] == 3
     assert list(body["metadata"]) == ["z", "a"]
-    assert engine.last("get_definition") == {"definition_id": "LOS::loan", "version": None}
+    assert service.last("get_definition") == {"definition_id": "LOS::loan", "version": None}
 
 
-async def test_definition_id_is_percent_decoded(client: Client, engine: FakeEngine) -> None:
+async def test_definition_id_is_percent_decoded(client: Client, service: FakeService) -> None:
     response = await client.get(URL("/v1/definitions/LOS%3A%3Aloan", encoded=True))
 
     assert response.status == 200
-    assert engine.last("get_definition")["definition_id"] == "LOS::loan"
+    assert service.last("get_definition")["definition_id"] == "LOS::loan"
 
 
-async def test_get_definition_version(client: Client, engine: FakeEngine) -> None:
-    engine.results["get_definition"] = definition_record(version=2)
+async def test_get_definition_version(client: Client, service: FakeService) -> None:
+    service.results["get_definition"] = definition_record(version=2)
 
     response = await client.get(URL("/v1/definitions/LOS%3A%3Aloan/versions/2", encoded=True))
 
     assert response.status == 200
     assert (await response.json())["version"] == 2
-    assert engine.last("get_definition") == {"definition_id": "LOS::loan", "version": 2}
+    assert service.last("get_definition") == {"definition_id": "LOS::loan", "version": 2}
 
 
 @pytest.mark.parametrize("version", ["abc", "1.5", "2e3", "%20"])
-async def test_non_integer_version_is_400(client: Client, engine: FakeEngine, version: str) -> None:
+async def test_non_integer_version_is_400(
+    client: Client, service: FakeService, version: str
+) -> None:
     response = await client.get(URL(f"/v1/definitions/x/versions/{version}", encoded=True))
 
     assert response.status == 400
     assert (await response.json())["reason"] == "invalid version parameter"
-    assert not engine.calls
+    assert not service.calls
 
 
 @pytest.mark.parametrize("version", [0, -1])
 async def test_any_integer_version_goes_to_the_service(
-    client: Client, engine: FakeEngine, version: int
+    client: Client, service: FakeService, version: int
 ) -> None:
     """The service owns the version bounds (``0``/``-1`` are its 404s, tested there)."""
     await client.get(f"/v1/definitions/x/versions/{version}")
 
-    assert engine.calls == [("get_definition", {"definition_id": "x", "version": version})]
+    assert service.calls == [("get_definition", {"definition_id": "x", "version": version})]
 
 
 @pytest.mark.parametrize("path", ["/v1/definitions/x", "/v1/definitions/x/versions/7"])
-async def test_unknown_definition_is_404(client: Client, engine: FakeEngine, path: str) -> None:
-    engine.fail("get_definition", NotFound("definition not found"))
+async def test_unknown_definition_is_404(client: Client, service: FakeService, path: str) -> None:
+    service.fail("get_definition", NotFound("definition not found"))
 
     response = await client.get(path)
 
@@ -235,7 +239,7 @@ async def test_unknown_definition_is_404(client: Client, engine: FakeEngine, pat
     }
 
 
-async def test_list_definitions(client: Client, engine: FakeEngine) -> None:
+async def test_list_definitions(client: Client, service: FakeService) -> None:
     response = await client.get("/v1/definitions?keyword=loan&page=2&pageSize=5")
 
     assert response.status == 200
@@ -250,16 +254,16 @@ async def test_list_definitions(client: Client, engine: FakeEngine) -> None:
         ],
         "total": 1,
     }
-    assert engine.last("list_definitions") == {"keyword": "loan", "page": 2, "page_size": 5}
+    assert service.last("list_definitions") == {"keyword": "loan", "page": 2, "page_size": 5}
 
 
-async def test_empty_list_is_an_array_never_null(client: Client, engine: FakeEngine) -> None:
-    engine.results["list_definitions"] = Page(items=[], total=0)
+async def test_empty_list_is_an_array_never_null(client: Client, service: FakeService) -> None:
+    service.results["list_definitions"] = Page(items=[], total=0)
 
     response = await client.get("/v1/definitions")
 
     assert await response.read() == b'{"items":[],"total":0}'
-    assert engine.last("list_definitions") == {"keyword": None, "page": 0, "page_size": 0}
+    assert service.last("list_definitions") == {"keyword": None, "page": 0, "page_size": 0}
 
 
 @pytest.mark.parametrize(
@@ -275,17 +279,19 @@ async def test_empty_list_is_an_array_never_null(client: Client, engine: FakeEng
     ],
 )
 async def test_pagination_is_parsed_leniently(
-    client: Client, engine: FakeEngine, query: str, page: int, page_size: int
+    client: Client, service: FakeService, query: str, page: int, page_size: int
 ) -> None:
     response = await client.get(f"/v1/definitions{query}")
 
     assert response.status == 200
-    call = engine.last("list_definitions")
+    call = service.last("list_definitions")
     assert (call["page"], call["page_size"]) == (page, page_size)
 
 
-async def test_list_definitions_storage_failure_is_500(client: Client, engine: FakeEngine) -> None:
-    engine.fail("list_definitions", StorageError("connection refused"))
+async def test_list_definitions_storage_failure_is_500(
+    client: Client, service: FakeService
+) -> None:
+    service.fail("list_definitions", StorageError("connection refused"))
 
     response = await client.get("/v1/definitions")
 

@@ -6,7 +6,7 @@ import json
 import logging
 
 import pytest
-from rest_fakes import Client, ClientFactory, FakeEngine
+from rest_fakes import Client, ClientFactory, FakeService
 
 from rochallor_server.api.rest import app as rest_app
 from rochallor_server.errors import RochallorError, StorageError
@@ -27,9 +27,9 @@ def assert_cors(headers: object) -> None:
 
 @pytest.mark.parametrize("path", ["/v1/definitions", "/v1/jobs/poll", "/nowhere"])
 async def test_preflight_from_a_configured_origin_is_answered_before_routing(
-    make_client: ClientFactory, engine: FakeEngine, path: str
+    make_client: ClientFactory, service: FakeService, path: str
 ) -> None:
-    client = await make_client(engine, cors_origins=[ORIGIN])
+    client = await make_client(service, cors_origins=[ORIGIN])
     response = await client.options(
         path,
         headers={
@@ -43,7 +43,7 @@ async def test_preflight_from_a_configured_origin_is_answered_before_routing(
     assert_cors(response.headers)
     assert response.headers["Access-Control-Max-Age"] == "300"
     assert "Access-Control-Allow-Credentials" not in response.headers
-    assert not engine.calls
+    assert not service.calls
 
 
 @pytest.mark.parametrize(
@@ -57,9 +57,9 @@ async def test_preflight_from_a_configured_origin_is_answered_before_routing(
     ],
 )
 async def test_cors_headers_on_every_answer_to_a_configured_origin(
-    make_client: ClientFactory, engine: FakeEngine, method: str, path: str, status: int
+    make_client: ClientFactory, service: FakeService, method: str, path: str, status: int
 ) -> None:
-    client = await make_client(engine, cors_origins=[ORIGIN])
+    client = await make_client(service, cors_origins=[ORIGIN])
     response = await client.request(
         method, path, data=b"{}" if status == 204 else b"", headers={"Origin": ORIGIN}
     )
@@ -99,13 +99,13 @@ async def test_unknown_route_is_plain_text_404(client: Client, path: str) -> Non
     ],
 )
 async def test_wrong_method_is_405_with_an_empty_body(
-    client: Client, engine: FakeEngine, method: str, path: str
+    client: Client, service: FakeService, method: str, path: str
 ) -> None:
     response = await client.request(method, path)
 
     assert response.status == 405
     assert await response.read() == b""
-    assert not engine.calls
+    assert not service.calls
 
 
 @pytest.mark.parametrize(
@@ -120,9 +120,9 @@ async def test_wrong_method_is_405_with_an_empty_body(
     ],
 )
 async def test_body_over_the_limit_is_413_json(
-    make_client: ClientFactory, engine: FakeEngine, path: str
+    make_client: ClientFactory, service: FakeService, path: str
 ) -> None:
-    client = await make_client(engine, client_max_size=64)
+    client = await make_client(service, client_max_size=64)
 
     response = await client.post(path, data=json.dumps({"workerId": "w" * 100}).encode())
 
@@ -131,13 +131,13 @@ async def test_body_over_the_limit_is_413_json(
     body = await response.json()
     assert body["error"] == "bad-request"
     assert body["reason"] == "request body exceeds 64 bytes"
-    assert not engine.calls
+    assert not service.calls
 
 
 async def test_storage_error_is_500_with_its_message(
-    client: Client, engine: FakeEngine, caplog: pytest.LogCaptureFixture
+    client: Client, service: FakeService, caplog: pytest.LogCaptureFixture
 ) -> None:
-    engine.fail("get_instance", StorageError("could not connect to server"))
+    service.fail("get_instance", StorageError("could not connect to server"))
 
     with caplog.at_level(logging.ERROR, logger="rochallor_server.api.rest.errors"):
         response = await client.get("/v1/instances/x")
@@ -155,9 +155,9 @@ async def test_storage_error_is_500_with_its_message(
     "error", [RuntimeError("secret internals"), RochallorError("secret internals")]
 )
 async def test_unexpected_error_is_logged_and_not_leaked(
-    client: Client, engine: FakeEngine, caplog: pytest.LogCaptureFixture, error: Exception
+    client: Client, service: FakeService, caplog: pytest.LogCaptureFixture, error: Exception
 ) -> None:
-    engine.fail("get_instance", error)
+    service.fail("get_instance", error)
 
     with caplog.at_level(logging.ERROR, logger="rochallor_server.api.rest.errors"):
         response = await client.get("/v1/instances/x")
@@ -183,12 +183,12 @@ async def test_json_responses_declare_application_json(client: Client) -> None:
         assert response.headers["Content-Type"] == "application/json"
 
 
-async def test_healthz(client: Client, engine: FakeEngine) -> None:
+async def test_healthz(client: Client, service: FakeService) -> None:
     response = await client.get("/healthz")
 
     assert response.status == 200
     assert await response.read() == b""
-    assert not engine.calls
+    assert not service.calls
 
 
 async def test_request_metrics_use_the_route_template(client: Client) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from rest_fakes import T1, Client, FakeEngine, execution, instance
+from rest_fakes import T1, Client, FakeService, execution, instance
 from yarl import URL
 
 from rochallor_server.engine.model import ExecutionStatus, InstanceStatus
@@ -25,7 +25,7 @@ WAITING = {
 }
 
 
-async def test_start_answers_201_with_the_instance(client: Client, engine: FakeEngine) -> None:
+async def test_start_answers_201_with_the_instance(client: Client, service: FakeService) -> None:
     response = await client.post(
         "/v1/instances",
         json={
@@ -41,7 +41,7 @@ async def test_start_answers_201_with_the_instance(client: Client, engine: FakeE
     raw = await response.read()
     assert json.loads(raw) == WAITING
     assert b'"amount":100,' in raw and b'"definitionVersion":2,' in raw
-    assert engine.last("start_instance") == {
+    assert service.last("start_instance") == {
         "definition_id": "LOS::loan",
         "version": 2,
         "variables": {"amount": 100},
@@ -51,7 +51,7 @@ async def test_start_answers_201_with_the_instance(client: Client, engine: FakeE
 
 @pytest.mark.parametrize("version", [None, 0, -4])
 async def test_start_without_positive_version_means_latest(
-    client: Client, engine: FakeEngine, version: int | None
+    client: Client, service: FakeService, version: int | None
 ) -> None:
     response = await client.post(
         "/v1/instances",
@@ -65,7 +65,7 @@ async def test_start_without_positive_version_means_latest(
 
     assert response.status == 201
     # the service reads None, 0 and negative versions as the latest (test_service.py)
-    assert engine.last("start_instance") == {
+    assert service.last("start_instance") == {
         "definition_id": "d",
         "version": version,
         "variables": None,
@@ -93,13 +93,13 @@ async def test_start_without_positive_version_means_latest(
     ],
 )
 async def test_start_rejects_bad_bodies(
-    client: Client, engine: FakeEngine, raw: bytes, reason: str
+    client: Client, service: FakeService, raw: bytes, reason: str
 ) -> None:
     response = await client.post("/v1/instances", data=raw)
 
     assert response.status == 400
     assert await response.json() == {"error": "bad-request", "reason": reason, "message": reason}
-    assert not engine.calls
+    assert not service.calls
 
 
 async def test_start_malformed_json(client: Client) -> None:
@@ -109,8 +109,8 @@ async def test_start_malformed_json(client: Client) -> None:
     assert (await response.json())["reason"].startswith("invalid request body: ")
 
 
-async def test_start_unknown_definition_is_404(client: Client, engine: FakeEngine) -> None:
-    engine.fail("start_instance", NotFound('definition "d" not found'))
+async def test_start_unknown_definition_is_404(client: Client, service: FakeService) -> None:
+    service.fail("start_instance", NotFound('definition "d" not found'))
 
     response = await client.post("/v1/instances", json={"definitionId": "d"})
 
@@ -118,8 +118,8 @@ async def test_start_unknown_definition_is_404(client: Client, engine: FakeEngin
     assert (await response.json())["error"] == "not-found"
 
 
-async def test_start_storage_failure_is_500(client: Client, engine: FakeEngine) -> None:
-    engine.fail("start_instance", StorageError("deadlock"))
+async def test_start_storage_failure_is_500(client: Client, service: FakeService) -> None:
+    service.fail("start_instance", StorageError("deadlock"))
 
     response = await client.post("/v1/instances", json={"definitionId": "d"})
 
@@ -127,9 +127,9 @@ async def test_start_storage_failure_is_500(client: Client, engine: FakeEngine) 
 
 
 async def test_get_instance_prints_optional_fields_when_set(
-    client: Client, engine: FakeEngine
+    client: Client, service: FakeService
 ) -> None:
-    engine.results["get_instance"] = instance(
+    service.results["get_instance"] = instance(
         status=InstanceStatus.CANCELLED,
         completed_at=T1,
         failure_reason="",
@@ -150,7 +150,7 @@ async def test_get_instance_prints_optional_fields_when_set(
         "failureReason": "",
         "businessKey": "BK-1",
     }
-    assert engine.last("get_instance") == {"instance_id": INSTANCE_ID}
+    assert service.last("get_instance") == {"instance_id": INSTANCE_ID}
 
 
 async def test_get_instance_omits_unset_optional_fields(client: Client) -> None:
@@ -159,8 +159,8 @@ async def test_get_instance_omits_unset_optional_fields(client: Client) -> None:
     assert await response.json() == WAITING
 
 
-async def test_get_unknown_instance_is_404(client: Client, engine: FakeEngine) -> None:
-    engine.fail("get_instance", NotFound('instance "nope" not found'))
+async def test_get_unknown_instance_is_404(client: Client, service: FakeService) -> None:
+    service.fail("get_instance", NotFound('instance "nope" not found'))
 
     response = await client.get("/v1/instances/nope")
 
@@ -168,49 +168,49 @@ async def test_get_unknown_instance_is_404(client: Client, engine: FakeEngine) -
     assert (await response.json())["reason"] == 'instance "nope" not found'
 
 
-async def test_get_instance_storage_failure_is_500(client: Client, engine: FakeEngine) -> None:
-    engine.fail("get_instance", StorageError("gone"))
+async def test_get_instance_storage_failure_is_500(client: Client, service: FakeService) -> None:
+    service.fail("get_instance", StorageError("gone"))
 
     assert (await client.get("/v1/instances/x")).status == 500
 
 
-async def test_list_instances_passes_filters(client: Client, engine: FakeEngine) -> None:
+async def test_list_instances_passes_filters(client: Client, service: FakeService) -> None:
     response = await client.get(
         "/v1/instances?definitionId=LOS::loan&status=WAITING&businessKey=BK-1&page=1&pageSize=3"
     )
 
     assert response.status == 200
     assert await response.json() == {"items": [WAITING], "total": 1}
-    assert engine.last("list_instances") == {
+    assert service.last("list_instances") == {
         "filter": InstanceFilter(definition_id="LOS::loan", status="WAITING", business_key="BK-1"),
         "page": 1,
         "page_size": 3,
     }
 
 
-async def test_list_instances_without_filters(client: Client, engine: FakeEngine) -> None:
-    engine.results["list_instances"] = Page(items=[], total=0)
+async def test_list_instances_without_filters(client: Client, service: FakeService) -> None:
+    service.results["list_instances"] = Page(items=[], total=0)
 
     response = await client.get("/v1/instances?definitionId=&pageSize=999")
 
     assert await response.read() == b'{"items":[],"total":0}'
-    assert engine.last("list_instances") == {
+    assert service.last("list_instances") == {
         "filter": InstanceFilter(),
         "page": 0,
         "page_size": 999,
     }
 
 
-async def test_list_instances_storage_failure_is_500(client: Client, engine: FakeEngine) -> None:
-    engine.fail("list_instances", StorageError("gone"))
+async def test_list_instances_storage_failure_is_500(client: Client, service: FakeService) -> None:
+    service.fail("list_instances", StorageError("gone"))
 
     assert (await client.get("/v1/instances")).status == 500
 
 
 async def test_history_items_have_exactly_nine_camel_case_keys(
-    client: Client, engine: FakeEngine
+    client: Client, service: FakeService
 ) -> None:
-    engine.results["history"] = [
+    service.results["history"] = [
         execution(),
         execution(
             id="01EXE0000000000000000000AB",
@@ -255,9 +255,9 @@ async def test_history_items_have_exactly_nine_camel_case_keys(
 
 
 async def test_history_of_unknown_instance_is_an_empty_array(
-    client: Client, engine: FakeEngine
+    client: Client, service: FakeService
 ) -> None:
-    engine.results["history"] = []
+    service.results["history"] = []
 
     response = await client.get("/v1/instances/unknown/history")
 
@@ -265,14 +265,14 @@ async def test_history_of_unknown_instance_is_an_empty_array(
     assert await response.read() == b'{"items":[]}'
 
 
-async def test_history_storage_failure_is_500(client: Client, engine: FakeEngine) -> None:
-    engine.fail("history", StorageError("gone"))
+async def test_history_storage_failure_is_500(client: Client, service: FakeService) -> None:
+    service.fail("history", StorageError("gone"))
 
     assert (await client.get("/v1/instances/x/history")).status == 500
 
 
-async def test_cancel_returns_the_cancelled_instance(client: Client, engine: FakeEngine) -> None:
-    engine.results["cancel_instance"] = instance(
+async def test_cancel_returns_the_cancelled_instance(client: Client, service: FakeService) -> None:
+    service.results["cancel_instance"] = instance(
         status=InstanceStatus.CANCELLED, completed_at=T1, failure_reason="by test"
     )
 
@@ -283,19 +283,19 @@ async def test_cancel_returns_the_cancelled_instance(client: Client, engine: Fak
     assert body["status"] == "CANCELLED"
     assert body["failureReason"] == "by test"
     assert body["completedAt"] == "2025-03-01T12:35:00Z"
-    assert engine.last("cancel_instance") == {"instance_id": INSTANCE_ID, "reason": "by test"}
+    assert service.last("cancel_instance") == {"instance_id": INSTANCE_ID, "reason": "by test"}
 
 
 @pytest.mark.parametrize(
     "raw", [b"", b"null", b"{}", b"not json", b"[1]", b'{"reason": 5}', b'{"reason": null}']
 )
 async def test_cancel_without_a_usable_body_means_no_reason(
-    client: Client, engine: FakeEngine, raw: bytes
+    client: Client, service: FakeService, raw: bytes
 ) -> None:
     response = await client.post("/v1/instances/i-1/cancel", data=raw)
 
     assert response.status == 200
-    assert engine.last("cancel_instance") == {"instance_id": "i-1", "reason": ""}
+    assert service.last("cancel_instance") == {"instance_id": "i-1", "reason": ""}
 
 
 @pytest.mark.parametrize(
@@ -307,9 +307,9 @@ async def test_cancel_without_a_usable_body_means_no_reason(
     ],
 )
 async def test_cancel_errors(
-    client: Client, engine: FakeEngine, error: Exception, status: int, code: str
+    client: Client, service: FakeService, error: Exception, status: int, code: str
 ) -> None:
-    engine.fail("cancel_instance", error)
+    service.fail("cancel_instance", error)
 
     response = await client.post("/v1/instances/i-1/cancel")
 
@@ -318,12 +318,12 @@ async def test_cancel_errors(
 
 
 async def test_instance_path_parameters_are_percent_decoded(
-    client: Client, engine: FakeEngine
+    client: Client, service: FakeService
 ) -> None:
     await client.get(URL("/v1/instances/a%3Ab", encoded=True))
     await client.get(URL("/v1/instances/a%20b/history", encoded=True))
     await client.post(URL("/v1/instances/a%2Fb/cancel", encoded=True))
 
-    assert engine.last("get_instance")["instance_id"] == "a:b"
-    assert engine.last("history")["instance_id"] == "a b"
-    assert engine.last("cancel_instance")["instance_id"] == "a/b"
+    assert service.last("get_instance")["instance_id"] == "a:b"
+    assert service.last("history")["instance_id"] == "a b"
+    assert service.last("cancel_instance")["instance_id"] == "a/b"

@@ -5,17 +5,17 @@ from __future__ import annotations
 import json
 
 import pytest
-from rest_fakes import Client, ClientFactory, FakeEngine, job
+from rest_fakes import Client, ClientFactory, FakeService, job
 from yarl import URL
 
-from rochallor_server.config import DispatchMode
+from rochallor_server.config import DispatchMode, EngineSettings
 from rochallor_server.engine.model import JobStatus
 from rochallor_server.errors import Conflict, NotFound, StorageError
 
 POLL = {"workerId": "w-1", "jobTypes": ["payment"], "maxJobs": 64}
 
 
-async def test_poll_returns_locked_jobs(client: Client, engine: FakeEngine) -> None:
+async def test_poll_returns_locked_jobs(client: Client, service: FakeService) -> None:
     response = await client.post("/v1/jobs/poll", json=POLL)
 
     assert response.status == 200
@@ -39,7 +39,7 @@ async def test_poll_returns_locked_jobs(client: Client, engine: FakeEngine) -> N
         ]
     }
     assert b'"retriesRemaining":2,' in raw
-    assert engine.last("poll_jobs") == {
+    assert service.last("poll_jobs") == {
         "worker_id": "w-1",
         "job_types": ["payment"],
         "max_jobs": 64,
@@ -47,8 +47,8 @@ async def test_poll_returns_locked_jobs(client: Client, engine: FakeEngine) -> N
     }
 
 
-async def test_job_without_lock_omits_lock_fields(client: Client, engine: FakeEngine) -> None:
-    engine.results["poll_jobs"] = [
+async def test_job_without_lock_omits_lock_fields(client: Client, service: FakeService) -> None:
+    service.results["poll_jobs"] = [
         job(status=JobStatus.UNLOCKED, worker_id=None, locked_at=None, lock_expires_at=None)
     ]
 
@@ -58,8 +58,10 @@ async def test_job_without_lock_omits_lock_fields(client: Client, engine: FakeEn
     assert "workerId" not in item and "lockedAt" not in item and "lockExpiresAt" not in item
 
 
-async def test_poll_with_no_job_answers_an_empty_array(client: Client, engine: FakeEngine) -> None:
-    engine.results["poll_jobs"] = []
+async def test_poll_with_no_job_answers_an_empty_array(
+    client: Client, service: FakeService
+) -> None:
+    service.results["poll_jobs"] = []
 
     response = await client.post("/v1/jobs/poll", json=POLL)
 
@@ -84,7 +86,7 @@ async def test_poll_with_no_job_answers_an_empty_array(client: Client, engine: F
 )
 async def test_poll_bounds(
     client: Client,
-    engine: FakeEngine,
+    service: FakeService,
     fields: dict[str, object],
     max_jobs: int,
     wait_seconds: float,
@@ -94,7 +96,7 @@ async def test_poll_bounds(
     )
 
     assert response.status == 200
-    call = engine.last("poll_jobs")
+    call = service.last("poll_jobs")
     assert (call["max_jobs"], call["wait_seconds"]) == (max_jobs, wait_seconds)
 
 
@@ -113,26 +115,25 @@ async def test_poll_bounds(
     ],
 )
 async def test_poll_rejects_bad_bodies(
-    client: Client, engine: FakeEngine, raw: bytes, reason: str
+    client: Client, service: FakeService, raw: bytes, reason: str
 ) -> None:
     response = await client.post("/v1/jobs/poll", data=raw)
 
     assert response.status == 400
     assert await response.json() == {"error": "bad-request", "reason": reason, "message": reason}
-    assert not engine.calls
+    assert not service.calls
 
 
-async def test_poll_storage_failure_is_500(client: Client, engine: FakeEngine) -> None:
-    engine.fail("poll_jobs", StorageError("gone"))
+async def test_poll_storage_failure_is_500(client: Client, service: FakeService) -> None:
+    service.fail("poll_jobs", StorageError("gone"))
 
     assert (await client.post("/v1/jobs/poll", json=POLL)).status == 500
 
 
 @pytest.mark.parametrize("raw", [json.dumps(POLL).encode(), b"", b"garbage"])
-async def test_poll_is_gone_in_kafka_outbox_mode(
-    make_client: ClientFactory, engine: FakeEngine, raw: bytes
-) -> None:
-    client = await make_client(engine, dispatch_mode=DispatchMode.KAFKA_OUTBOX)
+async def test_poll_is_gone_in_kafka_outbox_mode(make_client: ClientFactory, raw: bytes) -> None:
+    service = FakeService(EngineSettings(dispatch_mode=DispatchMode.KAFKA_OUTBOX))
+    client = await make_client(service)
 
     response = await client.post("/v1/jobs/poll", data=raw)
 
@@ -142,25 +143,24 @@ async def test_poll_is_gone_in_kafka_outbox_mode(
         b'{"error":"poll path disabled","dispatch_mode":"kafka_outbox",'
         b'"hint":"consume directly from Kafka topic workflow.jobs.<jobType>"}'
     )
-    assert not engine.calls
+    assert not service.calls
 
 
-async def test_kafka_outbox_mode_still_completes_jobs(
-    make_client: ClientFactory, engine: FakeEngine
-) -> None:
-    client = await make_client(engine, dispatch_mode=DispatchMode.KAFKA_OUTBOX)
+async def test_kafka_outbox_mode_still_completes_jobs(make_client: ClientFactory) -> None:
+    service = FakeService(EngineSettings(dispatch_mode=DispatchMode.KAFKA_OUTBOX))
+    client = await make_client(service)
 
     assert (await client.post("/v1/jobs/j-1/complete", json={})).status == 204
 
 
-async def test_complete_job(client: Client, engine: FakeEngine) -> None:
+async def test_complete_job(client: Client, service: FakeService) -> None:
     response = await client.post(
         "/v1/jobs/j-1/complete", json={"workerId": "w-1", "variables": {"paid": True}}
     )
 
     assert response.status == 204
     assert await response.read() == b""
-    assert engine.last("complete_job") == {
+    assert service.last("complete_job") == {
         "job_id": "j-1",
         "worker_id": "w-1",
         "variables": {"paid": True},
@@ -168,11 +168,13 @@ async def test_complete_job(client: Client, engine: FakeEngine) -> None:
 
 
 @pytest.mark.parametrize("raw", [b"{}", b'{"variables": null}', b'{"workerId": null}', b"null"])
-async def test_complete_job_minimal_bodies(client: Client, engine: FakeEngine, raw: bytes) -> None:
+async def test_complete_job_minimal_bodies(
+    client: Client, service: FakeService, raw: bytes
+) -> None:
     response = await client.post("/v1/jobs/j-1/complete", data=raw)
 
     assert response.status == 204
-    assert engine.last("complete_job") == {"job_id": "j-1", "worker_id": None, "variables": None}
+    assert service.last("complete_job") == {"job_id": "j-1", "worker_id": None, "variables": None}
 
 
 @pytest.mark.parametrize(
@@ -185,34 +187,34 @@ async def test_complete_job_minimal_bodies(client: Client, engine: FakeEngine, r
     ],
 )
 async def test_complete_job_rejects_bad_bodies(
-    client: Client, engine: FakeEngine, raw: bytes, reason: str
+    client: Client, service: FakeService, raw: bytes, reason: str
 ) -> None:
     response = await client.post("/v1/jobs/j-1/complete", data=raw)
 
     assert response.status == 400
     assert (await response.json())["reason"] == reason
-    assert not engine.calls
+    assert not service.calls
 
 
 @pytest.mark.parametrize(
     ("error", "status"), [(NotFound('job "j-1" not found'), 404), (StorageError("gone"), 500)]
 )
 async def test_complete_job_errors(
-    client: Client, engine: FakeEngine, error: Exception, status: int
+    client: Client, service: FakeService, error: Exception, status: int
 ) -> None:
-    engine.fail("complete_job", error)
+    service.fail("complete_job", error)
 
     assert (await client.post("/v1/jobs/j-1/complete", json={})).status == status
 
 
-async def test_fail_job(client: Client, engine: FakeEngine) -> None:
+async def test_fail_job(client: Client, service: FakeService) -> None:
     response = await client.post(
         "/v1/jobs/j-1/fail", json={"workerId": "w-1", "errorMessage": "boom", "retryable": True}
     )
 
     assert response.status == 204
     assert await response.read() == b""
-    assert engine.last("fail_job") == {
+    assert service.last("fail_job") == {
         "job_id": "j-1",
         "worker_id": "w-1",
         "error_message": "boom",
@@ -221,11 +223,11 @@ async def test_fail_job(client: Client, engine: FakeEngine) -> None:
 
 
 @pytest.mark.parametrize("raw", [b"{}", b'{"errorMessage": null, "retryable": null}'])
-async def test_fail_job_defaults(client: Client, engine: FakeEngine, raw: bytes) -> None:
+async def test_fail_job_defaults(client: Client, service: FakeService, raw: bytes) -> None:
     response = await client.post("/v1/jobs/j-1/fail", data=raw)
 
     assert response.status == 204
-    assert engine.last("fail_job") == {
+    assert service.last("fail_job") == {
         "job_id": "j-1",
         "worker_id": None,
         "error_message": None,
@@ -242,7 +244,7 @@ async def test_fail_job_defaults(client: Client, engine: FakeEngine, raw: bytes)
     ],
 )
 async def test_fail_job_rejects_bad_bodies(
-    client: Client, engine: FakeEngine, raw: bytes, reason: str
+    client: Client, service: FakeService, raw: bytes, reason: str
 ) -> None:
     response = await client.post("/v1/jobs/j-1/fail", data=raw)
 
@@ -254,29 +256,29 @@ async def test_fail_job_rejects_bad_bodies(
     ("error", "status"), [(NotFound('job "j-1" not found'), 404), (StorageError("gone"), 500)]
 )
 async def test_fail_job_errors(
-    client: Client, engine: FakeEngine, error: Exception, status: int
+    client: Client, service: FakeService, error: Exception, status: int
 ) -> None:
-    engine.fail("fail_job", error)
+    service.fail("fail_job", error)
 
     assert (await client.post("/v1/jobs/j-1/fail", json={})).status == status
 
 
-async def test_job_ids_are_percent_decoded(client: Client, engine: FakeEngine) -> None:
+async def test_job_ids_are_percent_decoded(client: Client, service: FakeService) -> None:
     await client.post(URL("/v1/jobs/j%3A1/complete", encoded=True), json={})
     await client.post(URL("/v1/jobs/j%3A2/fail", encoded=True), json={})
     await client.post(URL("/v1/jobs/j%3A3/extend", encoded=True), json={"workerId": "w"})
 
-    assert engine.last("complete_job")["job_id"] == "j:1"
-    assert engine.last("fail_job")["job_id"] == "j:2"
-    assert engine.last("extend_job_lease")["job_id"] == "j:3"
+    assert service.last("complete_job")["job_id"] == "j:1"
+    assert service.last("fail_job")["job_id"] == "j:2"
+    assert service.last("extend_job_lease")["job_id"] == "j:3"
 
 
-async def test_extend_lease(client: Client, engine: FakeEngine) -> None:
+async def test_extend_lease(client: Client, service: FakeService) -> None:
     response = await client.post("/v1/jobs/j-1/extend", json={"workerId": "w-1"})
 
     assert response.status == 200
     assert await response.json() == {"lockExpiresAt": "2025-03-01T12:35:26.5Z"}
-    assert engine.last("extend_job_lease") == {"job_id": "j-1", "worker_id": "w-1"}
+    assert service.last("extend_job_lease") == {"job_id": "j-1", "worker_id": "w-1"}
 
 
 @pytest.mark.parametrize(
@@ -287,13 +289,13 @@ async def test_extend_lease(client: Client, engine: FakeEngine) -> None:
     ],
 )
 async def test_extend_lease_rejects_bad_bodies(
-    client: Client, engine: FakeEngine, raw: bytes, reason: str
+    client: Client, service: FakeService, raw: bytes, reason: str
 ) -> None:
     response = await client.post("/v1/jobs/j-1/extend", data=raw)
 
     assert response.status == 400
     assert (await response.json())["reason"] == reason
-    assert not engine.calls
+    assert not service.calls
 
 
 @pytest.mark.parametrize(
@@ -305,9 +307,9 @@ async def test_extend_lease_rejects_bad_bodies(
     ],
 )
 async def test_extend_lease_errors(
-    client: Client, engine: FakeEngine, error: Exception, status: int, code: str
+    client: Client, service: FakeService, error: Exception, status: int, code: str
 ) -> None:
-    engine.fail("extend_job_lease", error)
+    service.fail("extend_job_lease", error)
 
     response = await client.post("/v1/jobs/j-1/extend", json={"workerId": "w-1"})
 

@@ -13,12 +13,12 @@ from typing import Any
 
 import attrs
 import pytest
-from rest_fakes import Client, ClientFactory, FakeEngine
+from rest_fakes import Client, ClientFactory, FakeService
 
 from rochallor_server import auth
 from rochallor_server.api.rest import app as rest_app
 from rochallor_server.api.rest import routes
-from rochallor_server.config import DispatchMode
+from rochallor_server.config import DispatchMode, EngineSettings
 from rochallor_server.errors import (
     BadRequest,
     Conflict,
@@ -39,6 +39,7 @@ class Scenario:
     headers: dict[str, str] = attrs.field(factory=dict)
     fail: tuple[str, Exception] | None = None
     options: dict[str, Any] = attrs.field(factory=dict)
+    settings: EngineSettings = attrs.field(factory=EngineSettings)
 
 
 def _errors(
@@ -50,7 +51,7 @@ def _errors(
     body: bytes | None,
     statuses: dict[int, Exception | bytes],
 ) -> Iterator[tuple[tuple[str, str, int], Scenario]]:
-    """Error scenarios: an engine exception to raise, or a request body that fails parsing."""
+    """Error scenarios: a service exception to raise, or a request body that fails parsing."""
     for status, cause in statuses.items():
         if isinstance(cause, bytes):
             yield (method, template, status), Scenario(path=path, body=cause)
@@ -154,7 +155,7 @@ def _scenarios() -> dict[tuple[str, str, int], Scenario]:
         ("POST", "/v1/jobs/poll", 410): Scenario(
             path="/v1/jobs/poll",
             body=b'{"workerId":"w","jobTypes":["t"]}',
-            options={"dispatch_mode": DispatchMode.KAFKA_OUTBOX},
+            settings=EngineSettings(dispatch_mode=DispatchMode.KAFKA_OUTBOX),
         ),
         ("POST", "/v1/jobs/{id}/complete", 204): Scenario(path="/v1/jobs/j/complete", body=b"{}"),
         ("POST", "/v1/instances/batch", 200): Scenario(
@@ -321,7 +322,7 @@ def test_every_reference_resolves() -> None:
 
 
 def test_router_and_document_list_the_same_operations() -> None:
-    app = rest_app.make_app(Metrics(), FakeEngine())
+    app = rest_app.make_app(Metrics(), FakeService())
     served = {
         (route.method, route.resource.canonical)
         for route in app.router.routes()
@@ -349,10 +350,10 @@ async def test_scenario_produces_the_documented_status(
     make_client: ClientFactory, method: str, template: str, status: int
 ) -> None:
     scenario = SCENARIOS[(method, template, status)]
-    engine = FakeEngine()
+    service = FakeService(scenario.settings)
     if scenario.fail is not None:
-        engine.fail(*scenario.fail)
-    client = await make_client(engine, **scenario.options)
+        service.fail(*scenario.fail)
+    client = await make_client(service, **scenario.options)
 
     response = await client.request(
         method, scenario.path, data=scenario.body, headers=scenario.headers

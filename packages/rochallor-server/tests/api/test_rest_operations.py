@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from rest_fakes import T0, T1, Client, FakeEngine
+from rest_fakes import T0, T1, Client, FakeService
 
 from rochallor_server.service.ports import InstanceFilter
 
 
-async def test_list_and_counts_parse_the_new_filters(client: Client, engine: FakeEngine) -> None:
+async def test_list_and_counts_parse_the_new_filters(client: Client, service: FakeService) -> None:
     query = (
         "definitionId=d&definitionVersion=3&businessKey=k&status=FAILED"
         "&startedAfter=2026-03-01T12:00:00Z&startedBefore=2026-03-01T14:00:00%2B02:00"
@@ -25,11 +25,11 @@ async def test_list_and_counts_parse_the_new_filters(client: Client, engine: Fak
         started_after=dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC),
         started_before=dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC),
     )
-    assert engine.last("list_instances")["filter"] == expected
+    assert service.last("list_instances")["filter"] == expected
 
     response = await client.get(f"/v1/instances/counts?{query}")
     assert response.status == 200
-    assert engine.last("count_instances")["filter"] == InstanceFilter(
+    assert service.last("count_instances")["filter"] == InstanceFilter(
         definition_id="d",
         business_key="k",
         definition_version=3,
@@ -44,11 +44,11 @@ async def test_list_and_counts_parse_the_new_filters(client: Client, engine: Fak
 
 
 async def test_an_unencoded_plus_in_an_offset_is_read_as_plus(
-    client: Client, engine: FakeEngine
+    client: Client, service: FakeService
 ) -> None:
     response = await client.get("/v1/instances?startedAfter=2026-03-01T14:00:00+02:00")
     assert response.status == 200
-    after = engine.last("list_instances")["filter"].started_after
+    after = service.last("list_instances")["filter"].started_after
     assert after == dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC)
 
 
@@ -65,25 +65,25 @@ async def test_an_unencoded_plus_in_an_offset_is_read_as_plus(
     ],
 )
 async def test_bad_filters_are_400_naming_the_parameter(
-    client: Client, engine: FakeEngine, query: str, reason: str
+    client: Client, service: FakeService, query: str, reason: str
 ) -> None:
     for path in ("/v1/instances", "/v1/instances/counts"):
         response = await client.get(f"{path}?{query}")
         assert response.status == 400
         assert (await response.json())["reason"] == reason
-    assert not engine.calls
+    assert not service.calls
 
 
 async def test_retry_passes_the_variables_and_answers_the_instance(
-    client: Client, engine: FakeEngine
+    client: Client, service: FakeService
 ) -> None:
     response = await client.post("/v1/instances/i-1/retry", json={"variables": {"card": "x"}})
     assert response.status == 200
     assert (await response.json())["status"] == "ACTIVE"
-    assert engine.last("retry_instance") == {"instance_id": "i-1", "variables": {"card": "x"}}
+    assert service.last("retry_instance") == {"instance_id": "i-1", "variables": {"card": "x"}}
     response = await client.post("/v1/instances/i-2/retry")
     assert response.status == 200
-    assert engine.last("retry_instance") == {"instance_id": "i-2", "variables": None}
+    assert service.last("retry_instance") == {"instance_id": "i-2", "variables": None}
 
 
 @pytest.mark.parametrize(
@@ -104,15 +104,15 @@ async def test_retry_passes_the_variables_and_answers_the_instance(
     ],
 )  # fmt: skip
 async def test_bulk_retry_rejects_bad_bodies(
-    client: Client, engine: FakeEngine, body: bytes, reason: str
+    client: Client, service: FakeService, body: bytes, reason: str
 ) -> None:
     response = await client.post("/v1/instances/retry", data=body)
     assert response.status == 400
     assert (await response.json())["reason"] == reason
-    assert not engine.called("retry_instances")
+    assert not service.called("retry_instances")
 
 
-async def test_bulk_retry_answers_each_instance(client: Client, engine: FakeEngine) -> None:
+async def test_bulk_retry_answers_each_instance(client: Client, service: FakeService) -> None:
     body = {"filter": {"definitionId": "d", "definitionVersion": 2, "status": "FAILED"}, "limit": 7}
     response = await client.post("/v1/instances/retry", json=body)
 
@@ -127,18 +127,18 @@ async def test_bulk_retry_answers_each_instance(client: Client, engine: FakeEngi
         "error": "conflict",
         "reason": "instance is ACTIVE",
     }
-    call = engine.last("retry_instances")
+    call = service.last("retry_instances")
     assert call["filter"] == InstanceFilter(definition_id="d", definition_version=2)
     assert (call["instance_ids"], call["limit"]) == (None, 7)
 
 
 async def test_job_queues_give_the_age_of_the_oldest_waiting_job(
-    client: Client, engine: FakeEngine
+    client: Client, service: FakeService
 ) -> None:
     response = await client.get("/v1/jobs/queues?workerWindowSeconds=60")
 
     assert response.status == 200
-    assert engine.last("job_queues") == {"worker_window": dt.timedelta(seconds=60)}
+    assert service.last("job_queues") == {"worker_window": dt.timedelta(seconds=60)}
     assert await response.json() == {
         "items": [
             {
@@ -156,7 +156,7 @@ async def test_job_queues_give_the_age_of_the_oldest_waiting_job(
 
 
 async def test_versions_audit_links_and_exhausted_jobs_shapes(
-    client: Client, engine: FakeEngine
+    client: Client, service: FakeService
 ) -> None:
     versions = await (await client.get("/v1/definitions/LOS::loan/versions")).json()
     assert versions["items"][0]["instances"] == {
@@ -179,13 +179,13 @@ async def test_versions_audit_links_and_exhausted_jobs_shapes(
             }
         ]
     }
-    assert engine.last("instance_audit") == {"instance_id": "i", "after_id": 5, "limit": 9}
+    assert service.last("instance_audit") == {"instance_id": "i", "after_id": 5, "limit": 9}
     links = await (await client.get("/v1/instances/i/links")).json()
     assert links == {"parent": "p", "children": ["c1", "c2"]}
     page = await (await client.get("/v1/jobs/exhausted?jobType=payment&pageSize=5")).json()
     assert page["total"] == 1
     assert page["items"][0]["errorMessage"] == "card declined"
-    assert engine.last("exhausted_jobs") == {"job_type": "payment", "page": 0, "page_size": 5}
+    assert service.last("exhausted_jobs") == {"job_type": "payment", "page": 0, "page_size": 5}
 
 
 @pytest.mark.parametrize(
@@ -197,17 +197,19 @@ async def test_versions_audit_links_and_exhausted_jobs_shapes(
     ],
 )
 async def test_empty_or_out_of_range_filters_are_refused(
-    client: Client, engine: FakeEngine, query: str, reason: str
+    client: Client, service: FakeService, query: str, reason: str
 ) -> None:
     response = await client.get(f"/v1/instances/counts?{query}")
     assert response.status == 400
     assert (await response.json())["reason"] == reason
 
 
-async def test_timestamps_in_any_case_and_leap_seconds(client: Client, engine: FakeEngine) -> None:
+async def test_timestamps_in_any_case_and_leap_seconds(
+    client: Client, service: FakeService
+) -> None:
     response = await client.get("/v1/instances?startedBefore=2026-12-31t23:59:60z")
     assert response.status == 200
-    before = engine.last("list_instances")["filter"].started_before
+    before = service.last("list_instances")["filter"].started_before
     assert before == dt.datetime(2026, 12, 31, 23, 59, 59, tzinfo=dt.UTC)
 
 
@@ -221,9 +223,9 @@ async def test_timestamps_in_any_case_and_leap_seconds(client: Client, engine: F
     ],
 )
 async def test_audit_paging_is_checked(
-    client: Client, engine: FakeEngine, query: str, reason: str
+    client: Client, service: FakeService, query: str, reason: str
 ) -> None:
     response = await client.get(f"/v1/instances/i/audit?{query}")
     assert response.status == 400
     assert (await response.json())["reason"] == reason
-    assert not engine.called("instance_audit")
+    assert not service.called("instance_audit")

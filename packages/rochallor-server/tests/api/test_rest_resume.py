@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from rest_fakes import Client, FakeEngine
+from rest_fakes import Client, FakeService
 from yarl import URL
 
 from rochallor_server.errors import BadRequest, Conflict, NotFound, StorageError
@@ -33,7 +33,7 @@ SIGNAL = "/v1/instances/i-1/signals/go-wait"
 )
 async def test_complete_user_task_bodies(
     client: Client,
-    engine: FakeEngine,
+    service: FakeService,
     raw: bytes,
     variables: dict[str, object] | None,
     completed_by: str | None,
@@ -42,7 +42,7 @@ async def test_complete_user_task_bodies(
 
     assert response.status == 204
     assert await response.read() == b""
-    assert engine.last("complete_user_task") == {
+    assert service.last("complete_user_task") == {
         "instance_id": "i-1",
         "step_id": "approve",
         "variables": variables,
@@ -60,21 +60,21 @@ async def test_complete_user_task_bodies(
     ],
 )
 async def test_complete_user_task_rejects_bad_bodies(
-    client: Client, engine: FakeEngine, raw: bytes, reason: str
+    client: Client, service: FakeService, raw: bytes, reason: str
 ) -> None:
     response = await client.post(USER_TASK, data=raw)
 
     assert response.status == 400
     assert (await response.json())["reason"] == reason
-    assert not engine.calls
+    assert not service.calls
 
 
-async def test_complete_user_task_malformed_body(client: Client, engine: FakeEngine) -> None:
+async def test_complete_user_task_malformed_body(client: Client, service: FakeService) -> None:
     response = await client.post(USER_TASK, data=b"{oops")
 
     assert response.status == 400
     assert (await response.json())["reason"].startswith("invalid request body: ")
-    assert not engine.calls
+    assert not service.calls
 
 
 @pytest.mark.parametrize(
@@ -88,9 +88,9 @@ async def test_complete_user_task_malformed_body(client: Client, engine: FakeEng
     ],
 )
 async def test_complete_user_task_errors(
-    client: Client, engine: FakeEngine, error: Exception, status: int, code: str
+    client: Client, service: FakeService, error: Exception, status: int, code: str
 ) -> None:
-    engine.fail("complete_user_task", error)
+    service.fail("complete_user_task", error)
 
     response = await client.post(USER_TASK, json={"variables": {}})
 
@@ -111,20 +111,20 @@ async def test_complete_user_task_errors(
     ],
 )
 async def test_signal_bodies(
-    client: Client, engine: FakeEngine, raw: bytes, variables: dict[str, object] | None
+    client: Client, service: FakeService, raw: bytes, variables: dict[str, object] | None
 ) -> None:
     response = await client.post(SIGNAL, data=raw)
 
     assert response.status == 204
     assert await response.read() == b""
-    assert engine.last("signal") == {
+    assert service.last("signal") == {
         "instance_id": "i-1",
         "step_id": "go-wait",
         "variables": variables,
     }
 
 
-async def test_signal_reads_a_chunked_body(client: Client, engine: FakeEngine) -> None:
+async def test_signal_reads_a_chunked_body(client: Client, service: FakeService) -> None:
     async def chunks() -> AsyncIterator[bytes]:
         yield b'{"approved"'
         yield b": true}"
@@ -132,21 +132,21 @@ async def test_signal_reads_a_chunked_body(client: Client, engine: FakeEngine) -
     response = await client.post(SIGNAL, data=chunks())
 
     assert response.status == 204
-    assert engine.last("signal")["variables"] == {"approved": True}
+    assert service.last("signal")["variables"] == {"approved": True}
 
 
 @pytest.mark.parametrize("raw", [b"[1]", b'"x"', b"5", b"true"])
 async def test_signal_body_must_be_an_object(
-    client: Client, engine: FakeEngine, raw: bytes
+    client: Client, service: FakeService, raw: bytes
 ) -> None:
     response = await client.post(SIGNAL, data=raw)
 
     assert response.status == 400
     assert (await response.json())["reason"] == "variables must be a JSON object"
-    assert not engine.calls
+    assert not service.calls
 
 
-async def test_signal_malformed_body(client: Client, engine: FakeEngine) -> None:
+async def test_signal_malformed_body(client: Client, service: FakeService) -> None:
     response = await client.post(SIGNAL, data=b'{"a":')
 
     assert response.status == 400
@@ -164,9 +164,9 @@ async def test_signal_malformed_body(client: Client, engine: FakeEngine) -> None
     ],
 )
 async def test_signal_errors(
-    client: Client, engine: FakeEngine, error: Exception, status: int, code: str
+    client: Client, service: FakeService, error: Exception, status: int, code: str
 ) -> None:
-    engine.fail("signal", error)
+    service.fail("signal", error)
 
     response = await client.post(SIGNAL)
 
@@ -175,12 +175,12 @@ async def test_signal_errors(
 
 
 async def test_resume_path_parameters_are_percent_decoded(
-    client: Client, engine: FakeEngine
+    client: Client, service: FakeService
 ) -> None:
     await client.post(URL("/v1/instances/i%3A1/user-tasks/LOS%3A%3Aapprove/complete", encoded=True))
     await client.post(URL("/v1/instances/i%3A2/signals/wait%20here", encoded=True))
 
-    call = engine.last("complete_user_task")
+    call = service.last("complete_user_task")
     assert (call["instance_id"], call["step_id"]) == ("i:1", "LOS::approve")
-    call = engine.last("signal")
+    call = service.last("signal")
     assert (call["instance_id"], call["step_id"]) == ("i:2", "wait here")

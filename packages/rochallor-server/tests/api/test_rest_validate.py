@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rest_fakes import Client, FakeEngine
+from rest_fakes import Client, FakeService
 
 from rochallor_server.api.rest import serde
 from rochallor_server.engine import limits
@@ -25,14 +25,14 @@ VALID = {
 
 
 async def test_a_valid_definition_is_accepted_and_not_stored(
-    client: Client, engine: FakeEngine
+    client: Client, service: FakeService
 ) -> None:
     response = await client.post("/v1/definitions/validate", data=json.dumps(VALID))
 
     assert response.status == 200
     assert response.headers["Content-Type"] == "application/json"
     assert await response.json() == {"accepted": True, "errors": [], "warnings": []}
-    assert engine.calls == []
+    assert service.calls == []
 
 
 async def test_errors_carry_code_path_message_and_step(client: Client) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from rest_fakes import Client, FakeEngine
+from rest_fakes import Client, FakeService
 
 from rochallor_server import auth
 from rochallor_server.api.rest import app as rest_app
@@ -18,7 +18,7 @@ from rochallor_server.ui import add_ui_routes, static_dir
 @pytest.fixture
 async def client() -> AsyncIterator[TestClient[Any, Any]]:
     """The REST application with the UI beside it, as the engine process composes them."""
-    app = rest_app.make_app(Metrics(), FakeEngine())
+    app = rest_app.make_app(Metrics(), FakeService())
     add_ui_routes(app)
     ui_client: TestClient[Any, Any] = TestClient(TestServer(app))
     await ui_client.start_server()
@@ -59,7 +59,7 @@ async def test_unknown_files_and_escapes_are_404(client: Client) -> None:
 async def test_with_access_control_the_page_is_open_and_validation_needs_read() -> None:
     access = auth.AccessControl(auth.MemoryKeyStore(), enforce=True)
     _key, token = await access.create_key(name="modeller", role="viewer")
-    app = rest_app.make_app(Metrics(), FakeEngine(), access=access)
+    app = rest_app.make_app(Metrics(), FakeService(), access=access)
     add_ui_routes(app)
     guarded: TestClient[Any, Any] = TestClient(TestServer(app))
     await guarded.start_server()

@@ -22,8 +22,10 @@ from rochallor_server.api.grpc.service import WorkflowEngineService
 from rochallor_server.app import Server
 from rochallor_server.config import DispatchMode
 from rochallor_server.engine.clock import SystemClock, UlidGenerator
+from rochallor_server.errors import StorageError
 from rochallor_server.service.workflow_service import WorkflowService
 
+from ..api.rest_fakes import FakeService
 from .conftest import Rest, definition_message, fixture_definition
 
 Stub = pb.WorkflowEngineStub
@@ -541,24 +543,13 @@ async def test_metrics_observe_every_call(stub: Stub, server: Server) -> None:
     )
 
 
-class _BrokenEngine:
-    """Just enough of a WorkflowService for the internal-error mapping."""
-
-    settings = attrs.make_class("S", {"dispatch_mode": attrs.field(default=DispatchMode.POLLING)})()
-
-    async def get_instance(self, instance_id: str) -> Any:
-        from rochallor_server.errors import StorageError
-
-        raise StorageError("connection refused")
-
-    async def history(self, instance_id: str) -> Any:
-        raise RuntimeError("secret detail")
-
-
 async def test_internal_errors(server: Server) -> None:
     from grpclib.client import Channel
 
-    endpoint = GrpcListener(WorkflowEngineService(_BrokenEngine(), server.metrics))  # type: ignore[arg-type]
+    broken = FakeService()
+    broken.fail("get_instance", StorageError("connection refused"))
+    broken.fail("history", RuntimeError("secret detail"))
+    endpoint = GrpcListener(WorkflowEngineService(broken, server.metrics))
     await endpoint.start("127.0.0.1", 0)
     channel = Channel("127.0.0.1", endpoint.port)
     try:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
-import attrs
 import pytest
 from grpclib.client import Channel
 from grpclib.const import Status
@@ -16,20 +16,17 @@ from rochallor_server._gen.workflow import v1 as pb
 from rochallor_server.api.grpc.server import GrpcListener
 from rochallor_server.api.grpc.service import WorkflowEngineService
 from rochallor_server.app import Server
-from rochallor_server.config import DispatchMode
+from rochallor_server.engine.model import Job
 from rochallor_server.metrics import Metrics
 
+from ..api.rest_fakes import FakeService
 
-class _SlowEngine:
-    settings = attrs.make_class(
-        "S",
-        {
-            "dispatch_mode": attrs.field(default=DispatchMode.POLLING),
-            "max_poll_wait_seconds": attrs.field(default=60.0),
-        },
-    )()
+
+class _SlowService(FakeService):
+    """The one fake, slow to answer: a call stays in flight while the listener stops."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.entered = asyncio.Event()
 
     async def history(self, instance_id: str) -> list[Any]:
@@ -37,26 +34,34 @@ class _SlowEngine:
         await asyncio.sleep(1.0)
         return []
 
-    async def poll_jobs(self, *, wait_seconds: float, **_: Any) -> list[Any]:
+    async def poll_jobs(
+        self,
+        *,
+        worker_id: str,
+        job_types: Sequence[str],
+        max_jobs: int,
+        wait_seconds: float,
+        encode: Callable[[Job], Any],
+    ) -> list[Any]:
         self.entered.set()
         await asyncio.sleep(wait_seconds)
         return []
 
 
-async def _endpoint(engine: _SlowEngine) -> GrpcListener:
-    listener = GrpcListener(WorkflowEngineService(engine, Metrics()))  # type: ignore[arg-type]
+async def _endpoint(service: _SlowService) -> GrpcListener:
+    listener = GrpcListener(WorkflowEngineService(service, Metrics()))
     await listener.start("127.0.0.1", 0)
     return listener
 
 
 async def test_slow_call_in_flight_completes_and_new_calls_are_unavailable() -> None:
-    engine = _SlowEngine()
-    listener = await _endpoint(engine)
+    service = _SlowService()
+    listener = await _endpoint(service)
     channel = Channel("127.0.0.1", listener.port)
     stub = pb.WorkflowEngineStub(channel)
     try:
         slow = asyncio.create_task(stub.get_instance_history(pb.GetInstanceHistoryRequest(id="x")))
-        await engine.entered.wait()
+        await service.entered.wait()
         stopping = asyncio.create_task(listener.stop(grace=10))
         await asyncio.sleep(0.1)
         # An existing connection may still send a call: it is turned away, not cancelled.
@@ -95,8 +100,8 @@ async def test_long_poll_in_flight_ends_early_with_an_empty_answer(server: Serve
 
 
 async def test_grace_timeout_cancels_what_is_left() -> None:
-    engine = _SlowEngine()
-    listener = await _endpoint(engine)
+    service = _SlowService()
+    listener = await _endpoint(service)
     channel = Channel("127.0.0.1", listener.port)
     try:
         slow = asyncio.create_task(
@@ -104,7 +109,7 @@ async def test_grace_timeout_cancels_what_is_left() -> None:
                 pb.GetInstanceHistoryRequest(id="x")
             )
         )
-        await engine.entered.wait()
+        await service.entered.wait()
         await listener.stop(grace=0.1)
         with pytest.raises(GRPCError) as caught:
             await slow

@@ -1,8 +1,8 @@
 """The retry write applies only to the job as its event read it (real PostgreSQL).
 
 A retryable failure is decided on a job read without a lock; a cancel, a completion, a lease
-reclaim or another replica may change the job before the retry is written. The in-memory store
-serialises everything and cannot show this race; these tests interleave real transactions.
+reclaim or another replica may change the job before the retry is written. Only real
+transactions show this race: these tests interleave them.
 """
 
 from __future__ import annotations

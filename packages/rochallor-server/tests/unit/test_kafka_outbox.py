@@ -1,21 +1,17 @@
-"""kafka_outbox mode without a broker: which jobs get an outbox row, and the record built
-for it (the broker tests are in ``tests_kafka``)."""
+"""kafka_outbox mode without a broker or a database: which jobs get an outbox row, and the
+record built for it (the rows written are tested on PostgreSQL in
+``tests/integration/test_service_dispatch.py``, the broker in ``tests_kafka``)."""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 import attrs
 
 from rochallor_server._gen.workflow import v1 as pb
-from rochallor_server.config import EngineSettings
 from rochallor_server.dispatch.kafka_outbox import event
 from rochallor_server.engine import commands as cmd
 from rochallor_server.engine.model import Job, JobStatus
-from rochallor_server.metrics import Metrics
-from rochallor_server.service.workflow_service import WorkflowService
-from rochallor_server.testing import FixedClock, InMemoryStore, SequentialIds
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -78,60 +74,3 @@ def test_the_record_value_is_a_job_dispatch_event() -> None:
         ("content-type", b"application/x-protobuf; proto=workflow.v1.JobDispatchEvent"),
         ("dedup-id", b"01DEDUP"),
     ]
-
-
-def _engine(store: InMemoryStore, *, kafka: bool) -> WorkflowService:
-    return WorkflowService(
-        store,
-        settings=EngineSettings(),
-        metrics=Metrics(polling=not kafka),
-        clock=FixedClock(),
-        ids=SequentialIds(),
-        dispatch=event.encode if kafka else None,
-    )
-
-
-FLOW: dict[str, Any] = {
-    "id": "flow",
-    "name": "flow",
-    "steps": [
-        {
-            "id": "a",
-            "name": "a",
-            "type": "SERVICE_TASK",
-            "jobType": "charge",
-            "retryCount": 1,
-            "nextStep": "end",
-        },
-        {"id": "end", "name": "end", "type": "END"},
-    ],
-}
-
-
-async def test_the_outbox_row_is_written_with_the_job_and_again_on_retry() -> None:
-    store = InMemoryStore()
-    engine = _engine(store, kafka=True)
-    await engine.upload_definition(FLOW)
-    instance = await engine.start_instance(
-        definition_id="flow", version=None, variables={"x": 1}, business_key=None
-    )
-    [first] = store.tables.dispatch_outbox
-    [stored] = store.tables.jobs.values()
-    assert (first.job_id, first.instance_id, first.job_type) == (stored.id, instance.id, "charge")
-    assert pb.JobDispatchEvent.parse(first.payload).dedup_id == first.id
-
-    await engine.fail_job(stored.id, worker_id=None, error_message="again", retryable=True)
-    _, second = store.tables.dispatch_outbox
-    assert second.job_id == stored.id and second.id != first.id
-    assert pb.JobDispatchEvent.parse(second.payload).retries_remaining == 0
-
-    await engine.complete_job(stored.id, worker_id=None, variables={})
-    assert len(store.tables.dispatch_outbox) == 2
-
-
-async def test_polling_mode_writes_no_outbox_row() -> None:
-    store = InMemoryStore()
-    engine = _engine(store, kafka=False)
-    await engine.upload_definition(FLOW)
-    await engine.start_instance(definition_id="flow", version=None, variables={}, business_key=None)
-    assert store.tables.jobs and store.tables.dispatch_outbox == ()

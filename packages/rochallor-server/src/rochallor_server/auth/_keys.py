@@ -85,7 +85,8 @@ class KeyStore(Protocol):
 
 
 class MemoryKeyStore:
-    """A :class:`KeyStore` in a dict, for unit tests and the in-memory engine."""
+    """A :class:`KeyStore` in a dict: the REST application's keys when access control is off,
+    and unit tests of access control."""
 
     def __init__(self) -> None:
         self.keys: dict[str, StoredKey] = {}

@@ -1,5 +1,6 @@
-"""Test helpers shipped with the server: deterministic clock and ids, an in-memory store,
-throwaway PostgreSQL, and the engine as a subprocess."""
+"""Test helpers shipped with the server: deterministic clock and ids, throwaway PostgreSQL
+(tests of the service and the store run on it: there is no in-memory store), and the engine
+as a subprocess."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import datetime as dt
 import itertools
 
 from rochallor_server.testing._credentials import Certificates, JwtIssuer, make_certificates
-from rochallor_server.testing._memory import InMemoryStore
 from rochallor_server.testing._postgres import TestCluster
 from rochallor_server.testing._process import EngineProcess, EngineProcessError
 
@@ -16,7 +16,6 @@ __all__ = [
     "EngineProcess",
     "EngineProcessError",
     "FixedClock",
-    "InMemoryStore",
     "JwtIssuer",
     "SequentialIds",
     "TestCluster",

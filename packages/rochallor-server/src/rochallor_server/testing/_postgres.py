@@ -1,7 +1,8 @@
 """Throwaway embedded PostgreSQL clusters for tests, with a migrated template database.
 
 A cluster is started once per test session; each test gets a fresh database cloned from the
-template (``CREATE DATABASE … TEMPLATE``), which takes a few milliseconds.
+template (``CREATE DATABASE … TEMPLATE``). The next database is cloned in the background while
+a test runs, and a used one is dropped in the background, so a test rarely waits for either.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import itertools
 import subprocess
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from rochallor_server.store.postgres.embedded import EmbeddedPostgres, reap_orphans
@@ -28,11 +30,15 @@ class TestCluster:
         self.server = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix=PREFIX)), ephemeral=True)
         self._counter = itertools.count(1)
         self._template_ready = False
+        # One worker: clones and drops run one at a time, in the order asked.
+        self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="test-cluster")
+        self._next: Future[str] | None = None
 
     def start(self) -> str:
         return self.server.start()
 
     def stop(self) -> None:
+        self._background.shutdown(wait=True, cancel_futures=True)
         self.server.stop(remove=True)
 
     @property
@@ -75,11 +81,23 @@ class TestCluster:
         self._template_ready = True
 
     def new_database(self) -> str:
-        """A fresh database cloned from the template; returns its DSN."""
-        name = f"test_{next(self._counter)}"
-        self.psql(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
+        """A fresh database cloned from the template; returns its DSN.
+
+        The template must be ready (:meth:`prepare_template`). The clone handed out was made
+        in the background after the previous call, and the next one is started now.
+        """
+        ready, self._next = self._next, None
+        name = ready.result() if ready is not None else self._clone()
+        self._next = self._background.submit(self._clone)
         return self.dsn_for(name)
 
+    def _clone(self) -> str:
+        name = f"test_{next(self._counter)}"
+        self.psql(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
+        return name
+
     def drop_database(self, dsn: str) -> None:
+        """Drop a database handed out by :meth:`new_database` (in the background: nothing may
+        use it any more)."""
         name = dsn.rsplit("/", 1)[1]
-        self.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        self._background.submit(self.psql, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -12,7 +12,6 @@ from rochallor_server import auth
 from rochallor_server.api.rest import auth as rest_auth
 from rochallor_server.api.rest import errors, operations, routes
 from rochallor_server.api.rest._types import Handler
-from rochallor_server.config import DispatchMode
 from rochallor_server.engine import limits
 from rochallor_server.errors import PermissionDenied, Unauthenticated
 from rochallor_server.metrics import Metrics
@@ -62,7 +61,6 @@ def make_app(
     metrics: Metrics,
     service: WorkflowService,
     *,
-    dispatch_mode: DispatchMode = DispatchMode.POLLING,
     client_max_size: int = DEFAULT_CLIENT_MAX_SIZE,
     access: auth.AccessControl | None = None,
     cors_origins: Iterable[str] = (),
@@ -89,7 +87,6 @@ def make_app(
     app[rest_auth.CORS_ORIGINS_KEY] = rest_auth.cors_origins(cors_origins)
     app[METRICS_KEY] = metrics
     app[routes.SERVICE_KEY] = service
-    app[routes.DISPATCH_MODE_KEY] = dispatch_mode
     app[routes.OPENAPI_KEY] = routes.load_openapi()
     # Operations first: their fixed paths (``/v1/instances/counts``) win over ``{id}``.
     app.add_routes(operations.routes)

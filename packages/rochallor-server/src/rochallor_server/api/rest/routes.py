@@ -20,7 +20,6 @@ from rochallor_server.errors import BadRequest
 from rochallor_server.service.workflow_service import WorkflowService
 
 SERVICE_KEY = web.AppKey("service", WorkflowService)
-DISPATCH_MODE_KEY = web.AppKey("dispatch_mode", DispatchMode)
 OPENAPI_KEY = web.AppKey("openapi", bytes)
 
 # The REST default of ``maxJobs`` (gRPC's is 1, ``grpc-contract.md`` §3.1).
@@ -219,7 +218,8 @@ async def signal(request: web.Request) -> web.Response:
 
 @routes.post("/v1/jobs/poll")
 async def poll_jobs(request: web.Request) -> web.Response:
-    if request.app[DISPATCH_MODE_KEY] is DispatchMode.KAFKA_OUTBOX:
+    # the dispatch mode is the service's setting, read as the gRPC edge reads it
+    if _service(request).settings.dispatch_mode is DispatchMode.KAFKA_OUTBOX:
         return web.Response(status=410, body=KAFKA_POLL_BODY, content_type="application/json")
     body = serde.Body.required(await request.read())
     max_jobs = body.integer("maxJobs")

@@ -1,8 +1,13 @@
-"""The console's store reads, the same on :class:`InMemoryStore` and :class:`PostgresStore`."""
+"""The operations console's store reads on PostgreSQL: instance filters and counts per status,
+definition versions, job queues, exhausted jobs, workers seen, an instance's audit and chain
+links."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
+
+import pytest
 
 from rochallor_server.engine.commands import (
     Audit,
@@ -14,14 +19,21 @@ from rochallor_server.engine.commands import (
 )
 from rochallor_server.engine.model import AuditEntry, InstanceStatus, JobStatus
 from rochallor_server.service.ports import InstanceFilter, Store, WorkerSeen
+from rochallor_server.store.postgres import PostgresStore, create_pool
 
-from . import test_store_fake_parity as parity
 from .records import T0, at, make_execution, make_instance, make_job
+from .test_store_events import apply
 
-# The fixtures of the parity tests: each test here runs on both stores too.
-dsn = parity.dsn
-store = parity.store
-apply = parity.apply
+
+@pytest.fixture
+async def store(pg_dsn: str) -> AsyncIterator[PostgresStore]:
+    pool = await create_pool(pg_dsn, 1, 4)
+    store = PostgresStore(pool)
+    try:
+        yield store
+    finally:
+        await store.close()
+        await pool.close()
 
 
 async def test_instance_filters_and_counts_per_status(store: Store) -> None:

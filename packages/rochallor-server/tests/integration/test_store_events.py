@@ -1,8 +1,6 @@
-"""The same store-level assertions against :class:`InMemoryStore` and :class:`PostgresStore`.
-
-The unit tests of the service trust the fake; these tests keep it honest: every case runs on
-both stores and only observes what the port returns.
-"""
+"""The store's event statements and reads on PostgreSQL, observed only through the port
+(:class:`~rochallor_server.service.ports.Session`): claiming and leases, job outcomes, wake-ups
+at commit, the revision guard of optimistic concurrency, cancellation scoping, listings."""
 
 from __future__ import annotations
 
@@ -42,27 +40,13 @@ from rochallor_server.engine.model import (
 )
 from rochallor_server.service.ports import InstanceFilter, LoadedJob, Store
 from rochallor_server.store.postgres import PostgresStore, create_pool
-from rochallor_server.testing import InMemoryStore
 
 from .records import T0, at, make_execution, make_instance, make_job, make_timer, new_id
 
 
-@pytest.fixture(params=["memory", "postgres"])
-def dsn(request: pytest.FixtureRequest) -> str | None:
-    """``None`` for the fake, else a fresh database (resolved here, outside the event loop:
-    the cluster fixture migrates its template with ``asyncio.run``)."""
-    if request.param == "memory":
-        return None
-    pg_dsn: str = request.getfixturevalue("pg_dsn")
-    return pg_dsn
-
-
 @pytest.fixture
-async def store(dsn: str | None) -> AsyncIterator[Store]:
-    if dsn is None:
-        yield InMemoryStore()
-        return
-    pool = await create_pool(dsn, 1, 4)
+async def store(pg_dsn: str) -> AsyncIterator[PostgresStore]:
+    pool = await create_pool(pg_dsn, 1, 4)
     store = PostgresStore(pool, listener_reconnect_delay=(0.05, 0.2))
     try:
         yield store
@@ -180,9 +164,8 @@ async def test_job_outcomes_keep_or_record_the_worker(store: Store) -> None:
     assert (broken.status, broken.worker_id) == (JobStatus.FAILED, "w9")
 
 
-async def test_wake_ups_are_sent_at_commit(store: Store) -> None:
-    if isinstance(store, PostgresStore):
-        assert await store.listen()
+async def test_wake_ups_are_sent_at_commit(store: PostgresStore) -> None:
+    assert await store.listen()
     instance = make_instance()
     execution = make_execution(instance)
     await apply(

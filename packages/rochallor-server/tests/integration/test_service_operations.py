@@ -1,19 +1,21 @@
-"""The service's operations (retry, bulk retry, workers seen) over :class:`InMemoryStore`."""
+"""The service's operations (retry, bulk retry, workers seen) on PostgreSQL."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import AsyncIterator
 
 import pytest
 
-from rochallor_server.config import EngineSettings
 from rochallor_server.engine import limits
 from rochallor_server.errors import BadRequest, Conflict, NotFound
-from rochallor_server.metrics import Metrics
 from rochallor_server.service import workflow_service as service
 from rochallor_server.service.ports import InstanceFilter
 from rochallor_server.service.workflow_service import WorkflowService
-from rochallor_server.testing import FixedClock, InMemoryStore, SequentialIds
+from rochallor_server.store.postgres import PostgresStore
+from rochallor_server.testing import FixedClock
+
+from .services import make_service
 
 DECIDE = {
     "id": "T::decide",
@@ -34,14 +36,10 @@ def clock() -> FixedClock:
 
 
 @pytest.fixture
-def engine(clock: FixedClock) -> WorkflowService:
-    return WorkflowService(
-        InMemoryStore(),
-        settings=EngineSettings(),
-        metrics=Metrics(),
-        clock=clock,
-        ids=SequentialIds(),
-    )
+async def engine(pg_store: PostgresStore, clock: FixedClock) -> AsyncIterator[WorkflowService]:
+    service = make_service(pg_store, clock=clock)
+    yield service
+    await service.drain()
 
 
 async def test_bulk_retry_by_filter_takes_the_newest_and_counts_all(
