@@ -220,16 +220,28 @@ async def test_an_operation_whose_caller_went_away_commits_and_drain_waits_for_i
         definition_id="rp-first", version=None, variables=None, business_key=None
     )
     [job] = await _jobs(service, "rp-first", 1)
-    call = asyncio.create_task(service.complete_job(job.id, worker_id="w", variables={"v": 1}))
-    await asyncio.sleep(0)  # the operation has begun
-    call.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await call
-    assert service.operations_in_flight == 1
-    [status] = await _fetch(pg_dsn, "SELECT status FROM job WHERE id = $1", job.id)
-    assert status["status"] == "LOCKED"  # not written yet: drain() has to wait for it
+    # Another session holds the instance's row: the completion's write waits behind it.
+    holder = await asyncpg.connect(pg_dsn)
+    held = holder.transaction()
+    await held.start()
+    await holder.execute("SELECT 1 FROM workflow_instance WHERE id = $1 FOR UPDATE", started.id)
+    try:
+        call = asyncio.create_task(service.complete_job(job.id, worker_id="w", variables={"v": 1}))
+        await asyncio.sleep(0.2)  # the operation has begun and waits for the row
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        assert service.operations_in_flight == 1
+        [status] = await _fetch(pg_dsn, "SELECT status FROM job WHERE id = $1", job.id)
+        assert status["status"] == "LOCKED"  # not written yet: drain() has to wait for it
+        draining = asyncio.create_task(service.drain())
+        await asyncio.sleep(0.1)
+        assert not draining.done()
+    finally:
+        await held.rollback()
+        await holder.close()
 
-    await service.drain()
+    await draining
     assert service.operations_in_flight == 0
     assert (await service.get_instance(started.id)).status.value == "COMPLETED"
     children = await _fetch(
