@@ -6,10 +6,12 @@ import pytest
 import pytest_asyncio
 
 from rochallor_server.app import Server
+from rochallor_server.service.workflow_service import WorkflowService
 from rochallor_server.store.postgres import PostgresStore, create_pool
 
 from ..support import fixture_definition
 from .client import Api
+from .services import make_service
 
 
 @pytest_asyncio.fixture
@@ -30,6 +32,15 @@ async def pg_store(pg_dsn: str) -> AsyncIterator[PostgresStore]:
     finally:
         await store.close()
         await pool.close()
+
+
+@pytest_asyncio.fixture
+async def replicas(pg_store: PostgresStore) -> AsyncIterator[list[WorkflowService]]:
+    """Three engines sharing one database (distinct ids, their own batches and caches)."""
+    made = [make_service(pg_store, ids_prefix=f"r{n}") for n in range(3)]
+    yield made
+    for service in made:
+        await service.drain()
 
 
 @pytest.fixture

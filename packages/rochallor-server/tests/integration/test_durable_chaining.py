@@ -6,29 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
-import asyncpg
 import pytest
 
 from rochallor_server.app import Server
-from rochallor_server.config import EngineSettings
-from rochallor_server.engine.clock import SystemClock, UlidGenerator
 from rochallor_server.engine.commands import ChainNext
-from rochallor_server.metrics import Metrics
 from rochallor_server.service.workflow_service import WorkflowService
-from rochallor_server.store.postgres import PostgresStore, create_pool
 
 from .client import Api
+from .services import scalar
 from .test_scenarios import END, task, wf
-
-
-async def _count(dsn: str, sql: str, *args: Any) -> int:
-    conn = await asyncpg.connect(dsn)
-    try:
-        return int(await conn.fetchval(sql, *args))
-    finally:
-        await conn.close()
 
 
 async def test_a_chain_the_engine_did_not_make_after_commit_is_made_by_the_sweeper(
@@ -49,45 +36,24 @@ async def test_a_chain_the_engine_did_not_make_after_commit_is_made_by_the_sweep
     parent = await api.start("dc-a", business_key="BK-1")
     assert (await api.instance(parent["id"]))["status"] == "COMPLETED"
     assert kicks == [1]
-    assert await _count(pg_dsn, "SELECT count(*) FROM pending_chain") == 1
+    assert await scalar(pg_dsn, "SELECT count(*) FROM pending_chain") == 1
     assert (
-        await _count(pg_dsn, "SELECT count(*) FROM workflow_instance WHERE definition_id = 'dc-b'")
+        await scalar(pg_dsn, "SELECT count(*) FROM workflow_instance WHERE definition_id = 'dc-b'")
         == 0
     )
 
     sweeper.start()  # "restarted"
     [child] = await api.wait_for_instances("dc-b", 1)
     assert child["businessKey"] == "BK-1"
-    assert await _count(pg_dsn, "SELECT count(*) FROM pending_chain") == 0
+    assert await scalar(pg_dsn, "SELECT count(*) FROM pending_chain") == 0
     await asyncio.sleep(0.5)  # a few more sweeps: still one child
     assert len(await api.wait_for_instances("dc-b", 1)) == 1
 
 
-@pytest.fixture
-async def engines(pg_dsn: str) -> Any:
-    pool = await create_pool(pg_dsn, 1, 12)
-    store = PostgresStore(pool)
-    made = [
-        WorkflowService(
-            store,
-            settings=EngineSettings(),
-            metrics=Metrics(),
-            clock=SystemClock(),
-            ids=UlidGenerator(),
-        )
-        for _ in range(4)
-    ]
-    yield made
-    for engine in made:
-        await engine.drain()
-    await store.close()
-    await pool.close()
-
-
 async def test_replicas_racing_for_the_requests_start_each_child_once(
-    engines: list[WorkflowService], pg_dsn: str
+    replicas: list[WorkflowService], pg_dsn: str
 ) -> None:
-    first = engines[0]
+    first = replicas[0]
     await first.upload_definition(wf("dc-child", task("c", "dc-c", "end"), END))
     async with first.store.transaction() as tx:  # 30 parents' final writes asked for a chain
         await tx.apply_events(
@@ -104,21 +70,21 @@ async def test_replicas_racing_for_the_requests_start_each_child_once(
             ],
             audit=True,
         )
-    made = await asyncio.gather(*(engine.run_pending_chains() for engine in engines))
+    made = await asyncio.gather(*(engine.run_pending_chains() for engine in replicas))
     assert sum(made) == 30
-    assert await _count(pg_dsn, "SELECT count(*) FROM pending_chain") == 0
-    children = await _count(pg_dsn, "SELECT count(DISTINCT variables->>'n') FROM workflow_instance")
+    assert await scalar(pg_dsn, "SELECT count(*) FROM pending_chain") == 0
+    children = await scalar(pg_dsn, "SELECT count(DISTINCT variables->>'n') FROM workflow_instance")
     assert children == 30
-    assert await _count(pg_dsn, "SELECT count(*) FROM workflow_instance") == 30
+    assert await scalar(pg_dsn, "SELECT count(*) FROM workflow_instance") == 30
     assert (
-        await _count(pg_dsn, "SELECT count(*) FROM audit_log WHERE kind = 'instance-chained'") == 30
+        await scalar(pg_dsn, "SELECT count(*) FROM audit_log WHERE kind = 'instance-chained'") == 30
     )
 
 
 async def test_a_chain_to_a_missing_definition_is_audited_once_and_forgotten(
-    engines: list[WorkflowService], pg_dsn: str, caplog: pytest.LogCaptureFixture
+    replicas: list[WorkflowService], pg_dsn: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    engine = engines[0]
+    engine = replicas[0]
     async with engine.store.transaction() as tx:
         chain = ChainNext(
             parent_instance_id="p", definition_id="nope", variables={}, business_key=None
@@ -129,17 +95,17 @@ async def test_a_chain_to_a_missing_definition_is_audited_once_and_forgotten(
     assert "chaining p -> nope failed" in caplog.text
     assert await engine.run_pending_chains() == 0
     failed = "SELECT count(*) FROM audit_log WHERE kind = 'instance-chain-failed'"
-    assert await _count(pg_dsn, failed) == 1
+    assert await scalar(pg_dsn, failed) == 1
 
 
 async def test_a_failing_background_task_is_logged(
-    engines: list[WorkflowService], caplog: pytest.LogCaptureFixture
+    replicas: list[WorkflowService], caplog: pytest.LogCaptureFixture
 ) -> None:
     async def broken() -> None:
         raise RuntimeError("boom")
 
     with caplog.at_level(logging.ERROR):
-        engines[0]._spawn(broken(), name="broken-task")
-        await engines[0].drain()
+        replicas[0]._spawn(broken(), name="broken-task")
+        await replicas[0].drain()
     assert "background task broken-task failed" in caplog.text
     assert "RuntimeError: boom" in caplog.text

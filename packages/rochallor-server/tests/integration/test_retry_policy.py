@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -21,42 +20,13 @@ from rochallor_server.service.retry import RetryPolicy
 from rochallor_server.service.workflow_service import WorkflowService
 from rochallor_server.store.postgres import PostgresStore, create_pool
 
+from .services import rows
 from .test_engine_behaviour import fan_in
 from .test_scenarios import END, task, wf
 
 
 def _same(job: Job) -> Job:
     return job
-
-
-async def _fetch(dsn: str, sql: str, *args: Any) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        return list(await conn.fetch(sql, *args))
-    finally:
-        await conn.close()
-
-
-@pytest.fixture
-async def services(pg_dsn: str) -> AsyncIterator[list[WorkflowService]]:
-    """Two replicas of the service over one database."""
-    pool = await create_pool(pg_dsn, 1, 12)
-    store = PostgresStore(pool)
-    made = [
-        WorkflowService(
-            store,
-            settings=EngineSettings(),
-            metrics=Metrics(),
-            clock=SystemClock(),
-            ids=UlidGenerator(),
-        )
-        for _ in range(2)
-    ]
-    yield made
-    for service in made:
-        await service.drain()
-    await store.close()
-    await pool.close()
 
 
 async def _jobs(service: WorkflowService, job_type: str, count: int) -> list[Job]:
@@ -75,12 +45,12 @@ def _batches(service: WorkflowService) -> tuple[float, float]:
 
 
 async def test_concurrent_completions_of_parallel_branches_each_land_once(
-    services: list[WorkflowService], pg_dsn: str
+    replicas: list[WorkflowService], pg_dsn: str
 ) -> None:
     """Sixty branches of one instance complete at once on two replicas: a second event of the
     instance in a batch runs after it, an event that lost a race to the other replica is
     decided again; every completion lands once and the join fires once."""
-    a, b = services
+    a, b, _ = replicas
     branches = [f"b{n}" for n in range(60)]
     await a.upload_definition(fan_in("rp-fan", "rp-branch", branches))
     for _ in range(2):
@@ -99,16 +69,16 @@ async def test_concurrent_completions_of_parallel_branches_each_land_once(
         assert instance.variables == {job.step_id: n for n, job in enumerate(jobs)}
         history = await a.history(started.id)
         assert [h.step_id for h in history].count("join") == 1
-        rows = await _fetch(
+        counted = await rows(
             pg_dsn,
             "SELECT kind, count(*) AS n FROM audit_log WHERE instance_id = $1 GROUP BY kind",
             started.id,
         )
-        kinds = {r["kind"]: r["n"] for r in rows}
+        kinds = {r["kind"]: r["n"] for r in counted}
         assert kinds["job-completed"] == len(branches)
         assert kinds["instance-completed"] == 1
     # each replica wrote its 60 events in more batches than one: one event per instance each
-    for service in services:
+    for service in (a, b):
         events, batches = _batches(service)
         assert events >= 60 and batches > 1
     assert a.operations_in_flight == b.operations_in_flight == 0
@@ -171,9 +141,9 @@ def _breaking(definition: CompiledDefinition, state: core.InstanceState, job: Jo
 
 
 async def test_one_event_that_breaks_the_write_does_not_fail_the_others(
-    services: list[WorkflowService], pg_dsn: str
+    replicas: list[WorkflowService], pg_dsn: str
 ) -> None:
-    service = services[0]
+    service = replicas[0]
     await service.upload_definition(wf("rp-one", task("t", "rp-one", "end"), END))
     for _ in range(12):
         await service.start_instance(
@@ -192,8 +162,8 @@ async def test_one_event_that_breaks_the_write_does_not_fail_the_others(
     assert [o for n, o in enumerate(outcomes) if n != 5] == [None] * 11
     sizes = service.metrics.batch_size.labels("job_events")
     assert sizes._sum.get() == 12 + 12  # a batch of 12 failed; then each written alone
-    rows = await _fetch(pg_dsn, "SELECT id, status FROM job")
-    assert {r["id"]: r["status"] for r in rows} == {
+    stored = await rows(pg_dsn, "SELECT id, status FROM job")
+    assert {r["id"]: r["status"] for r in stored} == {
         j.id: ("LOCKED" if j is bad else "COMPLETED") for j in jobs
     }
     instance = await service.get_instance(bad.instance_id)
@@ -201,11 +171,11 @@ async def test_one_event_that_breaks_the_write_does_not_fail_the_others(
 
 
 async def test_an_operation_whose_caller_went_away_commits_and_drain_waits_for_it(
-    services: list[WorkflowService], pg_dsn: str
+    replicas: list[WorkflowService], pg_dsn: str
 ) -> None:
     """The caller is cancelled right after the call began: the completion still commits,
     its after-commit work (the chained start) still runs, and drain() waits for both."""
-    service = services[0]
+    service = replicas[0]
     await service.upload_definition(wf("rp-next", task("n", "rp-next", "end"), END))
     await service.upload_definition(
         wf(
@@ -232,7 +202,7 @@ async def test_an_operation_whose_caller_went_away_commits_and_drain_waits_for_i
         with pytest.raises(asyncio.CancelledError):
             await call
         assert service.operations_in_flight == 1
-        [status] = await _fetch(pg_dsn, "SELECT status FROM job WHERE id = $1", job.id)
+        [status] = await rows(pg_dsn, "SELECT status FROM job WHERE id = $1", job.id)
         assert status["status"] == "LOCKED"  # not written yet: drain() has to wait for it
         draining = asyncio.create_task(service.drain())
         await asyncio.sleep(0.1)
@@ -244,16 +214,16 @@ async def test_an_operation_whose_caller_went_away_commits_and_drain_waits_for_i
     await draining
     assert service.operations_in_flight == 0
     assert (await service.get_instance(started.id)).status.value == "COMPLETED"
-    children = await _fetch(
+    children = await rows(
         pg_dsn, "SELECT variables FROM workflow_instance WHERE definition_id = 'rp-next'"
     )
     assert len(children) == 1
 
 
 async def test_the_failure_of_an_operation_whose_caller_went_away_is_logged(
-    services: list[WorkflowService], caplog: pytest.LogCaptureFixture
+    replicas: list[WorkflowService], caplog: pytest.LogCaptureFixture
 ) -> None:
-    service = services[0]
+    service = replicas[0]
     call = asyncio.create_task(service.complete_job("no-such-job", worker_id="w", variables={}))
     await asyncio.sleep(0)
     call.cancel()
@@ -263,8 +233,8 @@ async def test_the_failure_of_an_operation_whose_caller_went_away_is_logged(
     assert "complete_job" in record.getMessage() and "no-such-job" in record.getMessage()
 
 
-async def test_drain_cancels_what_outlasts_its_grace(services: list[WorkflowService]) -> None:
-    service = services[0]
+async def test_drain_cancels_what_outlasts_its_grace(replicas: list[WorkflowService]) -> None:
+    service = replicas[0]
     finished: list[str] = []
 
     async def slow() -> None:

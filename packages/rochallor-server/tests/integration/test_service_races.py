@@ -10,7 +10,7 @@ every job ended once, no open work left behind, nothing lost.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import Awaitable
 from typing import Any
 
 import pytest
@@ -20,7 +20,7 @@ from rochallor_server.errors import Conflict
 from rochallor_server.service.workflow_service import WorkflowService
 from rochallor_server.store.postgres import PostgresStore
 
-from .services import audit_kinds, check_invariants, make_service, rows, value
+from .services import audit_kinds, check_invariants, rows, value
 
 END = {"id": "end", "name": "end", "type": "END"}
 
@@ -54,15 +54,6 @@ def fan_in(definition_id: str, branches: list[str], **extra: Any) -> dict[str, A
             END,
         ],
     }
-
-
-@pytest.fixture
-async def replicas(pg_store: PostgresStore) -> AsyncIterator[list[WorkflowService]]:
-    """Three engines sharing one database (distinct ids, their own batches and caches)."""
-    made = [make_service(pg_store, ids_prefix=f"r{n}") for n in range(3)]
-    yield made
-    for service in made:
-        await service.drain()
 
 
 async def start(service: WorkflowService, definition_id: str, count: int) -> list[Instance]:

@@ -4,7 +4,6 @@ links."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -19,21 +18,15 @@ from rochallor_server.engine.commands import (
 )
 from rochallor_server.engine.model import AuditEntry, InstanceStatus, JobStatus
 from rochallor_server.service.ports import InstanceFilter, Store, WorkerSeen
-from rochallor_server.store.postgres import PostgresStore, create_pool
+from rochallor_server.store.postgres import PostgresStore
 
 from .records import T0, at, make_execution, make_instance, make_job
 from .test_store_events import apply
 
 
 @pytest.fixture
-async def store(pg_dsn: str) -> AsyncIterator[PostgresStore]:
-    pool = await create_pool(pg_dsn, 1, 4)
-    store = PostgresStore(pool)
-    try:
-        yield store
-    finally:
-        await store.close()
-        await pool.close()
+def store(pg_store: PostgresStore) -> PostgresStore:
+    return pg_store
 
 
 async def test_instance_filters_and_counts_per_status(store: Store) -> None:

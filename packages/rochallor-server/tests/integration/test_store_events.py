@@ -5,7 +5,7 @@ at commit, the revision guard of optimistic concurrency, cancellation scoping, l
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -39,20 +39,14 @@ from rochallor_server.engine.model import (
     UserTaskStatus,
 )
 from rochallor_server.service.ports import InstanceFilter, LoadedJob, Store
-from rochallor_server.store.postgres import PostgresStore, create_pool
+from rochallor_server.store.postgres import PostgresStore
 
 from .records import T0, at, make_execution, make_instance, make_job, make_timer, new_id
 
 
 @pytest.fixture
-async def store(pg_dsn: str) -> AsyncIterator[PostgresStore]:
-    pool = await create_pool(pg_dsn, 1, 4)
-    store = PostgresStore(pool, listener_reconnect_delay=(0.05, 0.2))
-    try:
-        yield store
-    finally:
-        await store.close()
-        await pool.close()
+def store(pg_store: PostgresStore) -> PostgresStore:
+    return pg_store
 
 
 async def apply(store: Store, *commands: Command) -> None:
