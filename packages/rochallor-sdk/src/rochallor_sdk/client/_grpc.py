@@ -28,19 +28,28 @@ def parse_target(target: str) -> tuple[str, int]:
     return split.hostname or "localhost", split.port or _DEFAULT_PORT
 
 
-def _socket_of(channel: Channel) -> Any:
-    """The channel's socket, if connected (grpclib keeps it on a private attribute)."""
+def _transport_of(channel: Channel) -> Any:
+    """The channel's transport, if connected (grpclib keeps it on a private attribute)."""
     protocol = getattr(channel, "_protocol", None)
-    transport = getattr(getattr(protocol, "connection", None), "_transport", None)
-    return None if transport is None else transport.get_extra_info("socket")
+    return getattr(getattr(protocol, "connection", None), "_transport", None)
 
 
-async def _closed(sock: Any, within: float = 1.0) -> None:
-    """Wait (bounded) until ``sock`` is closed: a TLS connection closes after its
-    close_notify exchange, a few loop iterations after ``Channel.close()``."""
-    deadline = asyncio.get_running_loop().time() + within
+async def _close_channel(channel: Channel, within: float = 1.0) -> None:
+    """Close ``channel`` and wait (bounded) until its socket is closed.
+
+    A TLS connection closes after its close_notify exchange, a few loop iterations after
+    ``Channel.close()``; an engine that does not answer within ``within`` seconds gets the
+    connection aborted, so no socket outlives the client.
+    """
+    transport = _transport_of(channel)
+    sock = None if transport is None else transport.get_extra_info("socket")
+    channel.close()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
     while sock is not None and sock.fileno() != -1:
-        if asyncio.get_running_loop().time() > deadline:
+        if loop.time() > deadline:
+            transport.abort()
+            await asyncio.sleep(0)  # the loop closes the socket on its next turn
             return
         await asyncio.sleep(0.005)
 
@@ -78,9 +87,7 @@ class GrpcClient(_base.ClosingClient):
 
     async def close(self) -> None:
         if self._owns_channel and self._channel is not None:
-            sock = _socket_of(self._channel)
-            self._channel.close()
-            await _closed(sock)
+            await _close_channel(self._channel)
         self._channel = None
 
     def _stub(self) -> pb.WorkflowEngineStub:
