@@ -8,10 +8,13 @@ environment.
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from asyncio.sslproto import SSLProtocol
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +63,30 @@ def secured(pg_dsn: str, tmp_path: Path, certs: Certificates) -> Iterator[Engine
         yield engine
     finally:
         assert engine.stop() == 0, engine.log()
+
+
+def _tls_connections_of(loop: asyncio.AbstractEventLoop) -> list[SSLProtocol]:
+    """TLS connections of ``loop`` whose socket is still open."""
+    return [
+        obj
+        for obj in gc.get_objects()
+        if isinstance(obj, SSLProtocol) and obj._loop is loop and obj._transport is not None
+    ]
+
+
+@pytest.fixture(autouse=True)
+async def tls_shutdowns_finish() -> AsyncIterator[None]:
+    """A connection that aiohttp closes (a long poll cancelled when the worker stops) ends
+    with a TLS close_notify exchange that runs on after ``close()`` returns; on Python 3.11
+    aiohttp cannot abort it. The test's loop stays open until those exchanges are over
+    (asyncio ends each within its own 30 s shutdown timeout), so no socket outlives it."""
+    yield
+    loop = asyncio.get_running_loop()
+    for _ in range(700):  # 35 s
+        if not (open_connections := _tls_connections_of(loop)):
+            break
+        await asyncio.sleep(0.05)
+    assert open_connections == [], "TLS connections still open after the test"
 
 
 def _url(engine: EngineProcess, transport: str) -> str:
