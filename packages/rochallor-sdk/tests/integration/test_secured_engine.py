@@ -8,13 +8,11 @@ environment.
 
 from __future__ import annotations
 
-import asyncio
-import gc
 import os
 import subprocess
 import sys
 from asyncio.sslproto import SSLProtocol
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +20,7 @@ import pytest
 
 from rochallor_sdk import ApiError, Registry, Worker, create_client
 from rochallor_sdk._security import client_ssl_context
-from rochallor_server.testing import Certificates, EngineProcess, make_certificates
+from rochallor_server.testing import Certificates, EngineProcess
 
 from ._support import TRANSPORTS, service_task_flow, settings, wait_for_status
 
@@ -38,11 +36,6 @@ def _create_key(dsn: str, *args: str) -> str:
         check=True,
     )
     return done.stdout.strip().splitlines()[-1]
-
-
-@pytest.fixture
-def certs(tmp_path: Path) -> Certificates:
-    return make_certificates(tmp_path / "certs")
 
 
 @pytest.fixture
@@ -65,30 +58,6 @@ def secured(pg_dsn: str, tmp_path: Path, certs: Certificates) -> Iterator[Engine
         assert engine.stop() == 0, engine.log()
 
 
-def _tls_connections_of(loop: asyncio.AbstractEventLoop) -> list[SSLProtocol]:
-    """TLS connections of ``loop`` whose socket is still open."""
-    return [
-        obj
-        for obj in gc.get_objects()
-        if isinstance(obj, SSLProtocol) and obj._loop is loop and obj._transport is not None
-    ]
-
-
-@pytest.fixture(autouse=True)
-async def tls_shutdowns_finish() -> AsyncIterator[None]:
-    """A connection that aiohttp closes (a long poll cancelled when the worker stops) ends
-    with a TLS close_notify exchange that runs on after ``close()`` returns; on Python 3.11
-    aiohttp cannot abort it. The test's loop stays open until those exchanges are over
-    (asyncio ends each within its own 30 s shutdown timeout), so no socket outlives it."""
-    yield
-    loop = asyncio.get_running_loop()
-    for _ in range(700):  # 35 s
-        if not (open_connections := _tls_connections_of(loop)):
-            break
-        await asyncio.sleep(0.05)
-    assert open_connections == [], "TLS connections still open after the test"
-
-
 def _url(engine: EngineProcess, transport: str) -> str:
     return engine.rest_url if transport == "rest" else f"grpcs://{engine.grpc_target}"
 
@@ -100,6 +69,7 @@ async def test_worker_and_admin_client_over_tls_with_tokens(
     certs: Certificates,
     transport: str,
     monkeypatch: pytest.MonkeyPatch,
+    open_tls_sockets: Callable[[], list[SSLProtocol]],
 ) -> None:
     admin_token = _create_key(pg_dsn, "--name", "deployer", "--role", "admin")
     worker_token = _create_key(
@@ -163,3 +133,5 @@ async def test_worker_and_admin_client_over_tls_with_tokens(
         assert done["variables"] == {"n": 1, "handled": True}
     finally:
         await admin.close()
+    # Every client is closed: none of their TLS sockets is left to the garbage collector.
+    assert open_tls_sockets() == []

@@ -10,11 +10,18 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+import aiohttp.connector
 
 from rochallor_sdk import _errors, _security
 from rochallor_sdk.client import _base, _convert
 
 _JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
+
+#: On Pythons whose asyncio can leave a closed TLS connection open while its close_notify
+#: exchange waits for the peer (before 3.12.8, and 3.13.0), aiohttp aborts such connections
+#: itself when asked to, and at the latest when the session closes. aiohttp knows which
+#: Pythons those are (and warns when asked on the others).
+_ABORT_CLOSED_TLS: bool = getattr(aiohttp.connector, "NEEDS_CLEANUP_CLOSED", False)
 
 
 class RestClient(_base.ClosingClient):
@@ -57,7 +64,9 @@ class RestClient(_base.ClosingClient):
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            self._session = aiohttp.ClientSession()
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(enable_cleanup_closed=_ABORT_CLOSED_TLS)
+            )
             self._owns_session = True
         return self._session
 
